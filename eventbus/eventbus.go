@@ -1,0 +1,115 @@
+// Package eventbus is Herald's contract with NATS JetStream: the stream that carries every post event, its
+// subjects, and how events are published so that a republished event is deduplicated. The gateway, the
+// approval service and the publisher all use it, so the stream is defined in exactly one place.
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+// Stream is the JetStream stream that holds every post event.
+const Stream = "HERALD_POSTS"
+
+// Subjects of the post events. Payloads are the messages of proto/herald/events/v1 with the same name.
+const (
+	SubjectRequested = "herald.posts.requested"
+	SubjectApproved  = "herald.posts.approved"
+	SubjectRejected  = "herald.posts.rejected"
+	SubjectPublished = "herald.posts.published"
+	SubjectFailed    = "herald.posts.failed"
+	SubjectUnknown   = "herald.posts.unknown"
+)
+
+// DedupeWindow is how long JetStream remembers a Nats-Msg-Id. Consumers are idempotent beyond it anyway;
+// the window only spares them most of the duplicate work.
+const DedupeWindow = time.Hour
+
+// StreamConfig is the configuration of Stream.
+func StreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "Herald post requests and their outcomes",
+		Subjects:    []string{"herald.posts.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      30 * 24 * time.Hour,
+		Duplicates:  DedupeWindow,
+	}
+}
+
+// ErrUnavailable is returned when JetStream could not be reached or did not acknowledge a message in time.
+// Callers must not tell anyone the message was accepted.
+var ErrUnavailable = errors.New("event bus unavailable")
+
+// Connect dials NATS and returns a connection and its JetStream context, with the stream created or
+// updated. name identifies the client in the server's monitoring.
+func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(false),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig()); err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	return nc, js, nil
+}
+
+// Publisher publishes protobuf events with a message id, waiting for JetStream's acknowledgement.
+type Publisher struct {
+	js      jetstream.JetStream
+	timeout time.Duration
+}
+
+// NewPublisher returns a Publisher that gives JetStream at most timeout to acknowledge each message.
+func NewPublisher(js jetstream.JetStream, timeout time.Duration) (*Publisher, error) {
+	if js == nil {
+		return nil, errors.New("eventbus: nil JetStream")
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return &Publisher{js: js, timeout: timeout}, nil
+}
+
+// PublishProto marshals m and publishes it like Publish.
+func (p *Publisher) PublishProto(ctx context.Context, subject, msgID string, m proto.Message) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("marshal %s: %w", subject, err)
+	}
+	return p.Publish(ctx, subject, msgID, data)
+}
+
+// Publish sends data on subject with msgID as Nats-Msg-Id and returns once the stream stored it. A message
+// published again with the same msgID within DedupeWindow is stored once.
+func (p *Publisher) Publish(ctx context.Context, subject, msgID string, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if _, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream)); err != nil {
+		return fmt.Errorf("publish %s %s: %w: %w", subject, msgID, ErrUnavailable, err)
+	}
+	return nil
+}
+
+// MsgID is the Nats-Msg-Id of the event of kind for a post: one per post and kind, so every republication
+// of the same event is deduplicated.
+func MsgID(postID, kind string) string {
+	return postID + ":" + kind
+}

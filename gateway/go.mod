@@ -1,0 +1,3 @@
+module github.com/heraldhq/herald/gateway
+
+go 1.26.0

@@ -1,0 +1,130 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// Wake asks the outbox loop to look for work now rather than at its next tick.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// RunOutbox works through the outbox until ctx ends: it publishes events and sends approval emails
+// written by committed transactions. Failed items are retried with exponential backoff.
+func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
+	if poll <= 0 {
+		poll = time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if err := s.DrainOutbox(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "outbox", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// DrainOutbox does every item that is due now, once.
+func (s *Service) DrainOutbox(ctx context.Context) error {
+	for {
+		items, err := s.store.DueOutbox(ctx, s.now(), 50)
+		if err != nil {
+			return fmt.Errorf("due outbox: %w", err)
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		for _, it := range items {
+			if err := s.deliver(ctx, it); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				next := s.now().Add(retryDelay(it.Attempts + 1))
+				s.log.WarnContext(ctx, "outbox item failed; will retry", "outbox_id", it.ID, "kind", it.Kind, "attempts", it.Attempts+1, "next_attempt", next, "err", err)
+				if derr := s.store.DeferOutbox(ctx, it.ID, next, err.Error()); derr != nil {
+					return fmt.Errorf("defer outbox %d: %w", it.ID, derr)
+				}
+				continue
+			}
+			if err := s.store.DeleteOutbox(ctx, it.ID); err != nil {
+				return fmt.Errorf("delete outbox %d: %w", it.ID, err)
+			}
+		}
+	}
+}
+
+// retryDelay is the wait before the nth retry: exponential from one second, capped at five minutes.
+func retryDelay(n int) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = time.Second
+	b.MaxInterval = 5 * time.Minute
+	b.RandomizationFactor = 0.2
+	d := b.NextBackOff()
+	for i := 1; i < n && i < 20; i++ {
+		d = b.NextBackOff()
+	}
+	return d
+}
+
+func (s *Service) deliver(ctx context.Context, it OutboxItem) error {
+	switch it.Kind {
+	case OutboxEvent:
+		return s.events.Publish(ctx, it.Subject, it.MsgID, it.Payload)
+	case OutboxApprovalEmail:
+		return s.sendApprovalEmail(ctx, it.MsgID, it.Subject)
+	default:
+		return fmt.Errorf("unknown outbox kind %q", it.Kind)
+	}
+}
+
+// sendApprovalEmail mints a link for one approver and mails it. The token is minted here, not when the
+// post was stored, so that no usable secret ever sits in the database: a retry mints a fresh one.
+func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID string) error {
+	p, err := s.store.GetPost(ctx, postID)
+	if err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
+	if p.Status != StatusPending {
+		return nil // decided before the mail went out: nothing to ask
+	}
+	a, err := s.store.GetApprover(ctx, approverID)
+	if errors.Is(err, ErrNotFound) {
+		return nil // removed meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
+	d, err := s.store.GetDepartment(ctx, p.DepartmentID)
+	if err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
+	secret := newSecret()
+	now := s.now()
+	t := Token{Hash: HashSecret(secret), PostID: p.ID, ApproverID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TokenTTL)}
+	if err := s.store.CreateToken(ctx, t); err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
+	err = s.mailer.SendApprovalRequest(ctx, ApprovalEmail{
+		To: a.Email, ToName: a.Name, PostID: p.ID, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
+		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt,
+	})
+	if err != nil {
+		return fmt.Errorf("approval email for %s to approver %s: %w", postID, a.ID, err)
+	}
+	s.log.InfoContext(ctx, "approval email sent", "post_id", p.ID, "approver_id", a.ID)
+	return nil
+}

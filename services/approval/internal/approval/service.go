@@ -1,0 +1,415 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/heraldhq/herald/eventbus"
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+)
+
+// Mailer sends the approval email to one approver.
+type Mailer interface {
+	SendApprovalRequest(ctx context.Context, e ApprovalEmail) error
+}
+
+// ApprovalEmail is what an approver is told about a post.
+type ApprovalEmail struct {
+	To             string
+	ToName         string
+	PostID         string
+	DepartmentName string
+	RequestedBy    string
+	Text           string
+	Link           string
+	ExpiresAt      time.Time
+}
+
+// EventPublisher publishes an event and returns once the event bus stored it.
+type EventPublisher interface {
+	Publish(ctx context.Context, subject, msgID string, data []byte) error
+}
+
+// Config tunes a Service.
+type Config struct {
+	// PublicURL is the gateway's public base URL; approval links point at {PublicURL}/approvals/{token}.
+	PublicURL string
+	// TokenTTL is how long an approval link stays valid.
+	TokenTTL time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service carries out the approval service's use cases over a Store.
+type Service struct {
+	store  Store
+	mailer Mailer
+	events EventPublisher
+	cfg    Config
+	log    *slog.Logger
+	wake   chan struct{}
+}
+
+// NewService returns a Service. Every dependency is required.
+func NewService(store Store, mailer Mailer, events EventPublisher, cfg Config, log *slog.Logger) (*Service, error) {
+	switch {
+	case store == nil:
+		return nil, errors.New("approval: nil store")
+	case mailer == nil:
+		return nil, errors.New("approval: nil mailer")
+	case events == nil:
+		return nil, errors.New("approval: nil event publisher")
+	case log == nil:
+		return nil, errors.New("approval: nil logger")
+	case cfg.PublicURL == "":
+		return nil, errors.New("approval: public URL is required for approval links")
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 72 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	return &Service{store: store, mailer: mailer, events: events, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// CreateDepartment adds a department.
+func (s *Service) CreateDepartment(ctx context.Context, name string) (Department, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > 100 {
+		return Department{}, invalid("department name must be 1 to 100 characters")
+	}
+	d := Department{ID: uuid.NewString(), Name: name, CreatedAt: s.now()}
+	if err := s.store.CreateDepartment(ctx, d); err != nil {
+		return Department{}, fmt.Errorf("create department %q: %w", name, err)
+	}
+	return d, nil
+}
+
+// ListDepartments lists every department by name.
+func (s *Service) ListDepartments(ctx context.Context) ([]Department, error) {
+	return s.store.ListDepartments(ctx)
+}
+
+// CreateAPIKey issues a key for a department and returns it with its secret, which is not stored.
+func (s *Service) CreateAPIKey(ctx context.Context, departmentID, label string) (APIKey, string, error) {
+	if _, err := s.store.GetDepartment(ctx, departmentID); err != nil {
+		return APIKey{}, "", fmt.Errorf("department %q: %w", departmentID, err)
+	}
+	if utf8.RuneCountInString(label) > 100 {
+		return APIKey{}, "", invalid("label must be at most 100 characters")
+	}
+	secret := apiKeyPrefix + newSecret()
+	k := APIKey{
+		ID:           uuid.NewString(),
+		DepartmentID: departmentID,
+		Label:        strings.TrimSpace(label),
+		Prefix:       secret[:len(apiKeyPrefix)+6],
+		Hash:         HashSecret(secret),
+		CreatedAt:    s.now(),
+	}
+	if err := s.store.CreateAPIKey(ctx, k); err != nil {
+		return APIKey{}, "", fmt.Errorf("create api key: %w", err)
+	}
+	return k, secret, nil
+}
+
+// ListAPIKeys lists a department's keys, revoked ones included.
+func (s *Service) ListAPIKeys(ctx context.Context, departmentID string) ([]APIKey, error) {
+	return s.store.ListAPIKeys(ctx, departmentID)
+}
+
+// RevokeAPIKey makes a key unusable from now on.
+func (s *Service) RevokeAPIKey(ctx context.Context, id string) (APIKey, error) {
+	return s.store.RevokeAPIKey(ctx, id, s.now())
+}
+
+// AuthenticateKey returns the valid key that secret is, or ErrUnauthorized.
+func (s *Service) AuthenticateKey(ctx context.Context, secret string) (APIKey, error) {
+	if !strings.HasPrefix(secret, apiKeyPrefix) || len(secret) > 200 {
+		return APIKey{}, ErrUnauthorized
+	}
+	hash := HashSecret(secret)
+	k, err := s.store.GetAPIKeyByHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return APIKey{}, ErrUnauthorized
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("authenticate key: %w", err)
+	}
+	if !sameHash(k.Hash, hash) || !k.RevokedAt.IsZero() {
+		return APIKey{}, ErrUnauthorized
+	}
+	return k, nil
+}
+
+// AddApprover adds a member of the communications team.
+func (s *Service) AddApprover(ctx context.Context, email, name string) (Approver, error) {
+	addr, err := mail.ParseAddress(strings.TrimSpace(email))
+	if err != nil || addr.Address != strings.TrimSpace(email) {
+		return Approver{}, invalid("approver email %q is not a plain email address", email)
+	}
+	if utf8.RuneCountInString(name) > 100 {
+		return Approver{}, invalid("approver name must be at most 100 characters")
+	}
+	a := Approver{ID: uuid.NewString(), Email: strings.ToLower(addr.Address), Name: strings.TrimSpace(name), CreatedAt: s.now()}
+	return s.store.UpsertApprover(ctx, a)
+}
+
+// ListApprovers lists the current approvers.
+func (s *Service) ListApprovers(ctx context.Context) ([]Approver, error) {
+	return s.store.ListApprovers(ctx)
+}
+
+// RemoveApprover removes an approver; links already sent to them stop working.
+func (s *Service) RemoveApprover(ctx context.Context, id string) error {
+	return s.store.RemoveApprover(ctx, id, s.now())
+}
+
+// Submit records a requested post and queues an approval email to every approver. A redelivered request
+// changes nothing. A request for an unknown department is invalid and never will be valid.
+func (s *Service) Submit(ctx context.Context, ev *eventsv1.PostRequested) error {
+	if _, err := uuid.Parse(ev.GetPostId()); err != nil {
+		return invalid("post id %q is not a UUID", ev.GetPostId())
+	}
+	if strings.TrimSpace(ev.GetText()) == "" {
+		return invalid("post %s has no text", ev.GetPostId())
+	}
+	if _, err := s.store.GetDepartment(ctx, ev.GetDepartmentId()); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return invalid("post %s names unknown department %q", ev.GetPostId(), ev.GetDepartmentId())
+		}
+		return fmt.Errorf("submit %s: %w", ev.GetPostId(), err)
+	}
+	approvers, err := s.store.ListApprovers(ctx)
+	if err != nil {
+		return fmt.Errorf("submit %s: %w", ev.GetPostId(), err)
+	}
+	now := s.now()
+	created := now
+	if ev.GetRequestedAt().IsValid() {
+		created = ev.GetRequestedAt().AsTime().UTC().Truncate(time.Microsecond)
+	}
+	p := Post{
+		ID:             ev.GetPostId(),
+		DepartmentID:   ev.GetDepartmentId(),
+		Text:           ev.GetText(),
+		RequestedBy:    ev.GetRequestedBy(),
+		IdempotencyKey: ev.GetIdempotencyKey(),
+		Status:         StatusPending,
+		CreatedAt:      created,
+		UpdatedAt:      now,
+	}
+	outbox := make([]OutboxItem, 0, len(approvers))
+	for _, a := range approvers {
+		outbox = append(outbox, OutboxItem{Kind: OutboxApprovalEmail, Subject: a.ID, MsgID: p.ID, CreatedAt: now, NextAttemptAt: now})
+	}
+	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending}
+	isNew, err := s.store.CreatePost(ctx, p, audit, outbox)
+	if err != nil {
+		return fmt.Errorf("submit %s: %w", p.ID, err)
+	}
+	if !isNew {
+		s.log.InfoContext(ctx, "post request redelivered; nothing to do", "post_id", p.ID)
+		return nil
+	}
+	if len(approvers) == 0 {
+		s.log.WarnContext(ctx, "post requested but there are no approvers to ask", "post_id", p.ID)
+	}
+	s.log.InfoContext(ctx, "post requested", "post_id", p.ID, "department_id", p.DepartmentID, "approvers", len(approvers))
+	s.Wake()
+	return nil
+}
+
+// GetPost returns a post. With departmentID set, another department's post is ErrNotFound.
+func (s *Service) GetPost(ctx context.Context, id, departmentID string) (Post, error) {
+	p, err := s.store.GetPost(ctx, id)
+	if err != nil {
+		return Post{}, fmt.Errorf("get post %s: %w", id, err)
+	}
+	if departmentID != "" && p.DepartmentID != departmentID {
+		return Post{}, fmt.Errorf("get post %s: %w", id, ErrNotFound)
+	}
+	return p, nil
+}
+
+// ListPosts lists posts, newest first.
+func (s *Service) ListPosts(ctx context.Context, f PostFilter) ([]Post, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	if f.Limit > 500 {
+		f.Limit = 500
+	}
+	return s.store.ListPosts(ctx, f)
+}
+
+// LinkState says whether an approval link can still be used.
+type LinkState string
+
+// The states of an approval link.
+const (
+	LinkOpen    LinkState = "open"
+	LinkUsed    LinkState = "used"
+	LinkExpired LinkState = "expired"
+	LinkClosed  LinkState = "closed"
+)
+
+// ApprovalView is what an approval link shows.
+type ApprovalView struct {
+	Post       Post
+	Approver   Approver
+	Department Department
+	State      LinkState
+	ExpiresAt  time.Time
+}
+
+// ViewApproval returns what the link with token points at. It changes nothing.
+func (s *Service) ViewApproval(ctx context.Context, token string) (ApprovalView, error) {
+	t, err := s.lookupToken(ctx, token)
+	if err != nil {
+		return ApprovalView{}, err
+	}
+	p, err := s.store.GetPost(ctx, t.PostID)
+	if err != nil {
+		return ApprovalView{}, fmt.Errorf("approval post %s: %w", t.PostID, err)
+	}
+	a, err := s.store.GetApprover(ctx, t.ApproverID)
+	if err != nil {
+		return ApprovalView{}, fmt.Errorf("approval approver %s: %w", t.ApproverID, err)
+	}
+	d, err := s.store.GetDepartment(ctx, p.DepartmentID)
+	if err != nil {
+		return ApprovalView{}, fmt.Errorf("approval department %s: %w", p.DepartmentID, err)
+	}
+	return ApprovalView{Post: p, Approver: a, Department: d, State: s.linkState(t, p), ExpiresAt: t.ExpiresAt}, nil
+}
+
+func (s *Service) linkState(t Token, p Post) LinkState {
+	switch {
+	case !t.UsedAt.IsZero():
+		return LinkUsed
+	case p.Status != StatusPending:
+		return LinkClosed
+	case !s.now().Before(t.ExpiresAt):
+		return LinkExpired
+	default:
+		return LinkOpen
+	}
+}
+
+func (s *Service) lookupToken(ctx context.Context, token string) (Token, error) {
+	if token == "" || len(token) > 100 {
+		return Token{}, fmt.Errorf("approval link: %w", ErrNotFound)
+	}
+	t, err := s.store.GetToken(ctx, HashSecret(token))
+	if err != nil {
+		return Token{}, fmt.Errorf("approval link: %w", err)
+	}
+	return t, nil
+}
+
+// Decide records an approver's decision through their link. The first decision settles the post; the
+// approved post is handed to the publisher through the outbox.
+func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, comment, origin string) (Post, error) {
+	if outcome != OutcomeApprove && outcome != OutcomeReject {
+		return Post{}, invalid("outcome must be approve or reject")
+	}
+	if utf8.RuneCountInString(comment) > 1000 {
+		return Post{}, invalid("comment must be at most 1000 characters")
+	}
+	t, err := s.lookupToken(ctx, token)
+	if err != nil {
+		return Post{}, err
+	}
+	p, err := s.store.GetPost(ctx, t.PostID)
+	if err != nil {
+		return Post{}, fmt.Errorf("decide %s: %w", t.PostID, err)
+	}
+	switch s.linkState(t, p) {
+	case LinkUsed:
+		return Post{}, ErrTokenUsed
+	case LinkClosed:
+		return Post{}, ErrClosed
+	case LinkExpired:
+		return Post{}, ErrTokenExpired
+	}
+	a, err := s.store.GetApprover(ctx, t.ApproverID)
+	if err != nil {
+		return Post{}, fmt.Errorf("decide %s: approver: %w", p.ID, err)
+	}
+	now := s.now()
+	params := DecideParams{TokenHash: t.Hash, PostID: p.ID, Outcome: outcome, Approver: a.Email, Comment: comment, At: now}
+	var ev proto.Message
+	if outcome == OutcomeApprove {
+		params.Status = StatusApproved
+		params.Event = OutboxItem{Kind: OutboxEvent, Subject: eventbus.SubjectApproved, MsgID: eventbus.MsgID(p.ID, "approved")}
+		ev = &eventsv1.PostApproved{PostId: p.ID, DepartmentId: p.DepartmentID, Text: p.Text, ApprovedBy: a.Email, ApprovedAt: timestamppb.New(now), Comment: comment}
+	} else {
+		params.Status = StatusRejected
+		params.Event = OutboxItem{Kind: OutboxEvent, Subject: eventbus.SubjectRejected, MsgID: eventbus.MsgID(p.ID, "rejected")}
+		ev = &eventsv1.PostRejected{PostId: p.ID, DepartmentId: p.DepartmentID, RejectedBy: a.Email, RejectedAt: timestamppb.New(now), Comment: comment}
+	}
+	if params.Event.Payload, err = proto.Marshal(ev); err != nil {
+		return Post{}, fmt.Errorf("decide %s: %w", p.ID, err)
+	}
+	params.Event.CreatedAt, params.Event.NextAttemptAt = now, now
+	params.Audit = AuditEntry{PostID: p.ID, At: now, Actor: a.Email, Origin: origin, Action: string(outcome), FromStatus: StatusPending, ToStatus: params.Status, Comment: comment}
+	if err := s.store.Decide(ctx, params); err != nil {
+		return Post{}, fmt.Errorf("decide %s: %w", p.ID, err)
+	}
+	s.log.InfoContext(ctx, "post decided", "post_id", p.ID, "outcome", outcome, "approver_id", a.ID)
+	s.Wake()
+	return s.store.GetPost(ctx, p.ID)
+}
+
+// RecordPublished records that the publisher published an approved post.
+func (s *Service) RecordPublished(ctx context.Context, ev *eventsv1.PostPublished) error {
+	return s.recordOutcome(ctx, OutcomeParams{
+		PostID: ev.GetPostId(), Status: StatusPublished, Channel: ev.GetChannel(), RemoteID: ev.GetRemoteId(),
+		RemoteURL: ev.GetUrl(), PublishedAt: ev.GetPublishedAt().AsTime(),
+	})
+}
+
+// RecordFailed records that the channel refused an approved post.
+func (s *Service) RecordFailed(ctx context.Context, ev *eventsv1.PostFailed) error {
+	return s.recordOutcome(ctx, OutcomeParams{PostID: ev.GetPostId(), Status: StatusFailed, Channel: ev.GetChannel(), FailureReason: ev.GetReason()})
+}
+
+// RecordUnknown records that the publisher cannot tell whether an approved post went out.
+func (s *Service) RecordUnknown(ctx context.Context, ev *eventsv1.PostUnknown) error {
+	return s.recordOutcome(ctx, OutcomeParams{PostID: ev.GetPostId(), Status: StatusUnknown, Channel: ev.GetChannel(), FailureReason: ev.GetReason()})
+}
+
+func (s *Service) recordOutcome(ctx context.Context, p OutcomeParams) error {
+	if p.PostID == "" {
+		return invalid("outcome event without a post id")
+	}
+	now := s.now()
+	p.At = now
+	if !p.PublishedAt.IsZero() {
+		p.PublishedAt = p.PublishedAt.UTC().Truncate(time.Microsecond)
+	}
+	p.Audit = AuditEntry{PostID: p.PostID, At: now, Actor: "publisher", Origin: "channel:" + p.Channel, Action: string(p.Status), ToStatus: p.Status, Comment: p.FailureReason}
+	changed, err := s.store.RecordOutcome(ctx, p)
+	if err != nil {
+		return fmt.Errorf("record %s of %s: %w", p.Status, p.PostID, err)
+	}
+	if changed {
+		s.log.InfoContext(ctx, "post outcome recorded", "post_id", p.PostID, "status", p.Status, "remote_id", p.RemoteID)
+	}
+	return nil
+}

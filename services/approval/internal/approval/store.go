@@ -1,0 +1,83 @@
+package approval
+
+import (
+	"context"
+	"time"
+)
+
+// PostFilter narrows ListPosts. Zero fields do not filter.
+type PostFilter struct {
+	DepartmentID string
+	Status       Status
+	Limit        int
+}
+
+// DecideParams is everything one decision writes, in one transaction.
+type DecideParams struct {
+	TokenHash string
+	PostID    string
+	Status    Status // the post's new status
+	Outcome   Outcome
+	Approver  string
+	Comment   string
+	At        time.Time
+	Audit     AuditEntry
+	Event     OutboxItem
+}
+
+// OutcomeParams records what the publisher reported for an approved post.
+type OutcomeParams struct {
+	PostID        string
+	Status        Status
+	Channel       string
+	RemoteID      string
+	RemoteURL     string
+	PublishedAt   time.Time
+	FailureReason string
+	At            time.Time
+	Audit         AuditEntry
+}
+
+// Store is the approval service's persistence. Every method is atomic; methods that write several rows
+// write them in one transaction. Implementations: store/sqlite and store/postgres, both checked by
+// store/storetest.
+type Store interface {
+	CreateDepartment(ctx context.Context, d Department) error
+	GetDepartment(ctx context.Context, id string) (Department, error)
+	ListDepartments(ctx context.Context) ([]Department, error)
+
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// GetAPIKeyByHash returns the key with that hash, with its department's name, revoked or not.
+	GetAPIKeyByHash(ctx context.Context, hash string) (APIKey, error)
+	ListAPIKeys(ctx context.Context, departmentID string) ([]APIKey, error)
+	// RevokeAPIKey revokes a key; revoking a revoked key changes nothing and returns it.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) (APIKey, error)
+
+	// UpsertApprover adds an approver, or brings back a removed one with the same email.
+	UpsertApprover(ctx context.Context, a Approver) (Approver, error)
+	GetApprover(ctx context.Context, id string) (Approver, error)
+	ListApprovers(ctx context.Context) ([]Approver, error)
+	RemoveApprover(ctx context.Context, id string, at time.Time) error
+
+	// CreatePost stores a new post with its audit entry and outbox items. If a post with that id exists it
+	// writes nothing and returns false: a redelivered request is a no-op.
+	CreatePost(ctx context.Context, p Post, audit AuditEntry, outbox []OutboxItem) (bool, error)
+	GetPost(ctx context.Context, id string) (Post, error)
+	ListPosts(ctx context.Context, f PostFilter) ([]Post, error)
+	ListAudit(ctx context.Context, postID string) ([]AuditEntry, error)
+
+	CreateToken(ctx context.Context, t Token) error
+	GetToken(ctx context.Context, hash string) (Token, error)
+	// Decide settles a pending post through an unused token. ErrTokenUsed if the token was used meanwhile,
+	// ErrClosed if the post is no longer pending; nothing is written then.
+	Decide(ctx context.Context, p DecideParams) error
+	// RecordOutcome moves an approved (or unknown) post to the publisher's outcome. It returns false and
+	// writes nothing when the post is not in a state the outcome applies to (a redelivered event, say).
+	RecordOutcome(ctx context.Context, p OutcomeParams) (bool, error)
+
+	// DueOutbox returns up to limit items whose next attempt is due at now, oldest first.
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
+	DeleteOutbox(ctx context.Context, id int64) error
+	// DeferOutbox records a failed attempt and when to try again.
+	DeferOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error
+}

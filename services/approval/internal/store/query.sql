@@ -1,0 +1,104 @@
+-- Queries shared by the SQLite and PostgreSQL stores: sqlc generates a package for each engine from this
+-- one file, so it sticks to SQL both engines speak.
+
+-- name: CreateDepartment :exec
+INSERT INTO departments (id, name, created_at) VALUES (sqlc.arg(id), sqlc.arg(name), sqlc.arg(created_at));
+
+-- name: GetDepartment :one
+SELECT * FROM departments WHERE id = sqlc.arg(id);
+
+-- name: ListDepartments :many
+SELECT * FROM departments ORDER BY name;
+
+-- name: CreateAPIKey :exec
+INSERT INTO api_keys (id, department_id, label, prefix, hash, created_at)
+VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(label), sqlc.arg(prefix), sqlc.arg(hash), sqlc.arg(created_at));
+
+-- name: GetAPIKey :one
+SELECT * FROM api_keys WHERE id = sqlc.arg(id);
+
+-- name: GetAPIKeyByHash :one
+SELECT k.id, k.department_id, k.label, k.prefix, k.hash, k.created_at, k.revoked_at, d.name AS department_name
+FROM api_keys k JOIN departments d ON d.id = k.department_id
+WHERE k.hash = sqlc.arg(hash);
+
+-- name: ListAPIKeys :many
+SELECT * FROM api_keys WHERE department_id = sqlc.arg(department_id) ORDER BY created_at, id;
+
+-- name: RevokeAPIKey :exec
+UPDATE api_keys SET revoked_at = sqlc.arg(revoked_at) WHERE id = sqlc.arg(id) AND revoked_at = 0;
+
+-- name: UpsertApprover :one
+INSERT INTO approvers (id, email, name, created_at) VALUES (sqlc.arg(id), sqlc.arg(email), sqlc.arg(name), sqlc.arg(created_at))
+ON CONFLICT (email) DO UPDATE SET name = excluded.name, removed_at = 0
+RETURNING *;
+
+-- name: GetApprover :one
+SELECT * FROM approvers WHERE id = sqlc.arg(id) AND removed_at = 0;
+
+-- name: ListApprovers :many
+SELECT * FROM approvers WHERE removed_at = 0 ORDER BY email;
+
+-- name: RemoveApprover :execrows
+UPDATE approvers SET removed_at = sqlc.arg(removed_at) WHERE id = sqlc.arg(id) AND removed_at = 0;
+
+-- name: InsertPost :execrows
+INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at)
+VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(text), sqlc.arg(requested_by), sqlc.arg(idempotency_key),
+        sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at))
+ON CONFLICT (id) DO NOTHING;
+
+-- name: GetPost :one
+SELECT * FROM posts WHERE id = sqlc.arg(id);
+
+-- name: ListPosts :many
+SELECT * FROM posts
+WHERE (CAST(sqlc.arg(department_id) AS TEXT) = '' OR department_id = sqlc.arg(department_id))
+  AND (CAST(sqlc.arg(status) AS TEXT) = '' OR status = sqlc.arg(status))
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: DecidePost :execrows
+UPDATE posts
+SET status = sqlc.arg(status), decision = sqlc.arg(decision), decided_by = sqlc.arg(decided_by),
+    decided_at = sqlc.arg(decided_at), decision_comment = sqlc.arg(decision_comment), updated_at = sqlc.arg(decided_at)
+WHERE id = sqlc.arg(id) AND status = 'pending';
+
+-- name: RecordOutcome :execrows
+UPDATE posts
+SET status = sqlc.arg(status), channel = sqlc.arg(channel), remote_id = sqlc.arg(remote_id),
+    remote_url = sqlc.arg(remote_url), published_at = sqlc.arg(published_at),
+    failure_reason = sqlc.arg(failure_reason), updated_at = sqlc.arg(updated_at)
+WHERE id = sqlc.arg(id) AND status IN ('approved', 'unknown');
+
+-- name: CreateToken :exec
+INSERT INTO approval_tokens (hash, post_id, approver_id, created_at, expires_at)
+VALUES (sqlc.arg(hash), sqlc.arg(post_id), sqlc.arg(approver_id), sqlc.arg(created_at), sqlc.arg(expires_at));
+
+-- name: GetToken :one
+SELECT * FROM approval_tokens WHERE hash = sqlc.arg(hash);
+
+-- name: UseToken :execrows
+UPDATE approval_tokens SET used_at = sqlc.arg(used_at) WHERE hash = sqlc.arg(hash) AND used_at = 0;
+
+-- name: InsertAudit :exec
+INSERT INTO audit_events (post_id, at, actor, origin, action, from_status, to_status, comment)
+VALUES (sqlc.arg(post_id), sqlc.arg(at), sqlc.arg(actor), sqlc.arg(origin), sqlc.arg(action),
+        sqlc.arg(from_status), sqlc.arg(to_status), sqlc.arg(comment));
+
+-- name: ListAudit :many
+SELECT * FROM audit_events WHERE post_id = sqlc.arg(post_id) ORDER BY id;
+
+-- name: InsertOutbox :exec
+INSERT INTO outbox (kind, subject, msg_id, payload, created_at, next_attempt_at)
+VALUES (sqlc.arg(kind), sqlc.arg(subject), sqlc.arg(msg_id), sqlc.arg(payload), sqlc.arg(created_at), sqlc.arg(next_attempt_at));
+
+-- name: DueOutbox :many
+SELECT * FROM outbox WHERE next_attempt_at <= sqlc.arg(now) ORDER BY next_attempt_at, id LIMIT sqlc.arg(max_rows);
+
+-- name: DeleteOutbox :exec
+DELETE FROM outbox WHERE id = sqlc.arg(id);
+
+-- name: DeferOutbox :exec
+UPDATE outbox SET attempts = attempts + 1, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)
+WHERE id = sqlc.arg(id);
