@@ -1,0 +1,359 @@
+// Package postgres is the approval service's Store on PostgreSQL through pgx: the production engine.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/store/postgres/pgdb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is an approval.Store on a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+	q    *pgdb.Queries
+}
+
+var _ approval.Store = (*Store)(nil)
+
+// Open connects to the database at url and applies pending migrations. The url's search_path, if any,
+// selects the schema: that is how one database server hosts each service's own tables.
+func Open(ctx context.Context, url string) (*Store, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, q: pgdb.New(pool)}, nil
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func (s *Store) inTx(ctx context.Context, fn func(q *pgdb.Queries) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return approval.ErrNotFound
+	}
+	return err
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// CreateDepartment implements approval.Store.
+func (s *Store) CreateDepartment(ctx context.Context, d approval.Department) error {
+	err := s.q.CreateDepartment(ctx, pgdb.CreateDepartmentParams{ID: d.ID, Name: d.Name, CreatedAt: micros(d.CreatedAt)})
+	if isUniqueViolation(err) {
+		return approval.ErrAlreadyExists
+	}
+	return err
+}
+
+// GetDepartment implements approval.Store.
+func (s *Store) GetDepartment(ctx context.Context, id string) (approval.Department, error) {
+	r, err := s.q.GetDepartment(ctx, id)
+	if err != nil {
+		return approval.Department{}, notFound(err)
+	}
+	return toDepartment(r), nil
+}
+
+// ListDepartments implements approval.Store.
+func (s *Store) ListDepartments(ctx context.Context) ([]approval.Department, error) {
+	rows, err := s.q.ListDepartments(ctx)
+	return convert(rows, err, toDepartment)
+}
+
+// CreateAPIKey implements approval.Store.
+func (s *Store) CreateAPIKey(ctx context.Context, k approval.APIKey) error {
+	return s.q.CreateAPIKey(ctx, pgdb.CreateAPIKeyParams{
+		ID: k.ID, DepartmentID: k.DepartmentID, Label: k.Label, Prefix: k.Prefix, Hash: k.Hash, CreatedAt: micros(k.CreatedAt),
+	})
+}
+
+// GetAPIKeyByHash implements approval.Store.
+func (s *Store) GetAPIKeyByHash(ctx context.Context, hash string) (approval.APIKey, error) {
+	r, err := s.q.GetAPIKeyByHash(ctx, hash)
+	if err != nil {
+		return approval.APIKey{}, notFound(err)
+	}
+	k := toAPIKey(pgdb.ApiKey{ID: r.ID, DepartmentID: r.DepartmentID, Label: r.Label, Prefix: r.Prefix, Hash: r.Hash, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt})
+	k.DepartmentName = r.DepartmentName
+	return k, nil
+}
+
+// ListAPIKeys implements approval.Store.
+func (s *Store) ListAPIKeys(ctx context.Context, departmentID string) ([]approval.APIKey, error) {
+	rows, err := s.q.ListAPIKeys(ctx, departmentID)
+	return convert(rows, err, toAPIKey)
+}
+
+// RevokeAPIKey implements approval.Store.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) (approval.APIKey, error) {
+	var k pgdb.ApiKey
+	err := s.inTx(ctx, func(q *pgdb.Queries) error {
+		if err := q.RevokeAPIKey(ctx, pgdb.RevokeAPIKeyParams{ID: id, RevokedAt: micros(at)}); err != nil {
+			return err
+		}
+		var err error
+		k, err = q.GetAPIKey(ctx, id)
+		return notFound(err)
+	})
+	if err != nil {
+		return approval.APIKey{}, err
+	}
+	return toAPIKey(k), nil
+}
+
+// UpsertApprover implements approval.Store.
+func (s *Store) UpsertApprover(ctx context.Context, a approval.Approver) (approval.Approver, error) {
+	r, err := s.q.UpsertApprover(ctx, pgdb.UpsertApproverParams{ID: a.ID, Email: a.Email, Name: a.Name, CreatedAt: micros(a.CreatedAt)})
+	if err != nil {
+		return approval.Approver{}, err
+	}
+	return toApprover(r), nil
+}
+
+// GetApprover implements approval.Store.
+func (s *Store) GetApprover(ctx context.Context, id string) (approval.Approver, error) {
+	r, err := s.q.GetApprover(ctx, id)
+	if err != nil {
+		return approval.Approver{}, notFound(err)
+	}
+	return toApprover(r), nil
+}
+
+// ListApprovers implements approval.Store.
+func (s *Store) ListApprovers(ctx context.Context) ([]approval.Approver, error) {
+	rows, err := s.q.ListApprovers(ctx)
+	return convert(rows, err, toApprover)
+}
+
+// RemoveApprover implements approval.Store.
+func (s *Store) RemoveApprover(ctx context.Context, id string, at time.Time) error {
+	n, err := s.q.RemoveApprover(ctx, pgdb.RemoveApproverParams{ID: id, RemovedAt: micros(at)})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return approval.ErrNotFound
+	}
+	return nil
+}
+
+// CreatePost implements approval.Store.
+func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.AuditEntry, outbox []approval.OutboxItem) (bool, error) {
+	created := false
+	err := s.inTx(ctx, func(q *pgdb.Queries) error {
+		n, err := q.InsertPost(ctx, pgdb.InsertPostParams{
+			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
+			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt),
+		})
+		if err != nil || n == 0 {
+			return err
+		}
+		created = true
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range outbox {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return created, err
+}
+
+// GetPost implements approval.Store.
+func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
+	r, err := s.q.GetPost(ctx, id)
+	if err != nil {
+		return approval.Post{}, notFound(err)
+	}
+	return toPost(r), nil
+}
+
+// ListPosts implements approval.Store.
+func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approval.Post, error) {
+	rows, err := s.q.ListPosts(ctx, pgdb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), MaxRows: int32(min(f.Limit, 1<<30))})
+	return convert(rows, err, toPost)
+}
+
+// ListAudit implements approval.Store.
+func (s *Store) ListAudit(ctx context.Context, postID string) ([]approval.AuditEntry, error) {
+	rows, err := s.q.ListAudit(ctx, postID)
+	return convert(rows, err, toAudit)
+}
+
+// CreateToken implements approval.Store.
+func (s *Store) CreateToken(ctx context.Context, t approval.Token) error {
+	return s.q.CreateToken(ctx, pgdb.CreateTokenParams{
+		Hash: t.Hash, PostID: t.PostID, ApproverID: t.ApproverID, CreatedAt: micros(t.CreatedAt), ExpiresAt: micros(t.ExpiresAt),
+	})
+}
+
+// GetToken implements approval.Store.
+func (s *Store) GetToken(ctx context.Context, hash string) (approval.Token, error) {
+	r, err := s.q.GetToken(ctx, hash)
+	if err != nil {
+		return approval.Token{}, notFound(err)
+	}
+	return toToken(r), nil
+}
+
+// Decide implements approval.Store.
+func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
+	return s.inTx(ctx, func(q *pgdb.Queries) error {
+		n, err := q.UseToken(ctx, pgdb.UseTokenParams{Hash: p.TokenHash, UsedAt: micros(p.At)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return approval.ErrTokenUsed
+		}
+		n, err = q.DecidePost(ctx, pgdb.DecidePostParams{
+			ID: p.PostID, Status: string(p.Status), Decision: string(p.Outcome), DecidedBy: p.Approver,
+			DecidedAt: micros(p.At), DecisionComment: p.Comment,
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return approval.ErrClosed
+		}
+		if err := insertAudit(ctx, q, p.Audit); err != nil {
+			return err
+		}
+		return insertOutbox(ctx, q, p.Event)
+	})
+}
+
+// RecordOutcome implements approval.Store.
+func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bool, error) {
+	changed := false
+	err := s.inTx(ctx, func(q *pgdb.Queries) error {
+		prev, err := q.GetPost(ctx, p.PostID)
+		if err != nil {
+			return notFound(err)
+		}
+		n, err := q.RecordOutcome(ctx, pgdb.RecordOutcomeParams{
+			ID: p.PostID, Status: string(p.Status), Channel: p.Channel, RemoteID: p.RemoteID, RemoteUrl: p.RemoteURL,
+			PublishedAt: micros(p.PublishedAt), FailureReason: p.FailureReason, UpdatedAt: micros(p.At),
+		})
+		if err != nil || n == 0 {
+			return err
+		}
+		changed = true
+		audit := p.Audit
+		audit.FromStatus = approval.Status(prev.Status)
+		return insertAudit(ctx, q, audit)
+	})
+	return changed, err
+}
+
+// DueOutbox implements approval.Store.
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]approval.OutboxItem, error) {
+	rows, err := s.q.DueOutbox(ctx, pgdb.DueOutboxParams{Now: micros(now), MaxRows: int32(min(limit, 1<<30))})
+	return convert(rows, err, toOutbox)
+}
+
+// DeleteOutbox implements approval.Store.
+func (s *Store) DeleteOutbox(ctx context.Context, id int64) error {
+	return s.q.DeleteOutbox(ctx, id)
+}
+
+// DeferOutbox implements approval.Store.
+func (s *Store) DeferOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error {
+	return s.q.DeferOutbox(ctx, pgdb.DeferOutboxParams{ID: id, NextAttemptAt: micros(next), LastError: lastErr})
+}
+
+func insertAudit(ctx context.Context, q *pgdb.Queries, a approval.AuditEntry) error {
+	return q.InsertAudit(ctx, pgdb.InsertAuditParams{
+		PostID: a.PostID, At: micros(a.At), Actor: a.Actor, Origin: a.Origin, Action: a.Action,
+		FromStatus: string(a.FromStatus), ToStatus: string(a.ToStatus), Comment: a.Comment,
+	})
+}
+
+func insertOutbox(ctx context.Context, q *pgdb.Queries, it approval.OutboxItem) error {
+	payload := it.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	return q.InsertOutbox(ctx, pgdb.InsertOutboxParams{
+		Kind: string(it.Kind), Subject: it.Subject, MsgID: it.MsgID, Payload: payload,
+		CreatedAt: micros(it.CreatedAt), NextAttemptAt: micros(it.NextAttemptAt),
+	})
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

@@ -1,0 +1,66 @@
+package sqlite
+
+import (
+	"strings"
+
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
+)
+
+func convert[R, D any](rows []R, err error, f func(R) D) ([]D, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]D, len(rows))
+	for i, r := range rows {
+		out[i] = f(r)
+	}
+	return out, nil
+}
+
+func containsFold(s, sub string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(sub)) }
+
+func toDepartment(r sqlitedb.Department) approval.Department {
+	return approval.Department{ID: r.ID, Name: r.Name, CreatedAt: fromMicros(r.CreatedAt)}
+}
+
+func toAPIKey(r sqlitedb.ApiKey) approval.APIKey {
+	return approval.APIKey{
+		ID: r.ID, DepartmentID: r.DepartmentID, Label: r.Label, Prefix: r.Prefix, Hash: r.Hash,
+		CreatedAt: fromMicros(r.CreatedAt), RevokedAt: fromMicros(r.RevokedAt),
+	}
+}
+
+func toApprover(r sqlitedb.Approver) approval.Approver {
+	return approval.Approver{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: fromMicros(r.CreatedAt)}
+}
+
+func toPost(r sqlitedb.Post) approval.Post {
+	return approval.Post{
+		ID: r.ID, DepartmentID: r.DepartmentID, Text: r.Text, RequestedBy: r.RequestedBy, IdempotencyKey: r.IdempotencyKey,
+		Status: approval.Status(r.Status), CreatedAt: fromMicros(r.CreatedAt), UpdatedAt: fromMicros(r.UpdatedAt),
+		Decision: approval.Outcome(r.Decision), DecidedBy: r.DecidedBy, DecidedAt: fromMicros(r.DecidedAt), Comment: r.DecisionComment,
+		Channel: r.Channel, RemoteID: r.RemoteID, RemoteURL: r.RemoteUrl, PublishedAt: fromMicros(r.PublishedAt), FailureReason: r.FailureReason,
+	}
+}
+
+func toToken(r sqlitedb.ApprovalToken) approval.Token {
+	return approval.Token{
+		Hash: r.Hash, PostID: r.PostID, ApproverID: r.ApproverID, CreatedAt: fromMicros(r.CreatedAt),
+		ExpiresAt: fromMicros(r.ExpiresAt), UsedAt: fromMicros(r.UsedAt),
+	}
+}
+
+func toAudit(r sqlitedb.AuditEvent) approval.AuditEntry {
+	return approval.AuditEntry{
+		PostID: r.PostID, At: fromMicros(r.At), Actor: r.Actor, Origin: r.Origin, Action: r.Action,
+		FromStatus: approval.Status(r.FromStatus), ToStatus: approval.Status(r.ToStatus), Comment: r.Comment,
+	}
+}
+
+func toOutbox(r sqlitedb.Outbox) approval.OutboxItem {
+	return approval.OutboxItem{
+		ID: r.ID, Kind: approval.OutboxKind(r.Kind), Subject: r.Subject, MsgID: r.MsgID, Payload: r.Payload,
+		CreatedAt: fromMicros(r.CreatedAt), Attempts: int(r.Attempts), NextAttemptAt: fromMicros(r.NextAttemptAt), LastError: r.LastError,
+	}
+}

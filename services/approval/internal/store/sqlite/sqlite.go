@@ -1,0 +1,356 @@
+// Package sqlite is the approval service's Store on SQLite (modernc.org/sqlite, pure Go): the embedded
+// default, one file per service.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is an approval.Store on a SQLite database.
+type Store struct {
+	db *sql.DB
+	q  *sqlitedb.Queries
+}
+
+var _ approval.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the SQLite database at path and applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// One connection: SQLite has a single writer anyway, and this rules out SQLITE_BUSY between our own
+	// connections.
+	db.SetMaxOpenConns(1)
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, q: sqlitedb.New(db)}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func (s *Store) inTx(ctx context.Context, fn func(q *sqlitedb.Queries) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return approval.ErrNotFound
+	}
+	return err
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// CreateDepartment implements approval.Store.
+func (s *Store) CreateDepartment(ctx context.Context, d approval.Department) error {
+	err := s.q.CreateDepartment(ctx, sqlitedb.CreateDepartmentParams{ID: d.ID, Name: d.Name, CreatedAt: micros(d.CreatedAt)})
+	if isUniqueViolation(err) {
+		return approval.ErrAlreadyExists
+	}
+	return err
+}
+
+// GetDepartment implements approval.Store.
+func (s *Store) GetDepartment(ctx context.Context, id string) (approval.Department, error) {
+	r, err := s.q.GetDepartment(ctx, id)
+	if err != nil {
+		return approval.Department{}, notFound(err)
+	}
+	return toDepartment(r), nil
+}
+
+// ListDepartments implements approval.Store.
+func (s *Store) ListDepartments(ctx context.Context) ([]approval.Department, error) {
+	rows, err := s.q.ListDepartments(ctx)
+	return convert(rows, err, toDepartment)
+}
+
+// CreateAPIKey implements approval.Store.
+func (s *Store) CreateAPIKey(ctx context.Context, k approval.APIKey) error {
+	return s.q.CreateAPIKey(ctx, sqlitedb.CreateAPIKeyParams{
+		ID: k.ID, DepartmentID: k.DepartmentID, Label: k.Label, Prefix: k.Prefix, Hash: k.Hash, CreatedAt: micros(k.CreatedAt),
+	})
+}
+
+// GetAPIKeyByHash implements approval.Store.
+func (s *Store) GetAPIKeyByHash(ctx context.Context, hash string) (approval.APIKey, error) {
+	r, err := s.q.GetAPIKeyByHash(ctx, hash)
+	if err != nil {
+		return approval.APIKey{}, notFound(err)
+	}
+	k := toAPIKey(sqlitedb.ApiKey{ID: r.ID, DepartmentID: r.DepartmentID, Label: r.Label, Prefix: r.Prefix, Hash: r.Hash, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt})
+	k.DepartmentName = r.DepartmentName
+	return k, nil
+}
+
+// ListAPIKeys implements approval.Store.
+func (s *Store) ListAPIKeys(ctx context.Context, departmentID string) ([]approval.APIKey, error) {
+	rows, err := s.q.ListAPIKeys(ctx, departmentID)
+	return convert(rows, err, toAPIKey)
+}
+
+// RevokeAPIKey implements approval.Store.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) (approval.APIKey, error) {
+	var k sqlitedb.ApiKey
+	err := s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		if err := q.RevokeAPIKey(ctx, sqlitedb.RevokeAPIKeyParams{ID: id, RevokedAt: micros(at)}); err != nil {
+			return err
+		}
+		var err error
+		k, err = q.GetAPIKey(ctx, id)
+		return notFound(err)
+	})
+	if err != nil {
+		return approval.APIKey{}, err
+	}
+	return toAPIKey(k), nil
+}
+
+// UpsertApprover implements approval.Store.
+func (s *Store) UpsertApprover(ctx context.Context, a approval.Approver) (approval.Approver, error) {
+	r, err := s.q.UpsertApprover(ctx, sqlitedb.UpsertApproverParams{ID: a.ID, Email: a.Email, Name: a.Name, CreatedAt: micros(a.CreatedAt)})
+	if err != nil {
+		return approval.Approver{}, err
+	}
+	return toApprover(r), nil
+}
+
+// GetApprover implements approval.Store.
+func (s *Store) GetApprover(ctx context.Context, id string) (approval.Approver, error) {
+	r, err := s.q.GetApprover(ctx, id)
+	if err != nil {
+		return approval.Approver{}, notFound(err)
+	}
+	return toApprover(r), nil
+}
+
+// ListApprovers implements approval.Store.
+func (s *Store) ListApprovers(ctx context.Context) ([]approval.Approver, error) {
+	rows, err := s.q.ListApprovers(ctx)
+	return convert(rows, err, toApprover)
+}
+
+// RemoveApprover implements approval.Store.
+func (s *Store) RemoveApprover(ctx context.Context, id string, at time.Time) error {
+	n, err := s.q.RemoveApprover(ctx, sqlitedb.RemoveApproverParams{ID: id, RemovedAt: micros(at)})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return approval.ErrNotFound
+	}
+	return nil
+}
+
+// CreatePost implements approval.Store.
+func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.AuditEntry, outbox []approval.OutboxItem) (bool, error) {
+	created := false
+	err := s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		n, err := q.InsertPost(ctx, sqlitedb.InsertPostParams{
+			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
+			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt),
+		})
+		if err != nil || n == 0 {
+			return err
+		}
+		created = true
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range outbox {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return created, err
+}
+
+// GetPost implements approval.Store.
+func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
+	r, err := s.q.GetPost(ctx, id)
+	if err != nil {
+		return approval.Post{}, notFound(err)
+	}
+	return toPost(r), nil
+}
+
+// ListPosts implements approval.Store.
+func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approval.Post, error) {
+	rows, err := s.q.ListPosts(ctx, sqlitedb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), MaxRows: int64(f.Limit)})
+	return convert(rows, err, toPost)
+}
+
+// ListAudit implements approval.Store.
+func (s *Store) ListAudit(ctx context.Context, postID string) ([]approval.AuditEntry, error) {
+	rows, err := s.q.ListAudit(ctx, postID)
+	return convert(rows, err, toAudit)
+}
+
+// CreateToken implements approval.Store.
+func (s *Store) CreateToken(ctx context.Context, t approval.Token) error {
+	return s.q.CreateToken(ctx, sqlitedb.CreateTokenParams{
+		Hash: t.Hash, PostID: t.PostID, ApproverID: t.ApproverID, CreatedAt: micros(t.CreatedAt), ExpiresAt: micros(t.ExpiresAt),
+	})
+}
+
+// GetToken implements approval.Store.
+func (s *Store) GetToken(ctx context.Context, hash string) (approval.Token, error) {
+	r, err := s.q.GetToken(ctx, hash)
+	if err != nil {
+		return approval.Token{}, notFound(err)
+	}
+	return toToken(r), nil
+}
+
+// Decide implements approval.Store.
+func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		n, err := q.UseToken(ctx, sqlitedb.UseTokenParams{Hash: p.TokenHash, UsedAt: micros(p.At)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return approval.ErrTokenUsed
+		}
+		n, err = q.DecidePost(ctx, sqlitedb.DecidePostParams{
+			ID: p.PostID, Status: string(p.Status), Decision: string(p.Outcome), DecidedBy: p.Approver,
+			DecidedAt: micros(p.At), DecisionComment: p.Comment,
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return approval.ErrClosed
+		}
+		if err := insertAudit(ctx, q, p.Audit); err != nil {
+			return err
+		}
+		return insertOutbox(ctx, q, p.Event)
+	})
+}
+
+// RecordOutcome implements approval.Store.
+func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bool, error) {
+	changed := false
+	err := s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		prev, err := q.GetPost(ctx, p.PostID)
+		if err != nil {
+			return notFound(err)
+		}
+		n, err := q.RecordOutcome(ctx, sqlitedb.RecordOutcomeParams{
+			ID: p.PostID, Status: string(p.Status), Channel: p.Channel, RemoteID: p.RemoteID, RemoteUrl: p.RemoteURL,
+			PublishedAt: micros(p.PublishedAt), FailureReason: p.FailureReason, UpdatedAt: micros(p.At),
+		})
+		if err != nil || n == 0 {
+			return err
+		}
+		changed = true
+		audit := p.Audit
+		audit.FromStatus = approval.Status(prev.Status)
+		return insertAudit(ctx, q, audit)
+	})
+	return changed, err
+}
+
+// DueOutbox implements approval.Store.
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]approval.OutboxItem, error) {
+	rows, err := s.q.DueOutbox(ctx, sqlitedb.DueOutboxParams{Now: micros(now), MaxRows: int64(limit)})
+	return convert(rows, err, toOutbox)
+}
+
+// DeleteOutbox implements approval.Store.
+func (s *Store) DeleteOutbox(ctx context.Context, id int64) error {
+	return s.q.DeleteOutbox(ctx, id)
+}
+
+// DeferOutbox implements approval.Store.
+func (s *Store) DeferOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error {
+	return s.q.DeferOutbox(ctx, sqlitedb.DeferOutboxParams{ID: id, NextAttemptAt: micros(next), LastError: lastErr})
+}
+
+func insertAudit(ctx context.Context, q *sqlitedb.Queries, a approval.AuditEntry) error {
+	return q.InsertAudit(ctx, sqlitedb.InsertAuditParams{
+		PostID: a.PostID, At: micros(a.At), Actor: a.Actor, Origin: a.Origin, Action: a.Action,
+		FromStatus: string(a.FromStatus), ToStatus: string(a.ToStatus), Comment: a.Comment,
+	})
+}
+
+func insertOutbox(ctx context.Context, q *sqlitedb.Queries, it approval.OutboxItem) error {
+	payload := it.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	return q.InsertOutbox(ctx, sqlitedb.InsertOutboxParams{
+		Kind: string(it.Kind), Subject: it.Subject, MsgID: it.MsgID, Payload: payload,
+		CreatedAt: micros(it.CreatedAt), NextAttemptAt: micros(it.NextAttemptAt),
+	})
+}
+
+func isUniqueViolation(err error) bool {
+	// modernc reports constraint failures with the SQLite message; the extended code needs its own import.
+	return err != nil && containsFold(err.Error(), "UNIQUE constraint failed")
+}
