@@ -1,0 +1,123 @@
+// Package notify tells approvers about posts waiting for them: by email through an SMTP server.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	htmltemplate "html/template"
+	"net/url"
+	"strconv"
+	texttemplate "text/template"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+)
+
+// SMTP sends approval emails through an SMTP server.
+type SMTP struct {
+	host string
+	opts []gomail.Option
+	from string
+}
+
+var _ approval.Mailer = (*SMTP)(nil)
+
+// NewSMTP returns a mailer for the server at rawURL, sending as from. The scheme picks the transport:
+// smtp:// tries STARTTLS when the server offers it, smtp+starttls:// insists on it, smtps:// uses implicit
+// TLS, smtp+plain:// never uses TLS (a local development server). User and password in the URL enable
+// PLAIN authentication.
+func NewSMTP(rawURL, from string) (*SMTP, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("smtp url: %w", err)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("smtp url %q has no host", u.Redacted())
+	}
+	opts := []gomail.Option{gomail.WithTimeout(15 * time.Second)}
+	port := 0
+	switch u.Scheme {
+	case "smtp":
+		opts, port = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic)), 25
+	case "smtp+starttls":
+		opts, port = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory)), 587
+	case "smtps":
+		opts, port = append(opts, gomail.WithSSL()), 465
+	case "smtp+plain":
+		opts, port = append(opts, gomail.WithTLSPolicy(gomail.NoTLS)), 25
+	default:
+		return nil, fmt.Errorf("smtp url: unknown scheme %q (smtp, smtp+starttls, smtps, smtp+plain)", u.Scheme)
+	}
+	if p := u.Port(); p != "" {
+		if port, err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("smtp url: bad port %q", p)
+		}
+	}
+	opts = append(opts, gomail.WithPort(port))
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthPlain), gomail.WithUsername(u.User.Username()), gomail.WithPassword(pw))
+	}
+	if from == "" {
+		from = "Herald <herald@localhost>"
+	}
+	// Validate the options once now, so a bad configuration fails at start rather than at the first email.
+	if _, err := gomail.NewClient(u.Hostname(), opts...); err != nil {
+		return nil, fmt.Errorf("smtp client: %w", err)
+	}
+	return &SMTP{host: u.Hostname(), opts: opts, from: from}, nil
+}
+
+// SendApprovalRequest implements approval.Mailer.
+func (s *SMTP) SendApprovalRequest(ctx context.Context, e approval.ApprovalEmail) error {
+	m := gomail.NewMsg()
+	if err := m.From(s.from); err != nil {
+		return fmt.Errorf("from %q: %w", s.from, err)
+	}
+	if err := m.AddToFormat(e.ToName, e.To); err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+	m.Subject(fmt.Sprintf("Approval needed: post from %s", e.DepartmentName))
+	m.SetDate()
+	m.SetMessageID()
+	var text, html bytes.Buffer
+	if err := textBody.Execute(&text, e); err != nil {
+		return fmt.Errorf("render email: %w", err)
+	}
+	if err := htmlBody.Execute(&html, e); err != nil {
+		return fmt.Errorf("render email: %w", err)
+	}
+	m.SetBodyString(gomail.TypeTextPlain, text.String())
+	m.AddAlternativeString(gomail.TypeTextHTML, html.String())
+	// A client per message: go-mail clients hold one connection and are not meant for concurrent use.
+	c, err := gomail.NewClient(s.host, s.opts...)
+	if err != nil {
+		return fmt.Errorf("smtp client: %w", err)
+	}
+	if err := c.DialAndSendWithContext(ctx, m); err != nil {
+		return fmt.Errorf("send to %s: %w", e.To, err)
+	}
+	return nil
+}
+
+var textBody = texttemplate.Must(texttemplate.New("text").Parse(`{{.RequestedBy}} ({{.DepartmentName}}) asks to publish this post:
+
+{{.Text}}
+
+Approve or reject it here:
+{{.Link}}
+
+The link is yours alone, works once, and expires {{.ExpiresAt.Format "2 Jan 2006 15:04 MST"}}.
+`))
+
+var htmlBody = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
+<html><body style="font-family: sans-serif">
+<p><strong>{{.RequestedBy}}</strong> ({{.DepartmentName}}) asks to publish this post:</p>
+<blockquote style="border-left: 4px solid #1d9bf0; padding-left: 12px; white-space: pre-wrap">{{.Text}}</blockquote>
+<p><a href="{{.Link}}" style="background:#1d9bf0;color:#fff;padding:8px 16px;border-radius:16px;text-decoration:none">Review the post</a></p>
+<p style="color:#666">The link is yours alone, works once, and expires {{.ExpiresAt.Format "2 Jan 2006 15:04 MST"}}.</p>
+</body></html>
+`))
