@@ -30,6 +30,31 @@ func BaseURL() string {
 // when the test ends.
 func Schema(t testing.TB) string {
 	t.Helper()
+	name := NewSchemaName(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, BaseURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	u, err := url.Parse(BaseURL())
+	if err != nil {
+		t.Fatalf("parse %s: %v", redact(BaseURL()), err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// NewSchemaName checks that the server answers and returns a schema name no other test uses. Whatever
+// creates that schema, it is dropped when the test ends.
+func NewSchemaName(t testing.TB) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	base := BaseURL()
@@ -38,13 +63,10 @@ func Schema(t testing.TB) string {
 		testenv.Unavailable(t, "PostgreSQL at "+redact(base), err)
 		return ""
 	}
-	defer conn.Close(ctx)
+	conn.Close(ctx)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "herald_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -54,18 +76,11 @@ func Schema(t testing.TB) string {
 			return
 		}
 		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
+		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
 			t.Errorf("drop schema %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", redact(base), err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return name
 }
 
 func redact(raw string) string {

@@ -30,10 +30,20 @@ type Store struct {
 
 var _ approval.Store = (*Store)(nil)
 
-// Open connects to the database at url and applies pending migrations. The url's search_path, if any,
-// selects the schema: that is how one database server hosts each service's own tables.
-func Open(ctx context.Context, url string) (*Store, error) {
-	pool, err := pgxpool.New(ctx, url)
+// Open connects to the database at url, creates schema if it is not empty and makes it the search path,
+// and applies pending migrations. The schema is how one database server hosts each service's own tables.
+func Open(ctx context.Context, url, schema string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres url: %w", err)
+	}
+	if schema != "" {
+		if err := createSchema(ctx, cfg.ConnConfig, schema); err != nil {
+			return nil, err
+		}
+		cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
@@ -42,6 +52,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, err
 	}
 	return &Store{pool: pool, q: pgdb.New(pool)}, nil
+}
+
+func createSchema(ctx context.Context, cc *pgx.ConnConfig, schema string) error {
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

@@ -12,11 +12,33 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) approval.Store {
-		s, err := postgres.Open(context.Background(), pgtest.Schema(t))
+		s, err := postgres.Open(context.Background(), pgtest.Schema(t), "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestOpenCreatesItsSchema(t *testing.T) {
+	ctx := context.Background()
+	schema := pgtest.NewSchemaName(t)
+	s, err := postgres.Open(ctx, pgtest.BaseURL(), schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateDepartment(ctx, approval.Department{ID: "d1", Name: "HR"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Opening again finds the schema and its data: nothing is created twice.
+	s, err = postgres.Open(ctx, pgtest.BaseURL(), schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.GetDepartment(ctx, "d1"); err != nil || d.Name != "HR" {
+		t.Errorf("after reopening: %+v, %v", d, err)
+	}
 }

@@ -1,0 +1,100 @@
+package grpcapi
+
+import (
+	"context"
+
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+)
+
+type adminServer struct {
+	approvalv1.UnimplementedAdminServiceServer
+	svc *approval.Service
+}
+
+func (s *adminServer) CreateDepartment(ctx context.Context, req *approvalv1.CreateDepartmentRequest) (*approvalv1.CreateDepartmentResponse, error) {
+	d, err := s.svc.CreateDepartment(ctx, req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.CreateDepartmentResponse{Department: toProtoDepartment(d)}, nil
+}
+
+func (s *adminServer) ListDepartments(ctx context.Context, _ *approvalv1.ListDepartmentsRequest) (*approvalv1.ListDepartmentsResponse, error) {
+	ds, err := s.svc.ListDepartments(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &approvalv1.ListDepartmentsResponse{}
+	for _, d := range ds {
+		resp.Departments = append(resp.Departments, toProtoDepartment(d))
+	}
+	return resp, nil
+}
+
+func (s *adminServer) CreateAPIKey(ctx context.Context, req *approvalv1.CreateAPIKeyRequest) (*approvalv1.CreateAPIKeyResponse, error) {
+	k, secret, err := s.svc.CreateAPIKey(ctx, req.GetDepartmentId(), req.GetLabel())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.CreateAPIKeyResponse{ApiKey: toProtoAPIKey(k), Secret: secret}, nil
+}
+
+func (s *adminServer) ListAPIKeys(ctx context.Context, req *approvalv1.ListAPIKeysRequest) (*approvalv1.ListAPIKeysResponse, error) {
+	ks, err := s.svc.ListAPIKeys(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &approvalv1.ListAPIKeysResponse{}
+	for _, k := range ks {
+		resp.ApiKeys = append(resp.ApiKeys, toProtoAPIKey(k))
+	}
+	return resp, nil
+}
+
+func (s *adminServer) RevokeAPIKey(ctx context.Context, req *approvalv1.RevokeAPIKeyRequest) (*approvalv1.RevokeAPIKeyResponse, error) {
+	k, err := s.svc.RevokeAPIKey(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.RevokeAPIKeyResponse{ApiKey: toProtoAPIKey(k)}, nil
+}
+
+func (s *adminServer) CreateApprover(ctx context.Context, req *approvalv1.CreateApproverRequest) (*approvalv1.CreateApproverResponse, error) {
+	a, err := s.svc.AddApprover(ctx, req.GetEmail(), req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.CreateApproverResponse{Approver: toProtoApprover(a)}, nil
+}
+
+func (s *adminServer) ListApprovers(ctx context.Context, _ *approvalv1.ListApproversRequest) (*approvalv1.ListApproversResponse, error) {
+	as, err := s.svc.ListApprovers(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &approvalv1.ListApproversResponse{}
+	for _, a := range as {
+		resp.Approvers = append(resp.Approvers, toProtoApprover(a))
+	}
+	return resp, nil
+}
+
+func (s *adminServer) RemoveApprover(ctx context.Context, req *approvalv1.RemoveApproverRequest) (*approvalv1.RemoveApproverResponse, error) {
+	if err := s.svc.RemoveApprover(ctx, req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.RemoveApproverResponse{}, nil
+}
+
+func toProtoDepartment(d approval.Department) *approvalv1.Department {
+	return &approvalv1.Department{Id: d.ID, Name: d.Name, CreatedAt: ts(d.CreatedAt)}
+}
+
+func toProtoAPIKey(k approval.APIKey) *approvalv1.APIKey {
+	return &approvalv1.APIKey{Id: k.ID, DepartmentId: k.DepartmentID, Label: k.Label, Prefix: k.Prefix, CreatedAt: ts(k.CreatedAt), RevokedAt: ts(k.RevokedAt)}
+}
+
+func toProtoApprover(a approval.Approver) *approvalv1.Approver {
+	return &approvalv1.Approver{Id: a.ID, Email: a.Email, Name: a.Name, CreatedAt: ts(a.CreatedAt)}
+}

@@ -1,0 +1,133 @@
+package grpcapi
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+)
+
+type approvalServer struct {
+	approvalv1.UnimplementedApprovalServiceServer
+	svc *approval.Service
+}
+
+func (s *approvalServer) GetPost(ctx context.Context, req *approvalv1.GetPostRequest) (*approvalv1.GetPostResponse, error) {
+	p, err := s.svc.GetPost(ctx, req.GetPostId(), req.GetDepartmentId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.GetPostResponse{Post: toProtoPost(p)}, nil
+}
+
+func (s *approvalServer) ListPosts(ctx context.Context, req *approvalv1.ListPostsRequest) (*approvalv1.ListPostsResponse, error) {
+	f := approval.PostFilter{DepartmentID: req.GetDepartmentId(), Limit: int(req.GetPageSize())}
+	if req.GetStatus() != approvalv1.PostStatus_POST_STATUS_UNSPECIFIED {
+		st, ok := fromProtoStatus[req.GetStatus()]
+		if !ok {
+			return nil, toStatus(approval.ErrInvalid)
+		}
+		f.Status = st
+	}
+	posts, err := s.svc.ListPosts(ctx, f)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &approvalv1.ListPostsResponse{Posts: make([]*approvalv1.Post, len(posts))}
+	for i, p := range posts {
+		resp.Posts[i] = toProtoPost(p)
+	}
+	return resp, nil
+}
+
+func (s *approvalServer) GetApproval(ctx context.Context, req *approvalv1.GetApprovalRequest) (*approvalv1.GetApprovalResponse, error) {
+	v, err := s.svc.ViewApproval(ctx, req.GetToken())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.GetApprovalResponse{
+		Post:           toProtoPost(v.Post),
+		ApproverEmail:  v.Approver.Email,
+		ApproverName:   v.Approver.Name,
+		DepartmentName: v.Department.Name,
+		State:          linkStates[v.State],
+		ExpiresAt:      ts(v.ExpiresAt),
+	}, nil
+}
+
+func (s *approvalServer) Decide(ctx context.Context, req *approvalv1.DecideRequest) (*approvalv1.DecideResponse, error) {
+	var outcome approval.Outcome
+	switch req.GetOutcome() {
+	case approvalv1.Outcome_OUTCOME_APPROVE:
+		outcome = approval.OutcomeApprove
+	case approvalv1.Outcome_OUTCOME_REJECT:
+		outcome = approval.OutcomeReject
+	}
+	p, err := s.svc.Decide(ctx, req.GetToken(), outcome, req.GetComment(), req.GetOrigin())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.DecideResponse{Post: toProtoPost(p)}, nil
+}
+
+func (s *approvalServer) AuthenticateKey(ctx context.Context, req *approvalv1.AuthenticateKeyRequest) (*approvalv1.AuthenticateKeyResponse, error) {
+	k, err := s.svc.AuthenticateKey(ctx, req.GetApiKey())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.AuthenticateKeyResponse{DepartmentId: k.DepartmentID, DepartmentName: k.DepartmentName, KeyId: k.ID}, nil
+}
+
+var toProtoStatus = map[approval.Status]approvalv1.PostStatus{
+	approval.StatusPending:   approvalv1.PostStatus_POST_STATUS_PENDING,
+	approval.StatusApproved:  approvalv1.PostStatus_POST_STATUS_APPROVED,
+	approval.StatusRejected:  approvalv1.PostStatus_POST_STATUS_REJECTED,
+	approval.StatusPublished: approvalv1.PostStatus_POST_STATUS_PUBLISHED,
+	approval.StatusFailed:    approvalv1.PostStatus_POST_STATUS_FAILED,
+	approval.StatusUnknown:   approvalv1.PostStatus_POST_STATUS_UNKNOWN,
+	approval.StatusExpired:   approvalv1.PostStatus_POST_STATUS_EXPIRED,
+	approval.StatusCancelled: approvalv1.PostStatus_POST_STATUS_CANCELLED,
+}
+
+var fromProtoStatus = func() map[approvalv1.PostStatus]approval.Status {
+	m := make(map[approvalv1.PostStatus]approval.Status, len(toProtoStatus))
+	for k, v := range toProtoStatus {
+		m[v] = k
+	}
+	return m
+}()
+
+var linkStates = map[approval.LinkState]approvalv1.ApprovalState{
+	approval.LinkOpen:    approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
+	approval.LinkUsed:    approvalv1.ApprovalState_APPROVAL_STATE_USED,
+	approval.LinkExpired: approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED,
+	approval.LinkClosed:  approvalv1.ApprovalState_APPROVAL_STATE_CLOSED,
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func toProtoPost(p approval.Post) *approvalv1.Post {
+	out := &approvalv1.Post{
+		Id: p.ID, DepartmentId: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy,
+		Status: toProtoStatus[p.Status], CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt), FailureReason: p.FailureReason,
+	}
+	if p.Decision != "" {
+		d := &approvalv1.Decision{Approver: p.DecidedBy, DecidedAt: ts(p.DecidedAt), Comment: p.Comment, Outcome: approvalv1.Outcome_OUTCOME_REJECT}
+		if p.Decision == approval.OutcomeApprove {
+			d.Outcome = approvalv1.Outcome_OUTCOME_APPROVE
+		}
+		out.Decision = d
+	}
+	if p.RemoteID != "" {
+		out.Publication = &approvalv1.Publication{Channel: p.Channel, RemoteId: p.RemoteID, Url: p.RemoteURL, PublishedAt: ts(p.PublishedAt)}
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+// Package grpcapi exposes the approval service over gRPC: ApprovalService and AdminService, with server
+// reflection and grpc.health.v1. It converts between protobuf and the domain and maps domain errors to
+// status codes, all in this one package.
+package grpcapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+)
+
+// Tokens are the bearer tokens the server accepts. Admin may call everything; Gateway may call
+// ApprovalService only.
+type Tokens struct {
+	Admin   string
+	Gateway string
+}
+
+// NewServer returns a gRPC server with both services, health and reflection registered, and the health
+// server so that the caller can report NOT_SERVING while draining.
+func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger) (*grpc.Server, *health.Server, error) {
+	if svc == nil || log == nil {
+		return nil, nil, errors.New("grpcapi: nil service or logger")
+	}
+	if len(tokens.Admin) < 16 || len(tokens.Gateway) < 16 {
+		return nil, nil, errors.New("grpcapi: admin and gateway tokens must be at least 16 characters")
+	}
+	a := &authorizer{admin: sha256.Sum256([]byte(tokens.Admin)), gateway: sha256.Sum256([]byte(tokens.Gateway))}
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(logging(log), a.unary))
+	approvalv1.RegisterApprovalServiceServer(srv, &approvalServer{svc: svc})
+	approvalv1.RegisterAdminServiceServer(srv, &adminServer{svc: svc})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	return srv, hs, nil
+}
+
+type authorizer struct {
+	admin, gateway [sha256.Size]byte
+}
+
+func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	switch {
+	case strings.HasPrefix(info.FullMethod, "/grpc.health.v1."), strings.HasPrefix(info.FullMethod, "/grpc.reflection."):
+		return handler(ctx, req)
+	case strings.HasPrefix(info.FullMethod, "/"+approvalv1.ApprovalService_ServiceDesc.ServiceName+"/"):
+		if a.is(ctx, a.admin) || a.is(ctx, a.gateway) {
+			return handler(ctx, req)
+		}
+	case strings.HasPrefix(info.FullMethod, "/"+approvalv1.AdminService_ServiceDesc.ServiceName+"/"):
+		if a.is(ctx, a.admin) {
+			return handler(ctx, req)
+		}
+	}
+	return nil, status.Error(codes.Unauthenticated, "missing or wrong bearer token in the authorization metadata")
+}
+
+// is reports whether the call carries the token with hash want. Hashing first makes the comparison
+// constant-time regardless of the presented token's length.
+func (a *authorizer) is(ctx context.Context, want [sha256.Size]byte) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		tok, ok := strings.CutPrefix(v, "Bearer ")
+		if !ok {
+			continue
+		}
+		got := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+func logging(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err != nil {
+			code := status.Code(err)
+			level := slog.LevelInfo
+			if code == codes.Internal || code == codes.Unknown {
+				level = slog.LevelError
+			}
+			log.Log(ctx, level, "grpc call failed", "method", info.FullMethod, "code", code.String(), "err", err)
+		}
+		return resp, err
+	}
+}
+
+// toStatus maps a domain error to a gRPC status. It is the one place where that mapping lives.
+func toStatus(err error) error {
+	var code codes.Code
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, approval.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, approval.ErrAlreadyExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, approval.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, approval.ErrUnauthorized):
+		code = codes.Unauthenticated
+	case errors.Is(err, approval.ErrTokenUsed), errors.Is(err, approval.ErrTokenExpired), errors.Is(err, approval.ErrClosed):
+		code = codes.FailedPrecondition
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	default:
+		// Internal details (SQL, paths) stay in the log; the caller gets a plain message.
+		return status.Error(codes.Internal, "internal error")
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,174 @@
+// Package service assembles the approval service from its configuration: store, event bus, mailer,
+// domain and gRPC server. Its own main (cmd/herald-approval) and the local stack (deploy/local) both run it.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/heraldhq/herald/eventbus"
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/events"
+	"github.com/heraldhq/herald/services/approval/internal/grpcapi"
+	"github.com/heraldhq/herald/services/approval/internal/notify"
+	"github.com/heraldhq/herald/services/approval/internal/store/postgres"
+	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
+)
+
+// Config is the approval service's configuration, read from HERALD_* environment variables.
+type Config struct {
+	// GRPCAddr is where the gRPC API listens.
+	GRPCAddr string `env:"HERALD_APPROVAL_GRPC_ADDR" envDefault:":9090"`
+	// DatabaseURL selects the store: a postgres:// URL for PostgreSQL; empty for SQLite under DataDir.
+	DatabaseURL string `env:"HERALD_DATABASE_URL"`
+	// DatabaseSchema is the PostgreSQL schema that holds this service's tables.
+	DatabaseSchema string `env:"HERALD_APPROVAL_DB_SCHEMA" envDefault:"herald_approval"`
+	// DataDir holds the SQLite file when no DatabaseURL is set.
+	DataDir string `env:"HERALD_DATA_DIR" envDefault:".herald"`
+	// NATSURL is the NATS server with JetStream.
+	NATSURL string `env:"HERALD_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// SMTPURL is the mail server for approval emails (see notify.NewSMTP for the schemes).
+	SMTPURL string `env:"HERALD_SMTP_URL" envDefault:"smtp+plain://127.0.0.1:1025"`
+	// MailFrom is the sender of approval emails.
+	MailFrom string `env:"HERALD_MAIL_FROM" envDefault:"Herald <herald@localhost>"`
+	// PublicURL is the gateway's public base URL, for the links in approval emails.
+	PublicURL string `env:"HERALD_PUBLIC_URL" envDefault:"http://localhost:8080"`
+	// AdminToken authorises ops on every gRPC method.
+	AdminToken string `env:"HERALD_ADMIN_TOKEN,required,unset"`
+	// GatewayToken authorises the gateway on ApprovalService.
+	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,required,unset"`
+	// ApprovalTTL is how long an approval link stays valid.
+	ApprovalTTL time.Duration `env:"HERALD_APPROVAL_TTL" envDefault:"72h"`
+	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
+	Consumer string `env:"HERALD_APPROVAL_CONSUMER" envDefault:"herald-approval"`
+
+	// Listener, if set, is used instead of listening on GRPCAddr.
+	Listener net.Listener `env:"-"`
+}
+
+type closableStore interface {
+	approval.Store
+	io.Closer
+}
+
+// Service is a running approval service.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	store  closableStore
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	domain *approval.Service
+	grpc   *grpc.Server
+	health *health.Server
+	lis    net.Listener
+}
+
+// New builds the service and everything it depends on. Nothing runs until Run.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err error) {
+	s := &Service{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if s.nc, s.js, err = eventbus.Connect(ctx, cfg.NATSURL, "herald-approval"); err != nil {
+		return nil, err
+	}
+	pub, err := eventbus.NewPublisher(s.js, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	mailer, err := notify.NewSMTP(cfg.SMTPURL, cfg.MailFrom)
+	if err != nil {
+		return nil, err
+	}
+	if s.domain, err = approval.NewService(s.store, mailer, pub, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL}, log); err != nil {
+		return nil, err
+	}
+	if s.grpc, s.health, err = grpcapi.NewServer(s.domain, grpcapi.Tokens{Admin: cfg.AdminToken, Gateway: cfg.GatewayToken}, log); err != nil {
+		return nil, err
+	}
+	s.lis = cfg.Listener
+	if s.lis == nil {
+		if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
+		}
+	}
+	return s, nil
+}
+
+func openStore(ctx context.Context, cfg Config) (closableStore, error) {
+	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
+		return postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseSchema)
+	}
+	if cfg.DatabaseURL != "" {
+		return nil, errors.New("HERALD_DATABASE_URL must be a postgres:// URL (leave it empty for SQLite)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "approval.db"))
+}
+
+// Addr is the address the gRPC API listens on.
+func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// Run serves until ctx ends, then drains: health reports NOT_SERVING, the gRPC server finishes calls in
+// flight, the consumer finishes messages in hand, and the outbox loop stops.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("grpc serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects}, events.Handler(s.domain), s.log)
+	})
+	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
+	g.Go(func() error {
+		<-gctx.Done()
+		s.health.Shutdown()
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			s.grpc.Stop()
+		}
+		return nil
+	})
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("approval service listening", "grpc", s.lis.Addr().String())
+	return g.Wait()
+}
+
+func (s *Service) close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
