@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,22 @@ func Permanent(err error) error {
 	return permanentError{err}
 }
 
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e retryAfterError) Error() string { return e.err.Error() }
+func (e retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter asks for redelivery no sooner than after (a rate limit's reset, say).
+func RetryAfter(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return retryAfterError{err, after}
+}
+
 // IsPermanent reports whether err was marked with Permanent.
 func IsPermanent(err error) bool {
 	var p permanentError
@@ -45,49 +62,68 @@ type ConsumerConfig struct {
 
 // Consume runs h on every message of the durable consumer until ctx ends, then stops taking messages and
 // waits for the ones in hand. Messages are acknowledged only after h returns nil.
+//
+// Each subject gets its own durable consumer, named Durable-<last subject token>: NATS servers before 2.10
+// (Debian's among them) refuse a consumer with several filter subjects.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h Handler, log *slog.Logger) error {
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = 30 * time.Second
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
-		Durable:        cfg.Durable,
-		FilterSubjects: cfg.Subjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.HandlerTimeout + 5*time.Second,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		MaxDeliver:     -1,
-		MaxAckPending:  256,
-	})
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+	var running []jetstream.ConsumeContext
+	stopAll := func() {
+		for _, cc := range running {
+			cc.Drain()
+		}
+		deadline := time.After(cfg.HandlerTimeout)
+		for _, cc := range running {
+			select {
+			case <-cc.Closed():
+			case <-deadline:
+				log.Warn("consumer did not drain in time", "consumer", cfg.Durable)
+				return
+			}
+		}
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		handle(ctx, cfg, msg, h, log)
-	})
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+	for _, subject := range cfg.Subjects {
+		name := cfg.Durable + "-" + subject[strings.LastIndex(subject, ".")+1:]
+		cons, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
+			Durable:       name,
+			FilterSubject: subject,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.HandlerTimeout + 5*time.Second,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			MaxDeliver:    -1,
+			MaxAckPending: 256,
+		})
+		if err != nil {
+			stopAll()
+			return fmt.Errorf("consumer %s: %w", name, err)
+		}
+		cc, err := cons.Consume(func(msg jetstream.Msg) {
+			handle(ctx, name, cfg.HandlerTimeout, msg, h, log)
+		})
+		if err != nil {
+			stopAll()
+			return fmt.Errorf("consume %s: %w", name, err)
+		}
+		running = append(running, cc)
 	}
 	<-ctx.Done()
-	cc.Drain()
-	select {
-	case <-cc.Closed():
-	case <-time.After(cfg.HandlerTimeout):
-		log.Warn("consumer did not drain in time", "consumer", cfg.Durable)
-	}
+	stopAll()
 	return nil
 }
 
-func handle(parent context.Context, cfg ConsumerConfig, msg jetstream.Msg, h Handler, log *slog.Logger) {
+func handle(parent context.Context, consumer string, timeout time.Duration, msg jetstream.Msg, h Handler, log *slog.Logger) {
 	// The handler gets its own deadline rather than parent: a message already taken is finished during a
 	// graceful stop instead of being abandoned half-way.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cfg.HandlerTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), timeout)
 	defer cancel()
 	meta, _ := msg.Metadata()
 	delivered := uint64(1)
 	if meta != nil {
 		delivered = meta.NumDelivered
 	}
-	l := log.With("consumer", cfg.Durable, "subject", msg.Subject(), "msg_id", msg.Headers().Get("Nats-Msg-Id"), "delivered", delivered)
+	l := log.With("consumer", consumer, "subject", msg.Subject(), "msg_id", msg.Headers().Get("Nats-Msg-Id"), "delivered", delivered)
 	err := h(ctx, msg)
 	switch {
 	case err == nil:
@@ -99,6 +135,10 @@ func handle(parent context.Context, cfg ConsumerConfig, msg jetstream.Msg, h Han
 		_ = msg.TermWithReason(err.Error())
 	default:
 		delay := redeliveryDelay(delivered)
+		var ra retryAfterError
+		if errors.As(err, &ra) && ra.after > delay {
+			delay = ra.after
+		}
 		l.Warn("message handling failed; will retry", "err", err, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
 	}

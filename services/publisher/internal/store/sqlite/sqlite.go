@@ -1,0 +1,128 @@
+// Package sqlite is the publisher's ledger on SQLite (modernc.org/sqlite, pure Go): the embedded default.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite/sqlitedb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a ledger.Store on a SQLite database.
+type Store struct {
+	db *sql.DB
+	q  *sqlitedb.Queries
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the SQLite database at path and applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	sub, err := fs.Sub(migrations, "migrations")
+	if err == nil {
+		var p *goose.Provider
+		if p, err = goose.NewProvider(goose.DialectSQLite3, db, sub); err == nil {
+			_, err = p.Up(ctx)
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return &Store{db: db, q: sqlitedb.New(db)}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Begin implements ledger.Store.
+func (s *Store) Begin(ctx context.Context, p ledger.Publication) (ledger.Publication, bool, error) {
+	n, err := s.q.InsertPublication(ctx, sqlitedb.InsertPublicationParams{
+		PostID: p.PostID, Channel: p.Channel, State: string(p.State), Text: p.Text, Attempts: int64(p.Attempts),
+		CreatedAt: p.CreatedAt.UnixMicro(), UpdatedAt: p.UpdatedAt.UnixMicro(),
+	})
+	if err != nil {
+		return ledger.Publication{}, false, err
+	}
+	if n == 1 {
+		return p, true, nil
+	}
+	existing, err := s.Get(ctx, p.PostID)
+	return existing, false, err
+}
+
+// Finish implements ledger.Store.
+func (s *Store) Finish(ctx context.Context, p ledger.Publication) error {
+	n, err := s.q.FinishPublication(ctx, sqlitedb.FinishPublicationParams{
+		PostID: p.PostID, State: string(p.State), RemoteID: p.RemoteID, Url: p.URL, Error: p.Error, UpdatedAt: p.UpdatedAt.UnixMicro(),
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ledger.ErrNotAttempting
+	}
+	return nil
+}
+
+// Release implements ledger.Store.
+func (s *Store) Release(ctx context.Context, postID string) error {
+	n, err := s.q.ReleasePublication(ctx, postID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ledger.ErrNotAttempting
+	}
+	return nil
+}
+
+// Get implements ledger.Store.
+func (s *Store) Get(ctx context.Context, postID string) (ledger.Publication, error) {
+	r, err := s.q.GetPublication(ctx, postID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ledger.Publication{}, ledger.ErrNotFound
+	}
+	if err != nil {
+		return ledger.Publication{}, err
+	}
+	return toPublication(r), nil
+}
+
+// List implements ledger.Store.
+func (s *Store) List(ctx context.Context, limit int) ([]ledger.Publication, error) {
+	rows, err := s.q.ListPublications(ctx, int64(limit))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ledger.Publication, len(rows))
+	for i, r := range rows {
+		out[i] = toPublication(r)
+	}
+	return out, nil
+}
+
+func toPublication(r sqlitedb.Publication) ledger.Publication {
+	return ledger.Publication{
+		PostID: r.PostID, Channel: r.Channel, State: ledger.State(r.State), Text: r.Text, RemoteID: r.RemoteID, URL: r.Url,
+		Error: r.Error, Attempts: int(r.Attempts), CreatedAt: time.UnixMicro(r.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(r.UpdatedAt).UTC(),
+	}
+}
