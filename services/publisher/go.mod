@@ -3,6 +3,7 @@ module github.com/heraldhq/herald/services/publisher
 go 1.26.0
 
 require (
+	github.com/dghubble/oauth1 v0.7.3
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/heraldhq/herald/eventbus v0.0.0
