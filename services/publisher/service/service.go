@@ -1,0 +1,213 @@
+// Package service assembles the publisher from its configuration: ledger store, X channel, event bus and
+// gRPC server. Its own main (cmd/herald-publisher) and the local stack (deploy/local) both run it. The
+// publisher is the only part of Herald that holds the X credentials.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/heraldhq/herald/eventbus"
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
+	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+	"github.com/heraldhq/herald/services/publisher/internal/store/postgres"
+	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite"
+	"github.com/heraldhq/herald/services/publisher/internal/x"
+)
+
+// Config is the publisher's configuration, read from HERALD_* environment variables. The X credentials
+// may be given as files (HERALD_X_*_FILE), the usual way to mount secrets.
+type Config struct {
+	GRPCAddr       string `env:"HERALD_PUBLISHER_GRPC_ADDR" envDefault:":9091"`
+	DatabaseURL    string `env:"HERALD_DATABASE_URL"`
+	DatabaseSchema string `env:"HERALD_PUBLISHER_DB_SCHEMA" envDefault:"herald_publisher"`
+	DataDir        string `env:"HERALD_DATA_DIR" envDefault:".herald"`
+	NATSURL        string `env:"HERALD_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	AdminToken     string `env:"HERALD_ADMIN_TOKEN,required,unset"`
+	Consumer       string `env:"HERALD_PUBLISHER_CONSUMER" envDefault:"herald-publisher"`
+
+	// XAPIBase is the X API's base URL.
+	XAPIBase            string        `env:"HERALD_X_API_BASE" envDefault:"https://api.x.com"`
+	XConsumerKey        string        `env:"HERALD_X_CONSUMER_KEY,unset"`
+	XConsumerSecret     string        `env:"HERALD_X_CONSUMER_SECRET,unset"`
+	XAccessToken        string        `env:"HERALD_X_ACCESS_TOKEN,unset"`
+	XAccessSecret       string        `env:"HERALD_X_ACCESS_TOKEN_SECRET,unset"`
+	XConsumerKeyFile    string        `env:"HERALD_X_CONSUMER_KEY_FILE"`
+	XConsumerSecretFile string        `env:"HERALD_X_CONSUMER_SECRET_FILE"`
+	XAccessTokenFile    string        `env:"HERALD_X_ACCESS_TOKEN_FILE"`
+	XAccessSecretFile   string        `env:"HERALD_X_ACCESS_TOKEN_SECRET_FILE"`
+	XTimeout            time.Duration `env:"HERALD_X_TIMEOUT" envDefault:"30s"`
+
+	// Listener, if set, is used instead of listening on GRPCAddr.
+	Listener net.Listener `env:"-"`
+}
+
+// credentials resolves each X secret from its variable or its file.
+func (c Config) credentials() (x.Credentials, error) {
+	var errs []error
+	get := func(name, val, file string) string {
+		if val != "" || file == "" {
+			if val == "" {
+				errs = append(errs, fmt.Errorf("%s (or %s_FILE) is required", name, name))
+			}
+			return val
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s_FILE: %w", name, err))
+		}
+		return strings.TrimSpace(string(b))
+	}
+	creds := x.Credentials{
+		ConsumerKey:       get("HERALD_X_CONSUMER_KEY", c.XConsumerKey, c.XConsumerKeyFile),
+		ConsumerSecret:    get("HERALD_X_CONSUMER_SECRET", c.XConsumerSecret, c.XConsumerSecretFile),
+		AccessToken:       get("HERALD_X_ACCESS_TOKEN", c.XAccessToken, c.XAccessTokenFile),
+		AccessTokenSecret: get("HERALD_X_ACCESS_TOKEN_SECRET", c.XAccessSecret, c.XAccessSecretFile),
+	}
+	return creds, errors.Join(errs...)
+}
+
+type closableStore interface {
+	ledger.Store
+	io.Closer
+}
+
+// Service is a running publisher.
+type Service struct {
+	cfg       Config
+	log       *slog.Logger
+	store     closableStore
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	publisher *ledger.Publisher
+	grpc      *grpc.Server
+	health    *health.Server
+	lis       net.Listener
+}
+
+// New builds the publisher and checks the X credentials against the API. Nothing runs until Run.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err error) {
+	s := &Service{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	creds, err := cfg.credentials()
+	if err != nil {
+		return nil, err
+	}
+	client, err := x.New(cfg.XAPIBase, creds, cfg.XTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if me, err := client.Me(ctx); err != nil {
+		// Not fatal: X may be down now and fine later; the ledger copes. The log says why posts will fail.
+		log.Warn("could not verify the X credentials", "err", err)
+	} else {
+		log.Info("posting to X as", "username", me.Username, "api", cfg.XAPIBase)
+	}
+	if s.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if s.nc, s.js, err = eventbus.Connect(ctx, cfg.NATSURL, "herald-publisher"); err != nil {
+		return nil, err
+	}
+	pub, err := eventbus.NewPublisher(s.js, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if s.publisher, err = ledger.NewPublisher(s.store, client, pub, log); err != nil {
+		return nil, err
+	}
+	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, log); err != nil {
+		return nil, err
+	}
+	s.lis = cfg.Listener
+	if s.lis == nil {
+		if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
+		}
+	}
+	return s, nil
+}
+
+func openStore(ctx context.Context, cfg Config) (closableStore, error) {
+	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
+		return postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseSchema)
+	}
+	if cfg.DatabaseURL != "" {
+		return nil, errors.New("HERALD_DATABASE_URL must be a postgres:// URL (leave it empty for SQLite)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "publisher.db"))
+}
+
+// Addr is the address the gRPC API listens on.
+func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// Run serves until ctx ends, then drains like the approval service.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("grpc serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		handler := func(ctx context.Context, msg jetstream.Msg) error {
+			var ev eventsv1.PostApproved
+			if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+				return eventbus.Permanent(fmt.Errorf("decode PostApproved: %w", err))
+			}
+			return s.publisher.HandleApproved(ctx, &ev)
+		}
+		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: []string{eventbus.SubjectApproved}, HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
+		return eventbus.Consume(gctx, s.js, cfg, handler, s.log)
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.health.Shutdown()
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			s.grpc.Stop()
+		}
+		return nil
+	})
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("publisher listening", "grpc", s.lis.Addr().String())
+	return g.Wait()
+}
+
+func (s *Service) close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
