@@ -2,7 +2,11 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -75,6 +79,11 @@ func (s *approvalServer) Decide(ctx context.Context, req *approvalv1.DecideReque
 
 func (s *approvalServer) AuthenticateKey(ctx context.Context, req *approvalv1.AuthenticateKeyRequest) (*approvalv1.AuthenticateKeyResponse, error) {
 	k, err := s.svc.AuthenticateKey(ctx, req.GetApiKey())
+	if errors.Is(err, approval.ErrUnauthorized) {
+		// NOT_FOUND rather than UNAUTHENTICATED: the caller (the gateway) is authenticated; it is the key
+		// it asks about that matches nothing.
+		return nil, status.Error(codes.NotFound, "no valid API key matches")
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}

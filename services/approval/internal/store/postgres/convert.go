@@ -1,7 +1,6 @@
 package postgres
 
 import (
-
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres/pgdb"
 )
@@ -16,7 +15,6 @@ func convert[R, D any](rows []R, err error, f func(R) D) ([]D, error) {
 	}
 	return out, nil
 }
-
 
 func toDepartment(r pgdb.Department) approval.Department {
 	return approval.Department{ID: r.ID, Name: r.Name, CreatedAt: fromMicros(r.CreatedAt)}

@@ -18,7 +18,9 @@ func convert[R, D any](rows []R, err error, f func(R) D) ([]D, error) {
 	return out, nil
 }
 
-func containsFold(s, sub string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(sub)) }
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
 
 func toDepartment(r sqlitedb.Department) approval.Department {
 	return approval.Department{ID: r.ID, Name: r.Name, CreatedAt: fromMicros(r.CreatedAt)}

@@ -1,0 +1,105 @@
+// Package intake turns a department's request to post into a PostRequested event on JetStream. It
+// validates the request and answers only once the stream has stored the event, so nothing acknowledged
+// to a department can be lost.
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/heraldhq/herald/eventbus"
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+)
+
+// MaxTweetLength is X's limit. The count here is in characters (runes); X's weighted count (URLs 23,
+// CJK 2) is stricter for some texts and comes later.
+const MaxTweetLength = 280
+
+// Request is a department's request to post.
+type Request struct {
+	Tweet          string
+	RequestedBy    string
+	IdempotencyKey string
+}
+
+// ValidationError says which input is wrong and why.
+type ValidationError struct {
+	Target  string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Target + ": " + e.Message }
+
+// Validate checks a request and returns a *ValidationError for the first problem.
+func Validate(r Request) error {
+	switch n := utf8.RuneCountInString(r.Tweet); {
+	case !utf8.ValidString(r.Tweet):
+		return &ValidationError{"tweet", "must be valid UTF-8"}
+	case strings.TrimSpace(r.Tweet) == "":
+		return &ValidationError{"tweet", "is required and must not be blank"}
+	case n > MaxTweetLength:
+		return &ValidationError{"tweet", fmt.Sprintf("is %d characters long; X allows at most %d", n, MaxTweetLength)}
+	}
+	switch {
+	case strings.TrimSpace(r.RequestedBy) == "":
+		return &ValidationError{"requestedby", "is required: say who in the department asks for this post"}
+	case utf8.RuneCountInString(r.RequestedBy) > 200 || !utf8.ValidString(r.RequestedBy):
+		return &ValidationError{"requestedby", "must be valid text of at most 200 characters"}
+	}
+	if len(r.IdempotencyKey) > 255 || strings.IndexFunc(r.IdempotencyKey, func(c rune) bool { return c > unicode.MaxASCII || !unicode.IsPrint(c) }) >= 0 {
+		return &ValidationError{"Idempotency-Key", "must be at most 255 printable ASCII characters"}
+	}
+	return nil
+}
+
+// Intake accepts post requests.
+type Intake struct {
+	pub *eventbus.Publisher
+	now func() time.Time
+}
+
+// New returns an Intake publishing through pub.
+func New(pub *eventbus.Publisher) (*Intake, error) {
+	if pub == nil {
+		return nil, errors.New("intake: nil publisher")
+	}
+	return &Intake{pub: pub, now: time.Now}, nil
+}
+
+// idempotencySpace namespaces the post ids derived from Idempotency-Keys.
+var idempotencySpace = uuid.MustParse("6f1c8f1e-3a53-4c8e-9a57-1d7c0f9b2a10")
+
+// PostID is the id a request gets: random (time-ordered) without an Idempotency-Key, and derived from the
+// department and the key with one, so that the same key always names the same post, however late it is
+// retried. The approval service ignores a request for an id it already has.
+func PostID(departmentID, idempotencyKey string) string {
+	if idempotencyKey == "" {
+		return uuid.Must(uuid.NewV7()).String()
+	}
+	return uuid.NewSHA1(idempotencySpace, []byte(departmentID+"\x00"+idempotencyKey)).String()
+}
+
+// Submit validates r and publishes it for departmentID, returning the post id once JetStream stored it.
+// Errors are *ValidationError or wrap eventbus.ErrUnavailable.
+func (in *Intake) Submit(ctx context.Context, departmentID string, r Request) (string, error) {
+	if err := Validate(r); err != nil {
+		return "", err
+	}
+	id := PostID(departmentID, r.IdempotencyKey)
+	ev := &eventsv1.PostRequested{
+		PostId: id, DepartmentId: departmentID, Text: r.Tweet, RequestedBy: strings.TrimSpace(r.RequestedBy),
+		RequestedAt: timestamppb.New(in.now()), IdempotencyKey: r.IdempotencyKey,
+	}
+	if err := in.pub.PublishProto(ctx, eventbus.SubjectRequested, eventbus.MsgID(id, "requested"), ev); err != nil {
+		return "", fmt.Errorf("submit %s: %w", id, err)
+	}
+	return id, nil
+}
