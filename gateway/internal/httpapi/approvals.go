@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"html/template"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"when": func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 MST") },
+}).ParseFS(templateFS, "templates/*.html"))
+
+// approvalPage is what the approval templates show.
+type approvalPage struct {
+	Token      string
+	CSRF       string
+	Post       *approvalv1.Post
+	Approver   string
+	Department string
+	State      string
+	ExpiresAt  time.Time
+	Message    string
+	Outcome    string
+}
+
+// csrfToken binds the approval form to its link: only a page served for that token can post it.
+func (s *server) csrfToken(token string) string {
+	mac := hmac.New(sha256.New, s.cfg.CSRFKey)
+	mac.Write([]byte("approval-form\x00" + token))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (s *server) render(w http.ResponseWriter, status int, name string, data approvalPage) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	// The token is in the URL: keep it out of Referer headers and caches.
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = pages.ExecuteTemplate(w, name, data)
+}
+
+// showApproval shows the post an approval link points at. It never changes anything: mail scanners and
+// link previews open links.
+func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	resp, err := s.deps.Approvals.GetApproval(r.Context(), &approvalv1.GetApprovalRequest{Token: token})
+	if err != nil {
+		s.approvalError(w, r, err)
+		return
+	}
+	page := approvalPage{
+		Token: token, CSRF: s.csrfToken(token), Post: resp.GetPost(), Approver: resp.GetApproverEmail(),
+		Department: resp.GetDepartmentName(), ExpiresAt: resp.GetExpiresAt().AsTime(),
+	}
+	switch resp.GetState() {
+	case approvalv1.ApprovalState_APPROVAL_STATE_OPEN:
+		page.State = "open"
+	case approvalv1.ApprovalState_APPROVAL_STATE_USED:
+		page.Message = "You already answered through this link."
+	case approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED:
+		page.Message = "This link has expired."
+	default:
+		page.Message = "This post was already decided: it is " + statusNames[resp.GetPost().GetStatus()] + "."
+	}
+	s.render(w, http.StatusOK, "approval.html", page)
+}
+
+func (s *server) decide(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.render(w, http.StatusBadRequest, "result.html", approvalPage{Message: "The form could not be read."})
+		return
+	}
+	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(s.csrfToken(token))) {
+		s.render(w, http.StatusForbidden, "result.html", approvalPage{Message: "This form did not come from Herald's approval page. Open the link from your email again."})
+		return
+	}
+	var outcome approvalv1.Outcome
+	switch r.PostForm.Get("decision") {
+	case "approve":
+		outcome = approvalv1.Outcome_OUTCOME_APPROVE
+	case "reject":
+		outcome = approvalv1.Outcome_OUTCOME_REJECT
+	default:
+		s.render(w, http.StatusBadRequest, "result.html", approvalPage{Message: "Choose Approve or Reject."})
+		return
+	}
+	origin, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		origin = r.RemoteAddr
+	}
+	resp, err := s.deps.Approvals.Decide(r.Context(), &approvalv1.DecideRequest{Token: token, Outcome: outcome, Comment: r.PostForm.Get("comment"), Origin: origin})
+	if err != nil {
+		s.approvalError(w, r, err)
+		return
+	}
+	page := approvalPage{Post: resp.GetPost(), Outcome: "rejected", Message: "Rejected. Nothing will be posted, and the department will see your decision."}
+	if outcome == approvalv1.Outcome_OUTCOME_APPROVE {
+		page.Outcome, page.Message = "approved", "Approved. Herald is publishing the post now."
+	}
+	s.logger(r).InfoContext(r.Context(), "approval decided", "post_id", resp.GetPost().GetId(), "outcome", page.Outcome)
+	s.render(w, http.StatusOK, "result.html", page)
+}
+
+// approvalError answers an approver in plain words; the statuses follow toAPIError.
+func (s *server) approvalError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	msg := "Something went wrong on Herald's side. Try again in a minute."
+	switch {
+	case status.Code(err) == codes.NotFound:
+		msg = "This approval link is not valid. Check that you opened the whole link from the email."
+	case ae.Status < 500:
+		msg = ae.Message
+	}
+	if ae.Status >= 500 {
+		s.logger(r).ErrorContext(r.Context(), "approval page failed", "err", err)
+	}
+	s.render(w, ae.Status, "result.html", approvalPage{Message: msg})
+}

@@ -1,0 +1,65 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/heraldhq/herald/eventbus"
+	"github.com/heraldhq/herald/gateway/internal/intake"
+	"github.com/heraldhq/herald/gateway/internal/keyauth"
+)
+
+// apiError is an error with the HTTP answer it deserves.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Target  string `json:"target,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func badRequest(code, message, target string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Message: message, Target: target}
+}
+
+var errNotFound = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such post"}
+
+// toAPIError maps every error the handlers meet to an HTTP status and code. It is the only place that
+// does; anything it does not recognise is a 500 whose details stay in the log.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	var ve *intake.ValidationError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &ve):
+		return badRequest("invalid_request", ve.Target+" "+ve.Message, ve.Target)
+	case errors.Is(err, keyauth.ErrInvalidKey):
+		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "the API key is not valid (unknown or revoked)"}
+	case errors.Is(err, eventbus.ErrUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Herald cannot accept posts right now; nothing was queued. Retry later."}
+	}
+	switch status.Code(err) {
+	case codes.NotFound:
+		return errNotFound
+	case codes.FailedPrecondition:
+		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: status.Convert(err).Message()}
+	case codes.InvalidArgument:
+		return badRequest("invalid_request", status.Convert(err).Message(), "")
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Herald's approval service is unavailable. Retry later."}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

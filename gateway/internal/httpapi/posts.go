@@ -1,0 +1,208 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/gateway/internal/intake"
+	"github.com/heraldhq/herald/gateway/internal/keyauth"
+)
+
+// postRequest is the connector's request body; the field names come from the original Power Automate
+// exercise and stay.
+type postRequest struct {
+	Tweet       *string          `json:"tweet"`
+	RequestedBy *string          `json:"requestedby"`
+	Media       *json.RawMessage `json:"media"`
+}
+
+// postView is how a post looks to the department that asked for it.
+type postView struct {
+	ID             string           `json:"id"`
+	Status         string           `json:"status"`
+	Tweet          string           `json:"tweet,omitempty"`
+	RequestedBy    string           `json:"requestedby,omitempty"`
+	CreatedAt      *time.Time       `json:"created_at,omitempty"`
+	Decision       *decisionView    `json:"decision,omitempty"`
+	Publication    *publicationView `json:"publication,omitempty"`
+	FailureReason  string           `json:"failure_reason,omitempty"`
+}
+
+type decisionView struct {
+	Outcome   string    `json:"outcome"`
+	Approver  string    `json:"approver"`
+	DecidedAt time.Time `json:"decided_at"`
+	Comment   string    `json:"comment"`
+}
+
+type publicationView struct {
+	Channel     string     `json:"channel"`
+	RemoteID    string     `json:"remote_id"`
+	URL         string     `json:"url"`
+	PublishedAt *time.Time `json:"published_at,omitempty"`
+}
+
+// authenticate finds the department from the X-API-Key header or, for platforms that can only add query
+// parameters, api_key.
+func (s *server) authenticate(r *http.Request) (keyauth.Department, error) {
+	key := r.Header.Get("X-API-Key")
+	if key == "" {
+		key = r.URL.Query().Get("api_key")
+	}
+	if key == "" {
+		return keyauth.Department{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing API key: send it in the X-API-Key header"}
+	}
+	return s.deps.Keys.Authenticate(r.Context(), key)
+}
+
+func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
+	dept, err := s.authenticate(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	req, err := s.decodePost(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := s.deps.Intake.Submit(r.Context(), dept.ID, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.logger(r).InfoContext(r.Context(), "post requested", "post_id", id, "department_id", dept.ID)
+	s.accepted(w, http.StatusAccepted, postView{ID: id, Status: "pending", Tweet: req.Tweet, RequestedBy: req.RequestedBy})
+}
+
+// decodePost reads and checks the body: JSON only, bounded, no unknown fields, one value.
+func (s *server) decodePost(w http.ResponseWriter, r *http.Request) (intake.Request, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return intake.Request{}, &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the post as JSON with Content-Type: application/json"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return intake.Request{}, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes)}
+	}
+	if err != nil {
+		return intake.Request{}, badRequest("invalid_body", "could not read the body", "")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var pr postRequest
+	if err := dec.Decode(&pr); err != nil {
+		return intake.Request{}, jsonError(err)
+	}
+	if dec.More() {
+		return intake.Request{}, badRequest("invalid_json", "the body must hold exactly one JSON object", "")
+	}
+	if pr.Media != nil && string(*pr.Media) != "null" && string(*pr.Media) != "[]" {
+		return intake.Request{}, badRequest("unsupported", "media attachments are not supported yet; send text only", "media")
+	}
+	req := intake.Request{IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if pr.Tweet != nil {
+		req.Tweet = *pr.Tweet
+	}
+	if pr.RequestedBy != nil {
+		req.RequestedBy = *pr.RequestedBy
+	}
+	return req, intake.Validate(req)
+}
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return badRequest("invalid_json", fmt.Sprintf("malformed JSON at byte %d", syn.Offset), "")
+	case errors.As(err, &typ):
+		return badRequest("invalid_json", fmt.Sprintf("%s must be a %s", typ.Field, typ.Type), typ.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("invalid_json", "the body is empty or cut short", "")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest("unknown_field", fmt.Sprintf("unknown field %q; the fields are tweet, requestedby and media", field), field)
+	default:
+		return badRequest("invalid_json", "the body is not valid JSON", "")
+	}
+}
+
+func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
+	dept, err := s.authenticate(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		s.fail(w, r, errNotFound)
+		return
+	}
+	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v := toView(resp.GetPost())
+	switch resp.GetPost().GetStatus() {
+	case approvalv1.PostStatus_POST_STATUS_PENDING, approvalv1.PostStatus_POST_STATUS_APPROVED:
+		// Still undecided or on its way out: the asynchronous pattern says poll again.
+		s.accepted(w, http.StatusAccepted, v)
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// accepted answers 202 with the polling headers of the asynchronous request-reply pattern.
+func (s *server) accepted(w http.ResponseWriter, status int, v postView) {
+	w.Header().Set("Location", "/v1/posts/"+v.ID)
+	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+	writeJSON(w, status, v)
+}
+
+var statusNames = map[approvalv1.PostStatus]string{
+	approvalv1.PostStatus_POST_STATUS_PENDING:   "pending",
+	approvalv1.PostStatus_POST_STATUS_APPROVED:  "approved",
+	approvalv1.PostStatus_POST_STATUS_REJECTED:  "rejected",
+	approvalv1.PostStatus_POST_STATUS_PUBLISHED: "published",
+	approvalv1.PostStatus_POST_STATUS_FAILED:    "failed",
+	approvalv1.PostStatus_POST_STATUS_UNKNOWN:   "unknown",
+	approvalv1.PostStatus_POST_STATUS_EXPIRED:   "expired",
+	approvalv1.PostStatus_POST_STATUS_CANCELLED: "cancelled",
+}
+
+func toView(p *approvalv1.Post) postView {
+	v := postView{ID: p.GetId(), Status: statusNames[p.GetStatus()], Tweet: p.GetText(), RequestedBy: p.GetRequestedBy(), FailureReason: p.GetFailureReason()}
+	if p.GetCreatedAt() != nil {
+		t := p.GetCreatedAt().AsTime()
+		v.CreatedAt = &t
+	}
+	if d := p.GetDecision(); d != nil {
+		outcome := "rejected"
+		if d.GetOutcome() == approvalv1.Outcome_OUTCOME_APPROVE {
+			outcome = "approved"
+		}
+		v.Decision = &decisionView{Outcome: outcome, Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
+	}
+	if pub := p.GetPublication(); pub != nil {
+		v.Publication = &publicationView{Channel: pub.GetChannel(), RemoteID: pub.GetRemoteId(), URL: pub.GetUrl()}
+		if pub.GetPublishedAt() != nil {
+			t := pub.GetPublishedAt().AsTime()
+			v.Publication.PublishedAt = &t
+		}
+	}
+	return v
+}

@@ -1,0 +1,162 @@
+// Package httpapi is the gateway's HTTP surface: the connector API that department flows call
+// (/v1/posts), the approvers' pages (/approvals/{token}), and /healthz, /readyz and /metrics.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/gateway/internal/intake"
+	"github.com/heraldhq/herald/gateway/internal/keyauth"
+)
+
+// Config tunes the handler.
+type Config struct {
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64
+	// RetryAfter is what the gateway tells pollers to wait.
+	RetryAfter time.Duration
+	// CSRFKey signs the approval form; every gateway replica needs the same one.
+	CSRFKey []byte
+}
+
+// Deps are what the handler talks to.
+type Deps struct {
+	Intake    *intake.Intake
+	Keys      *keyauth.Authenticator
+	Approvals approvalv1.ApprovalServiceClient
+	// Ready reports whether the gateway can take requests (NATS connected, say).
+	Ready func(ctx context.Context) error
+	Log   *slog.Logger
+	// Registry receives the gateway's metrics.
+	Registry *prometheus.Registry
+}
+
+type server struct {
+	cfg  Config
+	deps Deps
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New returns the gateway's HTTP handler.
+func New(cfg Config, deps Deps) (http.Handler, error) {
+	if deps.Intake == nil || deps.Keys == nil || deps.Approvals == nil || deps.Ready == nil || deps.Log == nil || deps.Registry == nil {
+		return nil, errors.New("httpapi: missing dependency")
+	}
+	if len(cfg.CSRFKey) < 32 {
+		return nil, errors.New("httpapi: the CSRF key must be at least 32 bytes")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 5 * time.Second
+	}
+	s := &server{
+		cfg:  cfg,
+		deps: deps,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_gateway_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herald_gateway_request_duration_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	if err := errors.Join(deps.Registry.Register(s.requests), deps.Registry.Register(s.latency)); err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	s.route(mux, "POST /v1/posts", s.createPost)
+	s.route(mux, "GET /v1/posts/{id}", s.getPost)
+	s.route(mux, "GET /approvals/{token}", s.showApproval)
+	// CrossOriginProtection refuses cross-site POSTs that browsers mark (Sec-Fetch-Site, Origin); the form
+	// token covers clients that send neither.
+	mux.Handle("POST /approvals/{token}", http.NewCrossOriginProtection().Handler(s.instrument("POST /approvals/{token}", s.decide)))
+	s.route(mux, "GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.route(mux, "GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := deps.Ready(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return s.withRequestID(mux), nil
+}
+
+func (s *server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	mux.Handle(pattern, s.instrument(pattern, h))
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (s *server) instrument(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		h(rec, r)
+		s.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+type ctxKey struct{}
+
+// withRequestID gives every request an id, in the response's X-Request-Id and in every log line about it.
+func (s *server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if len(id) == 0 || len(id) > 64 {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	})
+}
+
+func (s *server) logger(r *http.Request) *slog.Logger {
+	id, _ := r.Context().Value(ctxKey{}).(string)
+	return s.deps.Log.With("request_id", id, "method", r.Method, "path", r.URL.Path)
+}
+
+// fail answers with the JSON error shape every endpoint uses.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	if ae.Status >= 500 {
+		s.logger(r).ErrorContext(r.Context(), "request failed", "status", ae.Status, "err", err)
+	} else {
+		s.logger(r).InfoContext(r.Context(), "request refused", "status", ae.Status, "code", ae.Code, "err", ae.Message)
+	}
+	if ae.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+	}
+	writeJSON(w, ae.Status, map[string]*apiError{"error": ae})
+}

@@ -1,0 +1,156 @@
+// Package service assembles the gateway from its configuration: JetStream intake, the approval service
+// client, key authentication and the HTTP handler. Its own main (cmd/herald-gateway) and the local stack
+// (deploy/local) both run it. The gateway keeps no state of its own.
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/heraldhq/herald/eventbus"
+	"github.com/heraldhq/herald/gateway/internal/httpapi"
+	"github.com/heraldhq/herald/gateway/internal/intake"
+	"github.com/heraldhq/herald/gateway/internal/keyauth"
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+)
+
+// Config is the gateway's configuration, read from HERALD_* environment variables.
+type Config struct {
+	HTTPAddr string `env:"HERALD_GATEWAY_ADDR" envDefault:":8080"`
+	NATSURL  string `env:"HERALD_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// ApprovalAddr is the approval service's gRPC address.
+	ApprovalAddr string `env:"HERALD_APPROVAL_ADDR" envDefault:"127.0.0.1:9090"`
+	// GatewayToken is the bearer token the approval service expects from the gateway.
+	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,required,unset"`
+	// CSRFKey signs approval forms. Set the same value on every replica; if empty, a random key is made
+	// at start and forms opened before a restart must be reloaded.
+	CSRFKey      string        `env:"HERALD_CSRF_KEY,unset"`
+	MaxBodyBytes int64         `env:"HERALD_MAX_BODY_BYTES" envDefault:"1048576"`
+	KeyCacheTTL  time.Duration `env:"HERALD_KEY_CACHE_TTL" envDefault:"30s"`
+	RetryAfter   time.Duration `env:"HERALD_RETRY_AFTER" envDefault:"5s"`
+
+	// Listener, if set, is used instead of listening on HTTPAddr.
+	Listener net.Listener `env:"-"`
+}
+
+// bearer attaches the gateway's token to every call to the approval service.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false: the token travels on the internal network, like the rest of the
+// traffic between Herald's services.
+func (b bearer) RequireTransportSecurity() bool { return false }
+
+// Service is a running gateway.
+type Service struct {
+	log  *slog.Logger
+	nc   *nats.Conn
+	conn *grpc.ClientConn
+	http *http.Server
+	lis  net.Listener
+}
+
+// New builds the gateway. Nothing is served until Run.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err error) {
+	s := &Service{log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	nc, js, err := eventbus.Connect(ctx, cfg.NATSURL, "herald-gateway")
+	if err != nil {
+		return nil, err
+	}
+	s.nc = nc
+	pub, err := eventbus.NewPublisher(js, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	in, err := intake.New(pub)
+	if err != nil {
+		return nil, err
+	}
+	if s.conn, err = grpc.NewClient(cfg.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(cfg.GatewayToken))); err != nil {
+		return nil, fmt.Errorf("approval client: %w", err)
+	}
+	approvals := approvalv1.NewApprovalServiceClient(s.conn)
+	keys, err := keyauth.New(approvals, cfg.KeyCacheTTL)
+	if err != nil {
+		return nil, err
+	}
+	csrf := []byte(cfg.CSRFKey)
+	if len(csrf) == 0 {
+		csrf = make([]byte, 32)
+		_, _ = rand.Read(csrf)
+		log.Warn("HERALD_CSRF_KEY is not set; using a random key, so approval forms opened before a restart must be reloaded")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler, err := httpapi.New(
+		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf},
+		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: func(context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to NATS")
+			}
+			return nil
+		}},
+	)
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	s.lis = cfg.Listener
+	if s.lis == nil {
+		if s.lis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		}
+	}
+	return s, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// Run serves until ctx ends, then stops accepting requests and finishes the ones in flight.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.close()
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.lis) }()
+	s.log.Info("gateway listening", "http", s.lis.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+}
