@@ -14,9 +14,9 @@ import (
 
 	"github.com/google/uuid"
 
-	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 )
 
 // postRequest is the connector's request body; the field names come from the original Power Automate
@@ -29,14 +29,14 @@ type postRequest struct {
 
 // postView is how a post looks to the department that asked for it.
 type postView struct {
-	ID             string           `json:"id"`
-	Status         string           `json:"status"`
-	Tweet          string           `json:"tweet,omitempty"`
-	RequestedBy    string           `json:"requestedby,omitempty"`
-	CreatedAt      *time.Time       `json:"created_at,omitempty"`
-	Decision       *decisionView    `json:"decision,omitempty"`
-	Publication    *publicationView `json:"publication,omitempty"`
-	FailureReason  string           `json:"failure_reason,omitempty"`
+	ID            string           `json:"id"`
+	Status        string           `json:"status"`
+	Tweet         string           `json:"tweet,omitempty"`
+	RequestedBy   string           `json:"requestedby,omitempty"`
+	CreatedAt     *time.Time       `json:"created_at,omitempty"`
+	Decision      *decisionView    `json:"decision,omitempty"`
+	Publication   *publicationView `json:"publication,omitempty"`
+	FailureReason string           `json:"failure_reason,omitempty"`
 }
 
 type decisionView struct {
