@@ -72,7 +72,11 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	var running []jetstream.ConsumeContext
 	stopAll := func() {
 		for _, cc := range running {
-			cc.Drain()
+			if js.Conn().IsConnected() {
+				cc.Drain()
+			} else {
+				cc.Stop() // nothing to drain through a dead connection
+			}
 		}
 		deadline := time.After(cfg.HandlerTimeout)
 		for _, cc := range running {

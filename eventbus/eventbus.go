@@ -100,6 +100,10 @@ func (p *Publisher) PublishProto(ctx context.Context, subject, msgID string, m p
 // Publish sends data on subject with msgID as Nats-Msg-Id and returns once the stream stored it. A message
 // published again with the same msgID within DedupeWindow is stored once.
 func (p *Publisher) Publish(ctx context.Context, subject, msgID string, data []byte) error {
+	if !p.js.Conn().IsConnected() {
+		// nats.go would buffer the message until it reconnects; the caller needs an answer now.
+		return fmt.Errorf("publish %s %s: %w: not connected to NATS", subject, msgID, ErrUnavailable)
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	if _, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream)); err != nil {

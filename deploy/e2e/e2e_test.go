@@ -1,0 +1,381 @@
+// Package e2e drives a whole Herald, started as deploy/local starts it but on free ports, through its
+// public surfaces only: the connector API, the mailbox, the approval pages, the X sandbox and gRPC.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/heraldhq/herald/deploy/stack"
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+)
+
+func start(t *testing.T) *stack.Stack {
+	t.Helper()
+	cfg := stack.Config{
+		DataDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", ApprovalAddr: "127.0.0.1:0", PublisherAddr: "127.0.0.1:0",
+		SMTPAddr: "127.0.0.1:0", MailboxAddr: "127.0.0.1:0", SandboxAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
+		ConsumerPrefix: "e2e",
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	st, err := stack.Start(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatalf("start herald: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("stop herald: %v", err)
+		}
+	})
+	return st
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body %q is not JSON: %v", r.body, err)
+	}
+	return m
+}
+
+func do(t *testing.T, method, u string, body io.Reader, headers map[string]string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+func postJSON(t *testing.T, st *stack.Stack, key, body string) response {
+	return do(t, "POST", st.Info.GatewayURL+"/v1/posts", strings.NewReader(body), map[string]string{"X-API-Key": key, "Content-Type": "application/json"})
+}
+
+// eventually polls fn until it returns true or the deadline passes.
+func eventually(t *testing.T, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !fn() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type mail struct {
+	To   []string `json:"to"`
+	Text string   `json:"text"`
+}
+
+var linkPattern = regexp.MustCompile(`http://\S+/approvals/[A-Za-z0-9_-]+`)
+
+// approvalLink waits for the approval email about text and returns the link in it.
+func approvalLink(t *testing.T, st *stack.Stack, text string) string {
+	t.Helper()
+	var link string
+	eventually(t, "the approval email", func() bool {
+		var msgs []mail
+		r := do(t, "GET", st.Info.MailboxURL+"/api/messages", nil, nil)
+		if err := json.Unmarshal(r.body, &msgs); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if strings.Contains(m.Text, text) {
+				if len(m.To) != 1 || m.To[0] != stack.DemoApprover {
+					t.Fatalf("approval email went to %v, want %s", m.To, stack.DemoApprover)
+				}
+				link = linkPattern.FindString(m.Text)
+				return link != ""
+			}
+		}
+		return false
+	})
+	return link
+}
+
+var csrfPattern = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func decide(t *testing.T, link, decision, comment string) response {
+	t.Helper()
+	page := do(t, "GET", link, nil, nil)
+	m := csrfPattern.FindSubmatch(page.body)
+	if page.status != http.StatusOK || m == nil {
+		t.Fatalf("approval page: %d, no form:\n%s", page.status, page.body)
+	}
+	form := url.Values{"csrf": {string(m[1])}, "decision": {decision}, "comment": {comment}}
+	return do(t, "POST", link, strings.NewReader(form.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+}
+
+type sandboxTweet struct {
+	ID              string `json:"id"`
+	Text            string `json:"text"`
+	ConsumerKey     string `json:"consumer_key"`
+	SignatureMethod string `json:"signature_method"`
+}
+
+func tweetsWithText(t *testing.T, st *stack.Stack, text string) []sandboxTweet {
+	t.Helper()
+	var all, out []sandboxTweet
+	if err := json.Unmarshal(do(t, "GET", st.Info.SandboxURL+"/_sandbox/tweets", nil, nil).body, &all); err != nil {
+		t.Fatal(err)
+	}
+	for _, tw := range all {
+		if tw.Text == text {
+			out = append(out, tw)
+		}
+	}
+	return out
+}
+
+// pollFinal polls the post's status until it stops answering 202 and returns the final answer.
+func pollFinal(t *testing.T, st *stack.Stack, key, location string) response {
+	t.Helper()
+	var r response
+	eventually(t, "a final status for "+location, func() bool {
+		r = do(t, "GET", st.Info.GatewayURL+location, nil, map[string]string{"X-API-Key": key})
+		if r.status == http.StatusAccepted {
+			if r.header.Get("Retry-After") == "" {
+				t.Fatalf("202 without Retry-After")
+			}
+			return false
+		}
+		return true
+	})
+	return r
+}
+
+func TestApproveRejectAndBadInput(t *testing.T) {
+	st := start(t)
+	key := st.Info.DemoAPIKey
+
+	t.Run("approve publishes exactly once", func(t *testing.T) {
+		text := fmt.Sprintf("Please welcome our new joiners in HR! %d", time.Now().UnixNano())
+		r := postJSON(t, st, key, fmt.Sprintf(`{"tweet": %q, "requestedby": "jo@contoso.example"}`, text))
+		if r.status != http.StatusAccepted {
+			t.Fatalf("POST /v1/posts = %d %s", r.status, r.body)
+		}
+		body := r.json(t)
+		id, _ := body["id"].(string)
+		if body["status"] != "pending" || id == "" || r.header.Get("Location") != "/v1/posts/"+id || r.header.Get("Retry-After") == "" {
+			t.Fatalf("202 answer: headers %v body %s", r.header, r.body)
+		}
+		link := approvalLink(t, st, text)
+
+		// Opening the link (as a mail scanner would) shows the post and changes nothing.
+		page := do(t, "GET", link, nil, nil)
+		if !bytes.Contains(page.body, []byte(text)) || !bytes.Contains(page.body, []byte("jo@contoso.example")) {
+			t.Fatalf("approval page does not show the tweet and who asked:\n%s", page.body)
+		}
+		if s := do(t, "GET", st.Info.GatewayURL+"/v1/posts/"+id, nil, map[string]string{"X-API-Key": key}); s.status != http.StatusAccepted || s.json(t)["status"] != "pending" {
+			t.Fatalf("after opening the link the post is %d %s, want 202 pending", s.status, s.body)
+		}
+
+		approvedAt := time.Now()
+		if d := decide(t, link, "approve", "Lovely, go ahead"); d.status != http.StatusOK || !bytes.Contains(d.body, []byte("Approved")) {
+			t.Fatalf("approve: %d\n%s", d.status, d.body)
+		}
+		final := pollFinal(t, st, key, "/v1/posts/"+id)
+		t.Logf("approve → published and visible to the department in %v", time.Since(approvedAt))
+		got := final.json(t)
+		if final.status != http.StatusOK || got["status"] != "published" {
+			t.Fatalf("final status %d %s, want 200 published", final.status, final.body)
+		}
+		dec, _ := got["decision"].(map[string]any)
+		pub, _ := got["publication"].(map[string]any)
+		if dec["approver"] != stack.DemoApprover || dec["comment"] != "Lovely, go ahead" || dec["outcome"] != "approved" || dec["decided_at"] == "" {
+			t.Errorf("decision = %v", dec)
+		}
+		tweets := tweetsWithText(t, st, text)
+		if len(tweets) != 1 {
+			t.Fatalf("sandbox got %d tweets with the text, want exactly 1", len(tweets))
+		}
+		if pub["remote_id"] != tweets[0].ID || pub["channel"] != "x" {
+			t.Errorf("publication = %v, sandbox tweet %v", pub, tweets[0])
+		}
+		if tweets[0].ConsumerKey == "" || tweets[0].SignatureMethod != "HMAC-SHA1" {
+			t.Errorf("the tweet was not posted with a verified OAuth 1.0a signature: %+v", tweets[0])
+		}
+
+		// The link is single-use: the page says so, and replaying the form is refused.
+		if used := do(t, "GET", link, nil, nil); !bytes.Contains(used.body, []byte("You already answered")) || bytes.Contains(used.body, []byte(`name="decision"`)) {
+			t.Errorf("a used link still offers the form:\n%s", used.body)
+		}
+		csrf := csrfPattern.FindSubmatch(page.body)[1]
+		replay := do(t, "POST", link, strings.NewReader(url.Values{"csrf": {string(csrf)}, "decision": {"approve"}}.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+		if replay.status != http.StatusConflict {
+			t.Fatalf("replayed decision = %d, want 409\n%s", replay.status, replay.body)
+		}
+		if len(tweetsWithText(t, st, text)) != 1 {
+			t.Fatal("a second approval posted again")
+		}
+	})
+
+	t.Run("reject publishes nothing", func(t *testing.T) {
+		text := fmt.Sprintf("Not for publication %d", time.Now().UnixNano())
+		r := postJSON(t, st, key, fmt.Sprintf(`{"tweet": %q, "requestedby": "sam@contoso.example"}`, text))
+		if r.status != http.StatusAccepted {
+			t.Fatalf("POST = %d %s", r.status, r.body)
+		}
+		link := approvalLink(t, st, text)
+		if d := decide(t, link, "reject", "Not on brand"); d.status != http.StatusOK || !bytes.Contains(d.body, []byte("Rejected")) {
+			t.Fatalf("reject: %d\n%s", d.status, d.body)
+		}
+		final := pollFinal(t, st, key, r.header.Get("Location"))
+		got := final.json(t)
+		dec, _ := got["decision"].(map[string]any)
+		if final.status != http.StatusOK || got["status"] != "rejected" || dec["comment"] != "Not on brand" || got["publication"] != nil {
+			t.Fatalf("final %d %s, want 200 rejected with the comment and no publication", final.status, final.body)
+		}
+		if n := len(tweetsWithText(t, st, text)); n != 0 {
+			t.Fatalf("a rejected post reached the sandbox %d times", n)
+		}
+	})
+
+	t.Run("cross-site form posts are refused", func(t *testing.T) {
+		text := fmt.Sprintf("CSRF check %d", time.Now().UnixNano())
+		postJSON(t, st, key, fmt.Sprintf(`{"tweet": %q, "requestedby": "jo"}`, text))
+		link := approvalLink(t, st, text)
+		page := do(t, "GET", link, nil, nil)
+		csrf := csrfPattern.FindSubmatch(page.body)[1]
+		form := url.Values{"csrf": {string(csrf)}, "decision": {"approve"}}.Encode()
+		r := do(t, "POST", link, strings.NewReader(form), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site"})
+		if r.status != http.StatusForbidden {
+			t.Errorf("cross-site POST = %d, want 403", r.status)
+		}
+		r = do(t, "POST", link, strings.NewReader(url.Values{"csrf": {"forged"}, "decision": {"approve"}}.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+		if r.status != http.StatusForbidden {
+			t.Errorf("POST with a forged form token = %d, want 403", r.status)
+		}
+		if s := do(t, "GET", link, nil, nil); !bytes.Contains(s.body, []byte(`name="decision"`)) {
+			t.Errorf("after refused POSTs the link must still be open")
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		otherKey := otherDepartmentKey(t, st)
+		ours := postJSON(t, st, key, `{"tweet": "HR only", "requestedby": "jo"}`).header.Get("Location")
+		theirs := postJSON(t, st, otherKey, `{"tweet": "Finance only", "requestedby": "kim"}`).header.Get("Location")
+		json := map[string]string{"Content-Type": "application/json", "X-API-Key": key}
+		tests := []struct {
+			name, method, path, body string
+			headers                  map[string]string
+			status                   int
+			code, target             string
+		}{
+			{"malformed JSON", "POST", "/v1/posts", `{"tweet": "hi",`, json, 400, "invalid_json", ""},
+			{"not an object", "POST", "/v1/posts", `["hi"]`, json, 400, "invalid_json", ""},
+			{"two objects", "POST", "/v1/posts", `{"tweet":"a","requestedby":"b"}{}`, json, 400, "invalid_json", ""},
+			{"missing tweet", "POST", "/v1/posts", `{"requestedby": "jo"}`, json, 400, "invalid_request", "tweet"},
+			{"blank tweet", "POST", "/v1/posts", `{"tweet": "  ", "requestedby": "jo"}`, json, 400, "invalid_request", "tweet"},
+			{"tweet of the wrong type", "POST", "/v1/posts", `{"tweet": 42, "requestedby": "jo"}`, json, 400, "invalid_json", "tweet"},
+			{"missing requestedby", "POST", "/v1/posts", `{"tweet": "hi"}`, json, 400, "invalid_request", "requestedby"},
+			{"over-long tweet", "POST", "/v1/posts", `{"tweet": "` + strings.Repeat("é", 281) + `", "requestedby": "jo"}`, json, 400, "invalid_request", "tweet"},
+			{"unknown field", "POST", "/v1/posts", `{"tweet": "hi", "requestedby": "jo", "channel": "x"}`, json, 400, "unknown_field", "channel"},
+			{"oversized body", "POST", "/v1/posts", `{"tweet": "` + strings.Repeat("a", 2<<20) + `", "requestedby": "jo"}`, json, 413, "too_large", ""},
+			{"wrong content type", "POST", "/v1/posts", `tweet=hi`, map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-API-Key": key}, 415, "unsupported_media_type", ""},
+			{"no API key", "POST", "/v1/posts", `{"tweet": "hi", "requestedby": "jo"}`, map[string]string{"Content-Type": "application/json"}, 401, "unauthorized", ""},
+			{"wrong API key", "POST", "/v1/posts", `{"tweet": "hi", "requestedby": "jo"}`, map[string]string{"Content-Type": "application/json", "X-API-Key": "hk_wrong"}, 401, "unauthorized", ""},
+			{"wrong API key on status", "GET", ours, "", map[string]string{"X-API-Key": "hk_wrong"}, 401, "unauthorized", ""},
+			{"unknown id", "GET", "/v1/posts/0195f5a4-0000-7000-8000-000000000000", "", map[string]string{"X-API-Key": key}, 404, "not_found", ""},
+			{"malformed id", "GET", "/v1/posts/not-a-uuid", "", map[string]string{"X-API-Key": key}, 404, "not_found", ""},
+			{"another department's post", "GET", theirs, "", map[string]string{"X-API-Key": key}, 404, "not_found", ""},
+			{"unknown approval link", "GET", "/approvals/nope", "", nil, 404, "", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := do(t, tt.method, st.Info.GatewayURL+tt.path, strings.NewReader(tt.body), tt.headers)
+				if r.status != tt.status {
+					t.Fatalf("status %d, want %d; body %s", r.status, tt.status, r.body)
+				}
+				if tt.code == "" {
+					return
+				}
+				e, _ := r.json(t)["error"].(map[string]any)
+				if e["code"] != tt.code || e["message"] == "" || (tt.target != "" && e["target"] != tt.target) {
+					t.Errorf("error = %v, want code %q target %q", e, tt.code, tt.target)
+				}
+			})
+		}
+		// The other department sees its own post; the API key may also come as a query parameter.
+		if r := do(t, "GET", st.Info.GatewayURL+theirs+"?api_key="+url.QueryEscape(otherKey), nil, nil); r.status != http.StatusAccepted {
+			t.Errorf("owner polling its post with ?api_key= got %d", r.status)
+		}
+	})
+}
+
+// otherDepartmentKey creates a second department and key through AdminService, as ops would.
+func otherDepartmentKey(t *testing.T, st *stack.Stack) string {
+	t.Helper()
+	conn, err := grpc.NewClient(st.Info.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := approvalv1.NewAdminServiceClient(conn)
+	if _, err := admin.ListDepartments(context.Background(), &approvalv1.ListDepartmentsRequest{}); err == nil {
+		t.Fatal("AdminService answered without a token")
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+st.Info.AdminToken)
+	d, err := admin.CreateDepartment(ctx, &approvalv1.CreateDepartmentRequest{Name: "Finance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := admin.CreateAPIKey(ctx, &approvalv1.CreateAPIKeyRequest{DepartmentId: d.GetDepartment().GetId(), Label: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.GetSecret()
+}
+
+func TestNATSDownMeansNoAcceptance(t *testing.T) {
+	st := start(t)
+	st.StopNATS()
+	r := postJSON(t, st, st.Info.DemoAPIKey, `{"tweet": "Will this be lost?", "requestedby": "jo"}`)
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("POST with NATS down = %d %s, want 503", r.status, r.body)
+	}
+	if e, _ := r.json(t)["error"].(map[string]any); e["code"] != "unavailable" {
+		t.Errorf("error = %v", e)
+	}
+	if r := do(t, "GET", st.Info.GatewayURL+"/readyz", nil, nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with NATS down = %d, want 503", r.status)
+	}
+}
