@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Herald's test command (the README's, and CI's through .ci/run): formatting, vet, buf lint, generated-code
+# drift, then `go test -race` of every module, the end-to-end test included.
+#
+# Suites that need PostgreSQL (127.0.0.1:5432, database test) or NATS (127.0.0.1:4222) skip with a
+# message when those are down, except under CI=true, where they fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+modules=(proto eventbus testenv services/approval services/publisher gateway deploy)
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(for m in "${modules[@]}"; do echo "$m"; done))
+if [[ -n "$unformatted" ]]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
+
+step "buf lint"
+go tool buf lint
+
+step "generated code is up to date"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go tool buf generate --output "$tmp"
+diff -r -x '*.proto' -x go.mod -x go.sum "$tmp/proto" proto || { echo "generated protobuf code is stale: run scripts/generate.sh and commit"; exit 1; }
+echo "protobuf code matches proto/"
+go tool sqlc diff || { echo "generated sqlc code is stale: run scripts/generate.sh and commit"; exit 1; }
+echo "sqlc code matches the queries"
+
+step "go test -race"
+status=0
+for m in "${modules[@]}"; do
+  (cd "$m" && go test -race -count=1 "$@" ./...) || status=1
+done
+exit $status
