@@ -1,0 +1,139 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/eventbus"
+	"github.com/heraldhq/herald/testenv/natstest"
+)
+
+// servers runs each case against an embedded NATS server and against the machine's own.
+func servers(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Run("embedded", func(t *testing.T) { fn(t, natstest.Embedded(t)) })
+	t.Run("local", func(t *testing.T) { fn(t, natstest.Local(t)) })
+}
+
+func connect(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, js, err := eventbus.Connect(context.Background(), url, "eventbus-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return js
+}
+
+// subjectFor gives each test run its own subject under the stream, so runs against a shared server do
+// not see each other's messages.
+func subjectFor(t *testing.T) string {
+	return "herald.posts.test" + uuid.NewString()[:8]
+}
+
+func TestPublishDeduplicatesByMessageID(t *testing.T) {
+	servers(t, func(t *testing.T, url string) {
+		js := connect(t, url)
+		pub, err := eventbus.NewPublisher(js, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject, id := subjectFor(t), uuid.NewString()
+		for range 3 {
+			if err := pub.Publish(context.Background(), subject, eventbus.MsgID(id, "requested"), []byte("payload")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stream, err := js.Stream(context.Background(), eventbus.Stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := info.State.Subjects[subject]; n != 1 {
+			t.Errorf("stream holds %d messages for three publications with one id, want 1", n)
+		}
+	})
+}
+
+func TestConsumeRedeliversFailuresAndDropsPermanentOnes(t *testing.T) {
+	servers(t, func(t *testing.T, url string) {
+		js := connect(t, url)
+		pub, _ := eventbus.NewPublisher(js, 5*time.Second)
+		subject := subjectFor(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+
+		var mu sync.Mutex
+		seen := map[string]int{}
+		done := make(chan struct{})
+		handler := func(_ context.Context, msg jetstream.Msg) error {
+			mu.Lock()
+			defer mu.Unlock()
+			body := string(msg.Data())
+			seen[body]++
+			switch {
+			case body == "flaky" && seen[body] == 1:
+				return errors.New("database briefly down")
+			case body == "poison":
+				return eventbus.Permanent(errors.New("cannot decode"))
+			}
+			if seen["flaky"] == 2 && seen["fine"] == 1 {
+				close(done)
+			}
+			return nil
+		}
+		durable := "test-" + uuid.NewString()[:8]
+		errc := make(chan error, 1)
+		go func() {
+			errc <- eventbus.Consume(ctx, js, eventbus.ConsumerConfig{Durable: durable, Subjects: []string{subject}, HandlerTimeout: 5 * time.Second}, handler, slog.New(slog.DiscardHandler))
+		}()
+		for i, body := range []string{"poison", "flaky", "fine"} {
+			if err := pub.Publish(ctx, subject, uuid.NewString()+string(rune('a'+i)), []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("messages not handled in time: %v", seen)
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if seen["poison"] != 1 || seen["flaky"] != 2 || seen["fine"] != 1 {
+			t.Errorf("deliveries = %v; want poison once, flaky twice, fine once", seen)
+		}
+		_ = js.DeleteConsumer(context.Background(), eventbus.Stream, durable+"-"+subject[len("herald.posts."):])
+	})
+}
+
+func TestPublishFailsFastWithoutNATS(t *testing.T) {
+	url := natstest.Embedded(t)
+	nc, js, err := eventbus.Connect(context.Background(), url, "eventbus-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := eventbus.NewPublisher(js, 5*time.Second)
+	nc.Close()
+	start := time.Now()
+	err = pub.Publish(context.Background(), eventbus.SubjectRequested, "x", []byte("y"))
+	if !errors.Is(err, eventbus.ErrUnavailable) {
+		t.Fatalf("Publish on a closed connection = %v, want ErrUnavailable", err)
+	}
+	// Not a performance bound: the publisher's timeout is 5s, and a buffered publish would wait all of it.
+	if d := time.Since(start); d >= 4*time.Second {
+		t.Errorf("Publish took %v to fail: it waited for the timeout instead of failing at once", d)
+	}
+}
