@@ -1,0 +1,55 @@
+package intake_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/heraldhq/herald/gateway/internal/intake"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    intake.Request
+		target string // empty: valid
+	}{
+		{"plain", intake.Request{Tweet: "Hello", RequestedBy: "jo"}, ""},
+		{"280 characters, multibyte", intake.Request{Tweet: strings.Repeat("é", 280), RequestedBy: "jo"}, ""},
+		{"emoji count as characters here", intake.Request{Tweet: strings.Repeat("👋", 280), RequestedBy: "jo"}, ""},
+		{"281 characters", intake.Request{Tweet: strings.Repeat("a", 281), RequestedBy: "jo"}, "tweet"},
+		{"empty tweet", intake.Request{Tweet: "", RequestedBy: "jo"}, "tweet"},
+		{"blank tweet", intake.Request{Tweet: " \n\t", RequestedBy: "jo"}, "tweet"},
+		{"invalid UTF-8", intake.Request{Tweet: "a\xffb", RequestedBy: "jo"}, "tweet"},
+		{"no requester", intake.Request{Tweet: "Hello"}, "requestedby"},
+		{"long requester", intake.Request{Tweet: "Hello", RequestedBy: strings.Repeat("j", 201)}, "requestedby"},
+		{"idempotency key", intake.Request{Tweet: "Hello", RequestedBy: "jo", IdempotencyKey: "flow-run-42"}, ""},
+		{"idempotency key with a newline", intake.Request{Tweet: "Hello", RequestedBy: "jo", IdempotencyKey: "a\nb"}, "Idempotency-Key"},
+		{"idempotency key too long", intake.Request{Tweet: "Hello", RequestedBy: "jo", IdempotencyKey: strings.Repeat("k", 256)}, "Idempotency-Key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := intake.Validate(tt.req)
+			var ve *intake.ValidationError
+			switch {
+			case tt.target == "" && err != nil:
+				t.Fatalf("Validate = %v, want valid", err)
+			case tt.target != "" && (!errors.As(err, &ve) || ve.Target != tt.target || ve.Message == ""):
+				t.Fatalf("Validate = %v, want a ValidationError for %s", err, tt.target)
+			}
+		})
+	}
+}
+
+func TestPostID(t *testing.T) {
+	a := intake.PostID("dept-a", "run-1")
+	if a != intake.PostID("dept-a", "run-1") {
+		t.Error("the same department and Idempotency-Key must always name the same post")
+	}
+	if a == intake.PostID("dept-b", "run-1") {
+		t.Error("another department's identical key must name another post")
+	}
+	if intake.PostID("dept-a", "") == intake.PostID("dept-a", "") {
+		t.Error("requests without a key must get fresh ids")
+	}
+}
