@@ -24,7 +24,7 @@ import (
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 )
 
-func start(t *testing.T) *stack.Stack {
+func start(t testing.TB) *stack.Stack {
 	t.Helper()
 	cfg := stack.Config{
 		DataDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", ApprovalAddr: "127.0.0.1:0", PublisherAddr: "127.0.0.1:0",
@@ -47,7 +47,7 @@ func start(t *testing.T) *stack.Stack {
 	return st
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhq/herald/eventbus"
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+)
+
+// BenchmarkIntake compares the gateway's POST /v1/posts (HTTP, key check, validation, JetStream publish
+// with acknowledgement) with a bare JetStream publish of the same event to the same server, in one run.
+// scripts/bench.sh prints the ratio; the absolute numbers depend on the machine.
+func BenchmarkIntake(b *testing.B) {
+	st := start(b)
+
+	b.Run("jetstream", func(b *testing.B) {
+		nc, js, err := eventbus.Connect(context.Background(), st.Info.NATSURL, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		pub, _ := eventbus.NewPublisher(js, 5*time.Second)
+		b.ResetTimer()
+		for i := range b.N {
+			id := uuid.NewString()
+			ev := &eventsv1.PostRequested{PostId: id, DepartmentId: "bench", Text: fmt.Sprintf("bench %d", i), RequestedBy: "bench"}
+			if err := pub.PublishProto(context.Background(), eventbus.SubjectRequested, eventbus.MsgID(id, "requested"), ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("gateway", func(b *testing.B) {
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+		url := st.Info.GatewayURL + "/v1/posts"
+		b.ResetTimer()
+		for i := range b.N {
+			req, _ := http.NewRequest("POST", url, strings.NewReader(fmt.Sprintf(`{"tweet": "bench %d", "requestedby": "bench"}`, i)))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-API-Key", st.Info.DemoAPIKey)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+}
