@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,17 +25,42 @@ import (
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 )
 
+// logs keeps everything the stack logged, so that tests can check what never appears in it.
+type logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 func start(t testing.TB) *stack.Stack {
+	st, _ := startWithLogs(t)
+	return st
+}
+
+func startWithLogs(t testing.TB) (*stack.Stack, *logs) {
 	t.Helper()
 	cfg := stack.Config{
 		DataDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", ApprovalAddr: "127.0.0.1:0", PublisherAddr: "127.0.0.1:0",
 		SMTPAddr: "127.0.0.1:0", MailboxAddr: "127.0.0.1:0", SandboxAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
 		ConsumerPrefix: "e2e",
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	captured := &logs{}
+	var out io.Writer = captured
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		out = io.MultiWriter(captured, &testWriter{t})
 	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := stack.Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("start herald: %v", err)
@@ -44,7 +70,7 @@ func start(t testing.TB) *stack.Stack {
 			t.Errorf("stop herald: %v", err)
 		}
 	})
-	return st
+	return st, captured
 }
 
 type testWriter struct{ t testing.TB }
@@ -186,8 +212,22 @@ func pollFinal(t *testing.T, st *stack.Stack, key, location string) response {
 }
 
 func TestApproveRejectAndBadInput(t *testing.T) {
-	st := start(t)
+	st, logged := startWithLogs(t)
 	key := st.Info.DemoAPIKey
+	var links []string
+	t.Cleanup(func() {
+		// Secrets are used, never logged.
+		text := logged.String()
+		secrets := append([]string{key, st.Info.AdminToken}, links...)
+		for _, s := range secrets {
+			if s != "" && strings.Contains(text, s[strings.LastIndex(s, "/")+1:]) {
+				t.Errorf("a secret appears in the logs: %.12s…", s[strings.LastIndex(s, "/")+1:])
+			}
+		}
+		if !strings.Contains(text, "post requested") {
+			t.Errorf("the log capture saw nothing; the check above proves nothing")
+		}
+	})
 
 	t.Run("approve publishes exactly once", func(t *testing.T) {
 		text := fmt.Sprintf("Please welcome our new joiners in HR! %d", time.Now().UnixNano())
@@ -201,6 +241,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 			t.Fatalf("202 answer: headers %v body %s", r.header, r.body)
 		}
 		link := approvalLink(t, st, text)
+		links = append(links, link)
 
 		// Opening the link (as a mail scanner would) shows the post and changes nothing.
 		page := do(t, "GET", link, nil, nil)

@@ -144,7 +144,8 @@ func (s *server) withRequestID(next http.Handler) http.Handler {
 
 func (s *server) logger(r *http.Request) *slog.Logger {
 	id, _ := r.Context().Value(ctxKey{}).(string)
-	return s.deps.Log.With("request_id", id, "method", r.Method, "path", r.URL.Path)
+	// The route pattern, not the path: approval paths carry the approver's secret token.
+	return s.deps.Log.With("request_id", id, "route", r.Pattern)
 }
 
 // fail answers with the JSON error shape every endpoint uses.
