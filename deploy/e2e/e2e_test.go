@@ -313,6 +313,47 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("an Idempotency-Key always names the same post", func(t *testing.T) {
+		text := fmt.Sprintf("Retried by a flow %d", time.Now().UnixNano())
+		body := fmt.Sprintf(`{"tweet": %q, "requestedby": "jo"}`, text)
+		headers := map[string]string{"X-API-Key": key, "Content-Type": "application/json", "Idempotency-Key": "flow-run-" + text[len(text)-6:]}
+		first := do(t, "POST", st.Info.GatewayURL+"/v1/posts", strings.NewReader(body), headers)
+		if first.status != http.StatusAccepted {
+			t.Fatalf("first = %d %s", first.status, first.body)
+		}
+		link := approvalLink(t, st, text)
+		again := do(t, "POST", st.Info.GatewayURL+"/v1/posts", strings.NewReader(body), headers)
+		if again.status != http.StatusAccepted || again.header.Get("Location") != first.header.Get("Location") {
+			t.Fatalf("retry = %d %v, want 202 with the same Location %s", again.status, again.header.Get("Location"), first.header.Get("Location"))
+		}
+		if d := decide(t, link, "approve", ""); d.status != http.StatusOK {
+			t.Fatalf("approve: %d", d.status)
+		}
+		pollFinal(t, st, key, first.header.Get("Location"))
+		late := do(t, "POST", st.Info.GatewayURL+"/v1/posts", strings.NewReader(body), headers)
+		if late.status != http.StatusOK || late.json(t)["status"] != "published" {
+			t.Fatalf("retry after publication = %d %s, want 200 published", late.status, late.body)
+		}
+		if n := len(tweetsWithText(t, st, text)); n != 1 {
+			t.Fatalf("three requests with one Idempotency-Key posted %d times, want 1", n)
+		}
+		var msgs []mail
+		_ = json.Unmarshal(do(t, "GET", st.Info.MailboxURL+"/api/messages", nil, nil).body, &msgs)
+		emails := 0
+		for _, m := range msgs {
+			if strings.Contains(m.Text, text) {
+				emails++
+			}
+		}
+		if emails != 1 {
+			t.Errorf("the approver got %d emails for one post, want 1", emails)
+		}
+		conflict := do(t, "POST", st.Info.GatewayURL+"/v1/posts", strings.NewReader(`{"tweet": "something else", "requestedby": "jo"}`), headers)
+		if e, _ := conflict.json(t)["error"].(map[string]any); conflict.status != http.StatusUnprocessableEntity || e["code"] != "idempotency_key_reused" {
+			t.Fatalf("same key, other text = %d %s, want 422 idempotency_key_reused", conflict.status, conflict.body)
+		}
+	})
+
 	t.Run("cross-site form posts are refused", func(t *testing.T) {
 		text := fmt.Sprintf("CSRF check %d", time.Now().UnixNano())
 		postJSON(t, st, key, fmt.Sprintf(`{"tweet": %q, "requestedby": "jo"}`, text))

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
@@ -77,6 +79,16 @@ func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if req.IdempotencyKey != "" {
+		// A retried request (same department, same key) answers with the post it already made.
+		done, err := s.replay(w, r, dept, req)
+		if done || err != nil {
+			if err != nil {
+				s.fail(w, r, err)
+			}
+			return
+		}
+	}
 	id, err := s.deps.Intake.Submit(r.Context(), dept.ID, req)
 	if err != nil {
 		s.fail(w, r, err)
@@ -84,6 +96,27 @@ func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger(r).InfoContext(r.Context(), "post requested", "post_id", id, "department_id", dept.ID)
 	s.accepted(w, http.StatusAccepted, postView{ID: id, Status: "pending", Tweet: req.Tweet, RequestedBy: req.RequestedBy})
+}
+
+// replay answers a request whose Idempotency-Key already made a post: with that post's current state, or
+// 422 when the key comes back with a different text. It reports whether it answered.
+func (s *server) replay(w http.ResponseWriter, r *http.Request, dept keyauth.Department, req intake.Request) (bool, error) {
+	id := intake.PostID(dept.ID, req.IdempotencyKey)
+	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
+	if status.Code(err) == codes.NotFound {
+		// Not recorded yet (or still on its way to the approval service): publishing again is harmless,
+		// the message id and the approval service both deduplicate.
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if resp.GetPost().GetText() != req.Tweet {
+		return false, &apiError{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+			Message: "this Idempotency-Key was already used for a different tweet", Target: "Idempotency-Key"}
+	}
+	s.answerPost(w, resp.GetPost())
+	return true, nil
 }
 
 // decodePost reads and checks the body: JSON only, bounded, no unknown fields, one value.
@@ -156,13 +189,17 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	v := toView(resp.GetPost())
-	switch resp.GetPost().GetStatus() {
+	s.answerPost(w, resp.GetPost())
+}
+
+// answerPost answers with a post's state: 202 and the polling headers while it is undecided or on its
+// way out (the asynchronous pattern says poll again), 200 once it is final.
+func (s *server) answerPost(w http.ResponseWriter, p *approvalv1.Post) {
+	switch p.GetStatus() {
 	case approvalv1.PostStatus_POST_STATUS_PENDING, approvalv1.PostStatus_POST_STATUS_APPROVED:
-		// Still undecided or on its way out: the asynchronous pattern says poll again.
-		s.accepted(w, http.StatusAccepted, v)
+		s.accepted(w, http.StatusAccepted, toView(p))
 	default:
-		writeJSON(w, http.StatusOK, v)
+		writeJSON(w, http.StatusOK, toView(p))
 	}
 }
 
