@@ -240,6 +240,10 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		if body["status"] != "pending" || id == "" || r.header.Get("Location") != "/v1/posts/"+id || r.header.Get("Retry-After") == "" {
 			t.Fatalf("202 answer: headers %v body %s", r.header, r.body)
 		}
+		// Polled at once, before the approval service may have recorded it, the post is pending, not missing.
+		if s := do(t, "GET", st.Info.GatewayURL+"/v1/posts/"+id, nil, map[string]string{"X-API-Key": key}); s.status != http.StatusAccepted || s.json(t)["status"] != "pending" {
+			t.Fatalf("immediate poll = %d %s, want 202 pending", s.status, s.body)
+		}
 		link := approvalLink(t, st, text)
 		links = append(links, link)
 

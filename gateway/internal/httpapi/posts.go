@@ -180,16 +180,40 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := uuid.Parse(id); err != nil {
+	uid, err := uuid.Parse(id)
+	if err != nil {
 		s.fail(w, r, errNotFound)
 		return
 	}
 	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
+	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) && !s.exists(r, id) {
+		// Accepted moments ago and still on its way through JetStream to the approval service: it is
+		// pending, not missing. (A recent post of another department exists, and stays a 404.)
+		s.accepted(w, http.StatusAccepted, postView{ID: id, Status: "pending"})
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.answerPost(w, resp.GetPost())
+}
+
+// exists reports whether the approval service has the post, whatever its department.
+func (s *server) exists(r *http.Request, id string) bool {
+	_, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id})
+	return status.Code(err) != codes.NotFound
+}
+
+// recentlyIssued reports whether id is a time-ordered id the gateway could have issued in the last
+// minute.
+func recentlyIssued(id uuid.UUID, now time.Time) bool {
+	if id.Version() != 7 {
+		return false
+	}
+	sec, nsec := id.Time().UnixTime()
+	age := now.Sub(time.Unix(sec, nsec))
+	return age >= -time.Minute && age < time.Minute
 }
 
 // answerPost answers with a post's state: 202 and the polling headers while it is undecided or on its
