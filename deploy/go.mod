@@ -23,8 +23,8 @@ require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	github.com/emersion/go-smtp v0.25.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/google/uuid v1.6.0 // indirect
-	github.com/heraldhq/herald/eventbus v0.0.0 // indirect
+	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1 // indirect
+	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.1.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
@@ -69,3 +69,11 @@ replace (
 	github.com/heraldhq/herald/services/publisher => ../services/publisher
 	github.com/heraldhq/herald/testenv => ../testenv
 )
+
+require (
+	github.com/google/uuid v1.6.0
+	github.com/heraldhq/herald/eventbus v0.0.0
+	github.com/heraldhq/herald/ops v0.0.0 // indirect
+)
+
+replace github.com/heraldhq/herald/ops => ../ops

@@ -52,7 +52,7 @@ func startWithLogs(t testing.TB) (*stack.Stack, *logs) {
 	t.Helper()
 	cfg := stack.Config{
 		DataDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", ApprovalAddr: "127.0.0.1:0", PublisherAddr: "127.0.0.1:0",
-		SMTPAddr: "127.0.0.1:0", MailboxAddr: "127.0.0.1:0", SandboxAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
+		ApprovalOps: "127.0.0.1:0", PublisherOps: "127.0.0.1:0", SMTPAddr: "127.0.0.1:0", MailboxAddr: "127.0.0.1:0", SandboxAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
 		ConsumerPrefix: "e2e",
 	}
 	captured := &logs{}
@@ -454,6 +454,24 @@ func otherDepartmentKey(t *testing.T, st *stack.Stack) string {
 	return k.GetSecret()
 }
 
+func TestOpsEndpoints(t *testing.T) {
+	st := start(t)
+	for _, base := range []string{st.Info.GatewayURL, st.Info.ApprovalOpsURL, st.Info.PublisherOpsURL} {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if r := do(t, "GET", base+path, nil, nil); r.status != http.StatusOK {
+				t.Errorf("GET %s%s = %d %s", base, path, r.status, r.body)
+			}
+		}
+	}
+	postJSON(t, st, st.Info.DemoAPIKey, `{"tweet": "metrics", "requestedby": "ops"}`)
+	if r := do(t, "GET", st.Info.GatewayURL+"/metrics", nil, nil); !bytes.Contains(r.body, []byte(`herald_gateway_requests_total{code="202",route="POST /v1/posts"} 1`)) {
+		t.Errorf("gateway metrics do not count the accepted post:\n%s", r.body)
+	}
+	if r := do(t, "GET", st.Info.ApprovalOpsURL+"/metrics", nil, nil); !bytes.Contains(r.body, []byte(`grpc_server_handled_total{grpc_code="OK",grpc_method="AuthenticateKey"`)) {
+		t.Errorf("approval metrics do not count the gateway's key check")
+	}
+}
+
 func TestNATSDownMeansNoAcceptance(t *testing.T) {
 	st := start(t)
 	st.StopNATS()
@@ -464,7 +482,9 @@ func TestNATSDownMeansNoAcceptance(t *testing.T) {
 	if e, _ := r.json(t)["error"].(map[string]any); e["code"] != "unavailable" {
 		t.Errorf("error = %v", e)
 	}
-	if r := do(t, "GET", st.Info.GatewayURL+"/readyz", nil, nil); r.status != http.StatusServiceUnavailable {
-		t.Errorf("/readyz with NATS down = %d, want 503", r.status)
+	for _, base := range []string{st.Info.GatewayURL, st.Info.ApprovalOpsURL, st.Info.PublisherOpsURL} {
+		if r := do(t, "GET", base+"/readyz", nil, nil); r.status != http.StatusServiceUnavailable {
+			t.Errorf("%s/readyz with NATS down = %d, want 503", base, r.status)
+		}
 	}
 }

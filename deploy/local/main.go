@@ -56,8 +56,8 @@ Herald is running (ready in {{printf "%.1f" .StartedIn.Seconds}}s). Ctrl-C stops
 {{- if .SandboxURL}}
   X API sandbox (timeline)    {{.SandboxURL}}
 {{- end}}
-  Approval service (gRPC)     {{.ApprovalAddr}}
-  Publisher (gRPC)            {{.PublisherAddr}}
+  Approval service (gRPC)     {{.ApprovalAddr}}    (health, metrics: {{.ApprovalOpsURL}})
+  Publisher (gRPC)            {{.PublisherAddr}}    (health, metrics: {{.PublisherOpsURL}})
   NATS JetStream              {{.NATSURL}}
 
   Demo department:  {{.DemoDepartment}}

@@ -40,6 +40,8 @@ type Config struct {
 	GatewayAddr   string `env:"HERALD_GATEWAY_ADDR" envDefault:"127.0.0.1:8080"`
 	ApprovalAddr  string `env:"HERALD_APPROVAL_GRPC_ADDR" envDefault:"127.0.0.1:9090"`
 	PublisherAddr string `env:"HERALD_PUBLISHER_GRPC_ADDR" envDefault:"127.0.0.1:9091"`
+	ApprovalOps   string `env:"HERALD_APPROVAL_HTTP_ADDR" envDefault:"127.0.0.1:9190"`
+	PublisherOps  string `env:"HERALD_PUBLISHER_HTTP_ADDR" envDefault:"127.0.0.1:9191"`
 	SMTPAddr      string `env:"HERALD_LOCAL_SMTP_ADDR" envDefault:"127.0.0.1:1025"`
 	MailboxAddr   string `env:"HERALD_LOCAL_MAILBOX_ADDR" envDefault:"127.0.0.1:8025"`
 	SandboxAddr   string `env:"HERALD_LOCAL_SANDBOX_ADDR" envDefault:"127.0.0.1:8090"`
@@ -66,18 +68,21 @@ type Config struct {
 
 // Info is what the stack tells its user once it is ready.
 type Info struct {
-	GatewayURL     string
-	MailboxURL     string // empty with a real SMTP server
-	SandboxURL     string // empty with the real X API
-	SMTPAddr       string
-	ApprovalAddr   string
-	PublisherAddr  string
-	NATSURL        string
-	AdminToken     string
-	DemoAPIKey     string
-	DemoDepartment string
-	DemoApprover   string
-	StartedIn      time.Duration
+	GatewayURL    string
+	MailboxURL    string // empty with a real SMTP server
+	SandboxURL    string // empty with the real X API
+	SMTPAddr      string
+	ApprovalAddr  string
+	PublisherAddr string
+	// ApprovalOpsURL and PublisherOpsURL serve /healthz, /readyz and /metrics (the gateway serves its own).
+	ApprovalOpsURL  string
+	PublisherOpsURL string
+	NATSURL         string
+	AdminToken      string
+	DemoAPIKey      string
+	DemoDepartment  string
+	DemoApprover    string
+	StartedIn       time.Duration
 }
 
 // DemoApprover is the approver the stack creates on first start.
@@ -118,7 +123,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 
 	// Listeners first: with port 0 the real ports are known before anything needs them.
 	lis := map[string]net.Listener{}
-	for name, addr := range map[string]string{"gateway": cfg.GatewayAddr, "approval": cfg.ApprovalAddr, "publisher": cfg.PublisherAddr} {
+	for name, addr := range map[string]string{"gateway": cfg.GatewayAddr, "approval": cfg.ApprovalAddr, "publisher": cfg.PublisherAddr, "approval ops": cfg.ApprovalOps, "publisher ops": cfg.PublisherOps} {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			st.closeListeners(lis)
@@ -131,6 +136,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	st.Info.GatewayURL = fmt.Sprintf("http://localhost:%d", gatewayPort)
 	st.Info.ApprovalAddr = localhost(lis["approval"].Addr())
 	st.Info.PublisherAddr = localhost(lis["publisher"].Addr())
+	st.Info.ApprovalOpsURL = "http://" + localhost(lis["approval ops"].Addr())
+	st.Info.PublisherOpsURL = "http://" + localhost(lis["publisher ops"].Addr())
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
 		publicURL = st.Info.GatewayURL
@@ -167,24 +174,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		DatabaseURL: cfg.DatabaseURL, DatabaseSchema: "herald_approval", DataDir: cfg.DataDir, NATSURL: natsURL,
 		SMTPURL: smtpURL, MailFrom: "Herald <herald@localhost>", PublicURL: publicURL,
 		AdminToken: sec.AdminToken, GatewayToken: sec.GatewayToken, ApprovalTTL: 72 * time.Hour,
-		Consumer: cfg.ConsumerPrefix + "-approval", Listener: lis["approval"],
+		Consumer: cfg.ConsumerPrefix + "-approval", Listener: lis["approval"], HTTPListener: lis["approval ops"],
 	}, log.With("service", "approval"))
 	if err != nil {
 		return nil, fmt.Errorf("approval service: %w", err)
 	}
 	delete(lis, "approval")
+	delete(lis, "approval ops")
 	g.Go(func() error { return approvalSvc.Run(gctx) })
 
 	publisherSvc, err := publisher.New(ctx, publisher.Config{
 		DatabaseURL: cfg.DatabaseURL, DatabaseSchema: "herald_publisher", DataDir: cfg.DataDir, NATSURL: natsURL,
 		AdminToken: sec.AdminToken, Consumer: cfg.ConsumerPrefix + "-publisher", XAPIBase: xBase,
 		XConsumerKey: creds.XConsumerKey, XConsumerSecret: creds.XConsumerSecret, XAccessToken: creds.XAccessToken, XAccessSecret: creds.XAccessSecret,
-		XTimeout: 30 * time.Second, Listener: lis["publisher"],
+		XTimeout: 30 * time.Second, Listener: lis["publisher"], HTTPListener: lis["publisher ops"],
 	}, log.With("service", "publisher"))
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
 	delete(lis, "publisher")
+	delete(lis, "publisher ops")
 	g.Go(func() error { return publisherSvc.Run(gctx) })
 
 	gatewaySvc, err := gateway.New(ctx, gateway.Config{

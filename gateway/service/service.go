@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
+	"github.com/heraldhq/herald/ops"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 )
 
@@ -100,8 +99,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		_, _ = rand.Read(csrf)
 		log.Warn("HERALD_CSRF_KEY is not set; using a random key, so approval forms opened before a restart must be reloaded")
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := ops.NewRegistry()
 	handler, err := httpapi.New(
 		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf},
 		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: func(context.Context) error {

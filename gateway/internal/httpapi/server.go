@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
+	"github.com/heraldhq/herald/ops"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 )
 
@@ -85,17 +85,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	// CrossOriginProtection refuses cross-site POSTs that browsers mark (Sec-Fetch-Site, Origin); the form
 	// token covers clients that send neither.
 	mux.Handle("POST /approvals/{token}", http.NewCrossOriginProtection().Handler(s.instrument("POST /approvals/{token}", s.decide)))
-	s.route(mux, "GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.route(mux, "GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := deps.Ready(r.Context()); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}))
+	ops.Register(mux, deps.Registry, deps.Ready)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -22,6 +24,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/heraldhq/herald/eventbus"
+	"github.com/heraldhq/herald/ops"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/events"
 	"github.com/heraldhq/herald/services/approval/internal/grpcapi"
@@ -34,6 +37,8 @@ import (
 type Config struct {
 	// GRPCAddr is where the gRPC API listens.
 	GRPCAddr string `env:"HERALD_APPROVAL_GRPC_ADDR" envDefault:":9090"`
+	// HTTPAddr is where /healthz, /readyz and /metrics are served.
+	HTTPAddr string `env:"HERALD_APPROVAL_HTTP_ADDR" envDefault:":9190"`
 	// DatabaseURL selects the store: a postgres:// URL for PostgreSQL; empty for SQLite under DataDir.
 	DatabaseURL string `env:"HERALD_DATABASE_URL"`
 	// DatabaseSchema is the PostgreSQL schema that holds this service's tables.
@@ -57,13 +62,15 @@ type Config struct {
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_APPROVAL_CONSUMER" envDefault:"herald-approval"`
 
-	// Listener, if set, is used instead of listening on GRPCAddr.
-	Listener net.Listener `env:"-"`
+	// Listener and HTTPListener, if set, are used instead of listening on GRPCAddr and HTTPAddr.
+	Listener     net.Listener `env:"-"`
+	HTTPListener net.Listener `env:"-"`
 }
 
 type closableStore interface {
 	approval.Store
 	io.Closer
+	Ping(ctx context.Context) error
 }
 
 // Service is a running approval service.
@@ -77,6 +84,8 @@ type Service struct {
 	grpc   *grpc.Server
 	health *health.Server
 	lis    net.Listener
+	ops    *http.Server
+	opsLis net.Listener
 }
 
 // New builds the service and everything it depends on. Nothing runs until Run.
@@ -104,17 +113,47 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.domain, err = approval.NewService(s.store, mailer, pub, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL}, log); err != nil {
 		return nil, err
 	}
-	if s.grpc, s.health, err = grpcapi.NewServer(s.domain, grpcapi.Tokens{Admin: cfg.AdminToken, Gateway: cfg.GatewayToken}, log); err != nil {
+	reg := ops.NewRegistry()
+	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	reg.MustRegister(grpcMetrics)
+	if s.grpc, s.health, err = grpcapi.NewServer(s.domain, grpcapi.Tokens{Admin: cfg.AdminToken, Gateway: cfg.GatewayToken}, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
 		return nil, err
 	}
-	s.lis = cfg.Listener
-	if s.lis == nil {
-		if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-			return nil, fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
-		}
+	grpcMetrics.InitializeMetrics(s.grpc)
+	s.ops = &http.Server{Handler: ops.Handler(reg, s.ready), ReadHeaderTimeout: 10 * time.Second}
+	if s.lis, err = listen(cfg.Listener, cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if s.opsLis, err = listen(cfg.HTTPListener, cfg.HTTPAddr); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
+
+func listen(l net.Listener, addr string) (net.Listener, error) {
+	if l != nil {
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// ready reports whether the database and NATS answer.
+func (s *Service) ready(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
+
+// OpsAddr is the address of /healthz, /readyz and /metrics.
+func (s *Service) OpsAddr() net.Addr { return s.opsLis.Addr() }
 
 func openStore(ctx context.Context, cfg Config) (closableStore, error) {
 	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
@@ -148,7 +187,14 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
 	g.Go(func() error {
+		if err := s.ops.Serve(s.opsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("ops http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
+		_ = s.ops.Close()
 		s.health.Shutdown()
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
@@ -160,7 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return nil
 	})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.log.Info("approval service listening", "grpc", s.lis.Addr().String())
+	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()
 }
 

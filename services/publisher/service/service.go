@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/heraldhq/herald/eventbus"
+	"github.com/heraldhq/herald/ops"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
@@ -36,6 +39,7 @@ import (
 // may be given as files (HERALD_X_*_FILE), the usual way to mount secrets.
 type Config struct {
 	GRPCAddr       string `env:"HERALD_PUBLISHER_GRPC_ADDR" envDefault:":9091"`
+	HTTPAddr       string `env:"HERALD_PUBLISHER_HTTP_ADDR" envDefault:":9191"`
 	DatabaseURL    string `env:"HERALD_DATABASE_URL"`
 	DatabaseSchema string `env:"HERALD_PUBLISHER_DB_SCHEMA" envDefault:"herald_publisher"`
 	DataDir        string `env:"HERALD_DATA_DIR" envDefault:".herald"`
@@ -55,8 +59,9 @@ type Config struct {
 	XAccessSecretFile   string        `env:"HERALD_X_ACCESS_TOKEN_SECRET_FILE"`
 	XTimeout            time.Duration `env:"HERALD_X_TIMEOUT" envDefault:"30s"`
 
-	// Listener, if set, is used instead of listening on GRPCAddr.
-	Listener net.Listener `env:"-"`
+	// Listener and HTTPListener, if set, are used instead of listening on GRPCAddr and HTTPAddr.
+	Listener     net.Listener `env:"-"`
+	HTTPListener net.Listener `env:"-"`
 }
 
 // credentials resolves each X secret from its variable or its file.
@@ -100,6 +105,8 @@ type Service struct {
 	grpc      *grpc.Server
 	health    *health.Server
 	lis       net.Listener
+	ops       *http.Server
+	opsLis    net.Listener
 }
 
 // New builds the publisher and checks the X credentials against the API. Nothing runs until Run.
@@ -137,17 +144,47 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.publisher, err = ledger.NewPublisher(s.store, client, pub, log); err != nil {
 		return nil, err
 	}
-	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, log); err != nil {
+	reg := ops.NewRegistry()
+	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	reg.MustRegister(grpcMetrics)
+	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
 		return nil, err
 	}
-	s.lis = cfg.Listener
-	if s.lis == nil {
-		if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-			return nil, fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
-		}
+	grpcMetrics.InitializeMetrics(s.grpc)
+	s.ops = &http.Server{Handler: ops.Handler(reg, s.ready), ReadHeaderTimeout: 10 * time.Second}
+	if s.lis, err = listen(cfg.Listener, cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if s.opsLis, err = listen(cfg.HTTPListener, cfg.HTTPAddr); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
+
+func listen(l net.Listener, addr string) (net.Listener, error) {
+	if l != nil {
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// ready reports whether the ledger and NATS answer.
+func (s *Service) ready(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	if _, err := s.store.List(ctx, 1); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+// OpsAddr is the address of /healthz, /readyz and /metrics.
+func (s *Service) OpsAddr() net.Addr { return s.opsLis.Addr() }
 
 func openStore(ctx context.Context, cfg Config) (closableStore, error) {
 	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
@@ -187,7 +224,14 @@ func (s *Service) Run(ctx context.Context) error {
 		return eventbus.Consume(gctx, s.js, cfg, handler, s.log)
 	})
 	g.Go(func() error {
+		if err := s.ops.Serve(s.opsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("ops http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
+		_ = s.ops.Close()
 		s.health.Shutdown()
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
@@ -199,7 +243,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return nil
 	})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.log.Info("publisher listening", "grpc", s.lis.Addr().String())
+	s.log.Info("publisher listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()
 }
 

@@ -31,8 +31,9 @@ type Tokens struct {
 }
 
 // NewServer returns a gRPC server with both services, health and reflection registered, and the health
-// server so that the caller can report NOT_SERVING while draining.
-func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger) (*grpc.Server, *health.Server, error) {
+// server so that the caller can report NOT_SERVING while draining. The extra interceptors (metrics, say)
+// run before logging and authorisation.
+func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger, extra ...grpc.UnaryServerInterceptor) (*grpc.Server, *health.Server, error) {
 	if svc == nil || log == nil {
 		return nil, nil, errors.New("grpcapi: nil service or logger")
 	}
@@ -40,7 +41,7 @@ func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger) (*grpc.Se
 		return nil, nil, errors.New("grpcapi: admin and gateway tokens must be at least 16 characters")
 	}
 	a := &authorizer{admin: sha256.Sum256([]byte(tokens.Admin)), gateway: sha256.Sum256([]byte(tokens.Gateway))}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(logging(log), a.unary))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(append(extra, logging(log), a.unary)...))
 	approvalv1.RegisterApprovalServiceServer(srv, &approvalServer{svc: svc})
 	approvalv1.RegisterAdminServiceServer(srv, &adminServer{svc: svc})
 	hs := health.NewServer()

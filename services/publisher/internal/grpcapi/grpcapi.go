@@ -23,8 +23,9 @@ import (
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 )
 
-// NewServer returns a gRPC server for the ledger whose PublisherService calls need adminToken.
-func NewServer(store ledger.Store, adminToken string, log *slog.Logger) (*grpc.Server, *health.Server, error) {
+// NewServer returns a gRPC server for the ledger whose PublisherService calls need adminToken. The extra
+// interceptors (metrics, say) run before authorisation.
+func NewServer(store ledger.Store, adminToken string, log *slog.Logger, extra ...grpc.UnaryServerInterceptor) (*grpc.Server, *health.Server, error) {
 	if store == nil || log == nil {
 		return nil, nil, errors.New("grpcapi: nil store or logger")
 	}
@@ -48,7 +49,7 @@ func NewServer(store ledger.Store, adminToken string, log *slog.Logger) (*grpc.S
 		log.InfoContext(ctx, "grpc call refused: no valid bearer token", "method", info.FullMethod)
 		return nil, status.Error(codes.Unauthenticated, "missing or wrong bearer token in the authorization metadata")
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(auth))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(append(extra, auth)...))
 	publisherv1.RegisterPublisherServiceServer(srv, &server{store: store})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
