@@ -83,14 +83,38 @@ func TestWhoMayCallWhat(t *testing.T) {
 		token string
 		want  codes.Code
 	}{
-		{"health without a token", func(ctx context.Context) error { _, err := health.Check(ctx, &healthpb.HealthCheckRequest{}); return err }, "", codes.OK},
-		{"admin call without a token", func(ctx context.Context) error { _, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{}); return err }, "", codes.Unauthenticated},
-		{"admin call with the gateway's token", func(ctx context.Context) error { _, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{}); return err }, gatewayToken, codes.Unauthenticated},
-		{"admin call with a wrong token", func(ctx context.Context) error { _, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{}); return err }, adminToken + "x", codes.Unauthenticated},
-		{"admin call with the admin token", func(ctx context.Context) error { _, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{}); return err }, adminToken, codes.OK},
-		{"approval call without a token", func(ctx context.Context) error { _, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{}); return err }, "", codes.Unauthenticated},
-		{"approval call with the gateway's token", func(ctx context.Context) error { _, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{}); return err }, gatewayToken, codes.OK},
-		{"approval call with the admin token", func(ctx context.Context) error { _, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{}); return err }, adminToken, codes.OK},
+		{"health without a token", func(ctx context.Context) error {
+			_, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}, "", codes.OK},
+		{"admin call without a token", func(ctx context.Context) error {
+			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
+			return err
+		}, "", codes.Unauthenticated},
+		{"admin call with the gateway's token", func(ctx context.Context) error {
+			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
+			return err
+		}, gatewayToken, codes.Unauthenticated},
+		{"admin call with a wrong token", func(ctx context.Context) error {
+			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
+			return err
+		}, adminToken + "x", codes.Unauthenticated},
+		{"admin call with the admin token", func(ctx context.Context) error {
+			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
+			return err
+		}, adminToken, codes.OK},
+		{"approval call without a token", func(ctx context.Context) error {
+			_, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{})
+			return err
+		}, "", codes.Unauthenticated},
+		{"approval call with the gateway's token", func(ctx context.Context) error {
+			_, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{})
+			return err
+		}, gatewayToken, codes.OK},
+		{"approval call with the admin token", func(ctx context.Context) error {
+			_, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{})
+			return err
+		}, adminToken, codes.OK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
