@@ -77,44 +77,32 @@ func TestWhoMayCallWhat(t *testing.T) {
 	approvals := approvalv1.NewApprovalServiceClient(conn)
 	health := healthpb.NewHealthClient(conn)
 
+	checkHealth := func(ctx context.Context) error {
+		_, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	listDepartments := func(ctx context.Context) error {
+		_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
+		return err
+	}
+	listPosts := func(ctx context.Context) error {
+		_, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{})
+		return err
+	}
 	tests := []struct {
 		name  string
 		call  func(ctx context.Context) error
 		token string
 		want  codes.Code
 	}{
-		{"health without a token", func(ctx context.Context) error {
-			_, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
-			return err
-		}, "", codes.OK},
-		{"admin call without a token", func(ctx context.Context) error {
-			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
-			return err
-		}, "", codes.Unauthenticated},
-		{"admin call with the gateway's token", func(ctx context.Context) error {
-			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
-			return err
-		}, gatewayToken, codes.Unauthenticated},
-		{"admin call with a wrong token", func(ctx context.Context) error {
-			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
-			return err
-		}, adminToken + "x", codes.Unauthenticated},
-		{"admin call with the admin token", func(ctx context.Context) error {
-			_, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
-			return err
-		}, adminToken, codes.OK},
-		{"approval call without a token", func(ctx context.Context) error {
-			_, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{})
-			return err
-		}, "", codes.Unauthenticated},
-		{"approval call with the gateway's token", func(ctx context.Context) error {
-			_, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{})
-			return err
-		}, gatewayToken, codes.OK},
-		{"approval call with the admin token", func(ctx context.Context) error {
-			_, err := approvals.ListPosts(ctx, &approvalv1.ListPostsRequest{})
-			return err
-		}, adminToken, codes.OK},
+		{"health without a token", checkHealth, "", codes.OK},
+		{"admin call without a token", listDepartments, "", codes.Unauthenticated},
+		{"admin call with the gateway's token", listDepartments, gatewayToken, codes.Unauthenticated},
+		{"admin call with a wrong token", listDepartments, adminToken + "x", codes.Unauthenticated},
+		{"admin call with the admin token", listDepartments, adminToken, codes.OK},
+		{"approval call without a token", listPosts, "", codes.Unauthenticated},
+		{"approval call with the gateway's token", listPosts, gatewayToken, codes.OK},
+		{"approval call with the admin token", listPosts, adminToken, codes.OK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
