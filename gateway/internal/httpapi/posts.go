@@ -186,23 +186,25 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
-	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) && !s.exists(r, id) {
-		// Accepted moments ago and still on its way through JetStream to the approval service: it is
-		// pending, not missing. (A recent post of another department exists, and stays a 404.)
-		s.accepted(w, http.StatusAccepted, postView{ID: id, Status: "pending"})
-		return
+	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) {
+		// Accepted moments ago, the post may still be on its way through JetStream to the approval service:
+		// then it is pending, not missing. Look again without the department filter to tell that apart from
+		// a recent post of another department, which stays a 404.
+		unscoped, unscopedErr := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id})
+		switch {
+		case status.Code(unscopedErr) == codes.NotFound:
+			s.accepted(w, http.StatusAccepted, postView{ID: id, Status: "pending"})
+			return
+		case unscopedErr == nil && unscoped.GetPost().GetDepartmentId() == dept.ID:
+			// Recorded between the two lookups.
+			resp, err = unscoped, nil
+		}
 	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.answerPost(w, resp.GetPost())
-}
-
-// exists reports whether the approval service has the post, whatever its department.
-func (s *server) exists(r *http.Request, id string) bool {
-	_, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id})
-	return status.Code(err) != codes.NotFound
 }
 
 // recentlyIssued reports whether id is a time-ordered id the gateway could have issued in the last
