@@ -1,0 +1,98 @@
+package keyauth_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/heraldhq/herald/gateway/internal/keyauth"
+	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+)
+
+// approvals answers AuthenticateKey over real gRPC the way the approval service does, counting calls.
+type approvals struct {
+	approvalv1.UnimplementedApprovalServiceServer
+	calls   atomic.Int32
+	revoked atomic.Bool
+}
+
+func (a *approvals) AuthenticateKey(_ context.Context, req *approvalv1.AuthenticateKeyRequest) (*approvalv1.AuthenticateKeyResponse, error) {
+	a.calls.Add(1)
+	switch {
+	case req.GetApiKey() == "hk_misconfigured":
+		return nil, status.Error(codes.Unauthenticated, "missing or wrong bearer token")
+	case req.GetApiKey() != "hk_good" || a.revoked.Load():
+		return nil, status.Error(codes.NotFound, "no valid API key matches")
+	}
+	return &approvalv1.AuthenticateKeyResponse{DepartmentId: "d1", DepartmentName: "HR"}, nil
+}
+
+func setup(t *testing.T, ttl time.Duration) (*keyauth.Authenticator, *approvals) {
+	t.Helper()
+	srv := grpc.NewServer()
+	fake := &approvals{}
+	approvalv1.RegisterApprovalServiceServer(srv, fake)
+	lis := bufconn.Listen(1 << 16)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet", grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	a, err := keyauth.New(approvalv1.NewApprovalServiceClient(conn), ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, fake
+}
+
+func TestValidKeysAreCached(t *testing.T) {
+	a, fake := setup(t, time.Hour)
+	for range 5 {
+		d, err := a.Authenticate(context.Background(), "hk_good")
+		if err != nil || d.ID != "d1" || d.Name != "HR" {
+			t.Fatalf("Authenticate = %+v, %v", d, err)
+		}
+	}
+	if n := fake.calls.Load(); n != 1 {
+		t.Errorf("five checks of one key cost %d calls to the approval service, want 1", n)
+	}
+}
+
+func TestRevocationTakesEffectAfterTheTTL(t *testing.T) {
+	a, fake := setup(t, 0) // no caching: every check asks
+	if _, err := a.Authenticate(context.Background(), "hk_good"); err != nil {
+		t.Fatal(err)
+	}
+	fake.revoked.Store(true)
+	if _, err := a.Authenticate(context.Background(), "hk_good"); !errors.Is(err, keyauth.ErrInvalidKey) {
+		t.Errorf("revoked key: %v, want ErrInvalidKey", err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	a, fake := setup(t, time.Hour)
+	for _, k := range []string{"", "hk_unknown", string(make([]byte, 201))} {
+		if _, err := a.Authenticate(context.Background(), k); !errors.Is(err, keyauth.ErrInvalidKey) {
+			t.Errorf("key %.10q: %v, want ErrInvalidKey", k, err)
+		}
+	}
+	// The gateway's own credentials being refused is not the department's fault: not a 401.
+	if _, err := a.Authenticate(context.Background(), "hk_misconfigured"); err == nil || errors.Is(err, keyauth.ErrInvalidKey) {
+		t.Errorf("misconfigured gateway: %v, want an error other than ErrInvalidKey", err)
+	}
+	if _, err := a.Authenticate(context.Background(), "hk_unknown"); err == nil || fake.calls.Load() != 3 {
+		t.Errorf("invalid keys must not be cached as valid (calls %d)", fake.calls.Load())
+	}
+}
