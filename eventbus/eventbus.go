@@ -64,11 +64,25 @@ func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetSt
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig()); err != nil {
+	if err := ensureStream(ctx, js); err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("create stream %s: %w", Stream, err)
+		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// ensureStream creates the stream, and updates it only when its configuration differs. Every service
+// calls this at start; an unconditional update would rewrite the stream's configuration each time, while
+// other services create consumers on it (which nats-server v2.15's race detector flags).
+func ensureStream(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.CreateStream(ctx, StreamConfig())
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = js.UpdateStream(ctx, StreamConfig())
+	}
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	return nil
 }
 
 // Publisher publishes protobuf events with a message id, waiting for JetStream's acknowledgement.
