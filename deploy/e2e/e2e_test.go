@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -44,14 +46,16 @@ func (l *logs) String() string {
 }
 
 func start(t testing.TB) *stack.Stack {
-	st, _ := startWithLogs(t)
+	st, _, _ := startWithLogs(t)
 	return st
 }
 
-func startWithLogs(t testing.TB) (*stack.Stack, *logs) {
+// startWithLogs starts Herald on free ports and returns it with what it logs and its data directory.
+func startWithLogs(t testing.TB) (*stack.Stack, *logs, string) {
 	t.Helper()
+	dataDir := t.TempDir()
 	cfg := stack.Config{
-		DataDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", ApprovalAddr: "127.0.0.1:0", PublisherAddr: "127.0.0.1:0",
+		DataDir: dataDir, GatewayAddr: "127.0.0.1:0", ApprovalAddr: "127.0.0.1:0", PublisherAddr: "127.0.0.1:0",
 		ApprovalOps: "127.0.0.1:0", PublisherOps: "127.0.0.1:0", SMTPAddr: "127.0.0.1:0", MailboxAddr: "127.0.0.1:0", SandboxAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
 		ConsumerPrefix: "e2e",
 	}
@@ -70,7 +74,7 @@ func startWithLogs(t testing.TB) (*stack.Stack, *logs) {
 			t.Errorf("stop herald: %v", err)
 		}
 	})
-	return st, captured
+	return st, captured, dataDir
 }
 
 type testWriter struct{ t testing.TB }
@@ -212,13 +216,25 @@ func pollFinal(t *testing.T, st *stack.Stack, key, location string) response {
 }
 
 func TestApproveRejectAndBadInput(t *testing.T) {
-	st, logged := startWithLogs(t)
+	st, logged, dataDir := startWithLogs(t)
 	key := st.Info.DemoAPIKey
 	var links []string
 	t.Cleanup(func() {
-		// Secrets are used, never logged.
+		// Secrets are used, never logged: the department's key, the approval links' tokens, and every
+		// credential the local stack generated (admin and gateway tokens, CSRF key, X secrets).
 		text := logged.String()
-		secrets := append([]string{key, st.Info.AdminToken}, links...)
+		secrets := append([]string{key}, links...)
+		var generated map[string]string
+		raw, err := os.ReadFile(filepath.Join(dataDir, "secrets.json"))
+		if err != nil || json.Unmarshal(raw, &generated) != nil {
+			t.Fatalf("read the stack's secrets: %v", err)
+		}
+		for _, name := range []string{"admin_token", "gateway_token", "csrf_key", "x_consumer_secret", "x_access_token_secret"} {
+			if generated[name] == "" {
+				t.Fatalf("secrets.json has no %s", name)
+			}
+			secrets = append(secrets, generated[name])
+		}
 		for _, s := range secrets {
 			if s != "" && strings.Contains(text, s[strings.LastIndex(s, "/")+1:]) {
 				t.Errorf("a secret appears in the logs: %.12s…", s[strings.LastIndex(s, "/")+1:])
