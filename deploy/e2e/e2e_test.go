@@ -486,6 +486,13 @@ func TestOpsEndpoints(t *testing.T) {
 	if r := do(t, "GET", st.Info.ApprovalOpsURL+"/metrics", nil, nil); !bytes.Contains(r.body, []byte(`grpc_server_handled_total{grpc_code="OK",grpc_method="AuthenticateKey"`)) {
 		t.Errorf("approval metrics do not count the gateway's key check")
 	}
+	text := fmt.Sprintf("Counted %d", time.Now().UnixNano())
+	r := postJSON(t, st, st.Info.DemoAPIKey, fmt.Sprintf(`{"tweet": %q, "requestedby": "ops"}`, text))
+	decide(t, approvalLink(t, st, text), "approve", "")
+	pollFinal(t, st, st.Info.DemoAPIKey, r.header.Get("Location"))
+	if r := do(t, "GET", st.Info.PublisherOpsURL+"/metrics", nil, nil); !bytes.Contains(r.body, []byte(`herald_publisher_channel_calls_total{channel="x",outcome="published"} 1`)) {
+		t.Errorf("publisher metrics do not count the published post")
+	}
 }
 
 func TestNATSDownMeansNoAcceptance(t *testing.T) {

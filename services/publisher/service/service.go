@@ -141,10 +141,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.publisher, err = ledger.NewPublisher(s.store, client, pub, log); err != nil {
+	reg := ops.NewRegistry()
+	channel, err := newCountingChannel(client, reg)
+	if err != nil {
 		return nil, err
 	}
-	reg := ops.NewRegistry()
+	if s.publisher, err = ledger.NewPublisher(s.store, channel, pub, log); err != nil {
+		return nil, err
+	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(grpcMetrics)
 	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, log, grpcMetrics.UnaryServerInterceptor()); err != nil {

@@ -1,0 +1,45 @@
+package service
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+)
+
+// countingChannel counts a channel's calls by outcome, for herald_publisher_channel_calls_total.
+type countingChannel struct {
+	ledger.Channel
+	calls *prometheus.CounterVec
+}
+
+func newCountingChannel(ch ledger.Channel, reg prometheus.Registerer) (*countingChannel, error) {
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_publisher_channel_calls_total",
+		Help: "Calls to a social channel by outcome: published, rejected, retryable, ambiguous.",
+	}, []string{"channel", "outcome"})
+	if err := reg.Register(calls); err != nil {
+		return nil, err
+	}
+	return &countingChannel{Channel: ch, calls: calls}, nil
+}
+
+// Post implements ledger.Channel.
+func (c *countingChannel) Post(ctx context.Context, text string) (ledger.Result, error) {
+	res, err := c.Channel.Post(ctx, text)
+	outcome := "published"
+	var ce *ledger.ChannelError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce) && ce.Kind == ledger.Rejected:
+		outcome = "rejected"
+	case errors.As(err, &ce) && ce.Kind == ledger.Retryable:
+		outcome = "retryable"
+	default:
+		outcome = "ambiguous"
+	}
+	c.calls.WithLabelValues(c.Name(), outcome).Inc()
+	return res, err
+}
