@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/heraldhq/herald/eventbus"
@@ -156,24 +155,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)
 	s.ops = &http.Server{Handler: ops.Handler(reg, s.ready), ReadHeaderTimeout: 10 * time.Second}
-	if s.lis, err = listen(cfg.Listener, cfg.GRPCAddr); err != nil {
+	if s.lis, err = ops.Listen(cfg.Listener, cfg.GRPCAddr); err != nil {
 		return nil, err
 	}
-	if s.opsLis, err = listen(cfg.HTTPListener, cfg.HTTPAddr); err != nil {
+	if s.opsLis, err = ops.Listen(cfg.HTTPListener, cfg.HTTPAddr); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func listen(l net.Listener, addr string) (net.Listener, error) {
-	if l != nil {
-		return l, nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
-	return l, nil
 }
 
 // ready reports whether the ledger and NATS answer.
@@ -211,10 +199,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("grpc serve: %w", err)
-		}
-		return nil
+		servers := ops.GRPCService{GRPC: s.grpc, Health: s.health, GRPCListener: s.lis, HTTP: s.ops, HTTPListener: s.opsLis}
+		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
 		handler := func(ctx context.Context, msg jetstream.Msg) error {
@@ -227,26 +213,6 @@ func (s *Service) Run(ctx context.Context) error {
 		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: []string{eventbus.SubjectApproved}, HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
 		return eventbus.Consume(gctx, s.js, cfg, handler, s.log)
 	})
-	g.Go(func() error {
-		if err := s.ops.Serve(s.opsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("ops http: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		_ = s.ops.Close()
-		s.health.Shutdown()
-		stopped := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(10 * time.Second):
-			s.grpc.Stop()
-		}
-		return nil
-	})
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.log.Info("publisher listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()
 }
