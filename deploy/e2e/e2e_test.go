@@ -297,6 +297,13 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		if tweets[0].ConsumerKey == "" || tweets[0].SignatureMethod != "HMAC-SHA1" {
 			t.Errorf("the tweet was not posted with a verified OAuth 1.0a signature: %+v", tweets[0])
 		}
+		// What a person looks at: the sandbox's timeline page and the mailbox page.
+		if page := do(t, "GET", st.Info.SandboxURL+"/", nil, nil); !bytes.Contains(page.body, []byte(text)) {
+			t.Errorf("the sandbox page does not show the tweet")
+		}
+		if page := do(t, "GET", st.Info.MailboxURL+"/", nil, nil); !bytes.Contains(page.body, []byte("Approval needed: post from HR")) {
+			t.Errorf("the mailbox page does not list the approval email")
+		}
 
 		// The link is single-use: the page says so, and replaying the form is refused.
 		if used := do(t, "GET", link, nil, nil); !bytes.Contains(used.body, []byte("You already answered")) || bytes.Contains(used.body, []byte(`name="decision"`)) {
