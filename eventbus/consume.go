@@ -128,12 +128,18 @@ func handle(parent context.Context, consumer string, timeout time.Duration, msg 
 		delivered = meta.NumDelivered
 	}
 	l := log.With("consumer", consumer, "subject", msg.Subject(), "msg_id", msg.Headers().Get("Nats-Msg-Id"), "delivered", delivered)
+	if id := msg.Headers().Get(RequestIDHeader); id != "" {
+		ctx = WithRequestID(ctx, id)
+		l = l.With("request_id", id)
+	}
 	err := h(ctx, msg)
 	switch {
 	case err == nil:
 		if err := msg.Ack(); err != nil {
 			l.Warn("ack failed; the message will be redelivered", "err", err)
+			return
 		}
+		l.Debug("message handled")
 	case IsPermanent(err):
 		l.Error("message dropped: it can never be handled", "err", err)
 		_ = msg.TermWithReason(err.Error())

@@ -243,6 +243,10 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		if !strings.Contains(text, "post requested") {
 			t.Errorf("the log capture saw nothing; the check above proves nothing")
 		}
+		// A department's request id leads from the gateway into the approval service's handling.
+		if !regexp.MustCompile(`service=approval .*request_id=flow-run-7`).MatchString(text) {
+			t.Errorf("the approval service's logs do not carry the request id the department sent")
+		}
 	})
 
 	t.Run("approve publishes exactly once", func(t *testing.T) {
@@ -321,7 +325,11 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 
 	t.Run("reject publishes nothing", func(t *testing.T) {
 		text := fmt.Sprintf("Not for publication %d", time.Now().UnixNano())
-		r := postJSON(t, st, key, fmt.Sprintf(`{"tweet": %q, "requestedby": "sam@contoso.example"}`, text))
+		r := do(t, "POST", st.Info.GatewayURL+"/v1/posts", strings.NewReader(fmt.Sprintf(`{"tweet": %q, "requestedby": "sam@contoso.example"}`, text)),
+			map[string]string{"X-API-Key": key, "Content-Type": "application/json", "X-Request-Id": "flow-run-7"})
+		if r.header.Get("X-Request-Id") != "flow-run-7" {
+			t.Errorf("X-Request-Id = %q, want the caller's", r.header.Get("X-Request-Id"))
+		}
 		if r.status != http.StatusAccepted {
 			t.Fatalf("POST = %d %s", r.status, r.body)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/heraldhq/herald/eventbus"
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
@@ -55,6 +56,14 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // traffic between Herald's services.
 func (b bearer) RequireTransportSecurity() bool { return false }
 
+// forwardRequestID passes the HTTP request's id to the approval service, which logs it.
+func forwardRequestID(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if id := eventbus.RequestID(ctx); id != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", id)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
 // Service is a running gateway.
 type Service struct {
 	log  *slog.Logger
@@ -85,7 +94,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.conn, err = grpc.NewClient(cfg.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(cfg.GatewayToken))); err != nil {
+	if s.conn, err = grpc.NewClient(cfg.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer(cfg.GatewayToken)), grpc.WithUnaryInterceptor(forwardRequestID)); err != nil {
 		return nil, fmt.Errorf("approval client: %w", err)
 	}
 	approvals := approvalv1.NewApprovalServiceClient(s.conn)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldhq/herald/eventbus"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	"github.com/heraldhq/herald/ops"
@@ -116,24 +117,37 @@ func (s *server) instrument(route string, h http.HandlerFunc) http.Handler {
 	})
 }
 
-type ctxKey struct{}
-
 // withRequestID gives every request an id, in the response's X-Request-Id and in every log line about it.
 func (s *server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
-		if len(id) == 0 || len(id) > 64 {
+		if !validRequestID(id) {
 			b := make([]byte, 8)
 			_, _ = rand.Read(b)
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		// The id travels on: in the events this request publishes and in its calls to the approval service.
+		next.ServeHTTP(w, r.WithContext(eventbus.WithRequestID(r.Context(), id)))
 	})
 }
 
+// validRequestID accepts a caller's request id only if it is short and plain, since it ends up in logs,
+// headers and events.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *server) logger(r *http.Request) *slog.Logger {
-	id, _ := r.Context().Value(ctxKey{}).(string)
+	id := eventbus.RequestID(r.Context())
 	// The route pattern, not the path: approval paths carry the approver's secret token.
 	return s.deps.Log.With("request_id", id, "route", r.Pattern)
 }

@@ -96,7 +96,11 @@ func logging(log *slog.Logger) grpc.UnaryServerInterceptor {
 			if code == codes.Internal || code == codes.Unknown {
 				level = slog.LevelError
 			}
-			log.Log(ctx, level, "grpc call failed", "method", info.FullMethod, "code", code.String(), "err", err)
+			attrs := []any{"method", info.FullMethod, "code", code.String(), "err", err}
+			if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-request-id")) > 0 {
+				attrs = append(attrs, "request_id", md.Get("x-request-id")[0])
+			}
+			log.Log(ctx, level, "grpc call failed", attrs...)
 		}
 		return resp, err
 	}
