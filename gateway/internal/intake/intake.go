@@ -36,6 +36,7 @@ type ValidationError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *ValidationError) Error() string { return e.Target + ": " + e.Message }
 
 // Validate checks a request and returns a *ValidationError for the first problem.

@@ -91,6 +91,7 @@ type ChannelError struct {
 	RetryAfter time.Duration
 }
 
+// Error implements error with the channel's message.
 func (e *ChannelError) Error() string {
 	return e.Message
 }
