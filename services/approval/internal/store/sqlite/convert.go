@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"strings"
-
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
 )
@@ -16,10 +14,6 @@ func convert[R, D any](rows []R, err error, f func(R) D) ([]D, error) {
 		out[i] = f(r)
 	}
 	return out, nil
-}
-
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
 func toDepartment(r sqlitedb.Department) approval.Department {

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
@@ -351,6 +352,6 @@ func insertOutbox(ctx context.Context, q *sqlitedb.Queries, it approval.OutboxIt
 }
 
 func isUniqueViolation(err error) bool {
-	// modernc reports constraint failures with the SQLite message; the extended code needs its own import.
-	return err != nil && containsFold(err.Error(), "UNIQUE constraint failed")
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
