@@ -298,6 +298,10 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		if pub["remote_id"] != tweets[0].ID || pub["channel"] != "x" {
 			t.Errorf("publication = %v, sandbox tweet %v", pub, tweets[0])
 		}
+		// Ops can read the whole story of the post.
+		if got := auditActions(t, st, id); strings.Join(got, ",") != "requested,approve,published" {
+			t.Errorf("audit trail = %v, want requested, approve, published", got)
+		}
 		if tweets[0].ConsumerKey == "" || tweets[0].SignatureMethod != "HMAC-SHA1" {
 			t.Errorf("the tweet was not posted with a verified OAuth 1.0a signature: %+v", tweets[0])
 		}
@@ -459,6 +463,26 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 			t.Errorf("owner polling its post with ?api_key= got %d", r.status)
 		}
 	})
+}
+
+// auditActions reads a post's audit trail through AdminService, as ops would.
+func auditActions(t *testing.T, st *stack.Stack, postID string) []string {
+	t.Helper()
+	conn, err := grpc.NewClient(st.Info.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+st.Info.AdminToken)
+	resp, err := approvalv1.NewAdminServiceClient(conn).ListAuditEvents(ctx, &approvalv1.ListAuditEventsRequest{PostId: postID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range resp.GetEvents() {
+		actions = append(actions, e.GetAction())
+	}
+	return actions
 }
 
 // otherDepartmentKey creates a second department and key through AdminService, as ops would.

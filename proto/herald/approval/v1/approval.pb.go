@@ -1930,6 +1930,190 @@ func (*RemoveApproverResponse) Descriptor() ([]byte, []int) {
 	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
 }
 
+type ListAuditEventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PostId        string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListAuditEventsRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+// AuditEvent is one append-only entry of a post's history.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	At    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	// Who acted: the requester, an approver's email, or "publisher".
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Where from: the department, the approver's IP address, or the channel.
+	Origin string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
+	// What happened: requested, approve, reject, published, failed, unknown.
+	Action        string     `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	FromStatus    PostStatus `protobuf:"varint,5,opt,name=from_status,json=fromStatus,proto3,enum=herald.approval.v1.PostStatus" json:"from_status,omitempty"`
+	ToStatus      PostStatus `protobuf:"varint,6,opt,name=to_status,json=toStatus,proto3,enum=herald.approval.v1.PostStatus" json:"to_status,omitempty"`
+	Comment       string     `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AuditEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetFromStatus() PostStatus {
+	if x != nil {
+		return x.FromStatus
+	}
+	return PostStatus_POST_STATUS_UNSPECIFIED
+}
+
+func (x *AuditEvent) GetToStatus() PostStatus {
+	if x != nil {
+		return x.ToStatus
+	}
+	return PostStatus_POST_STATUS_UNSPECIFIED
+}
+
+func (x *AuditEvent) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type ListAuditEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
@@ -2048,7 +2232,21 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\tapprovers\x18\x01 \x03(\v2\x1c.herald.approval.v1.ApproverR\tapprovers\"'\n" +
 	"\x15RemoveApproverRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
-	"\x16RemoveApproverResponse*\xf6\x01\n" +
+	"\x16RemoveApproverResponse\"1\n" +
+	"\x16ListAuditEventsRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\"\x96\x02\n" +
+	"\n" +
+	"AuditEvent\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12?\n" +
+	"\vfrom_status\x18\x05 \x01(\x0e2\x1e.herald.approval.v1.PostStatusR\n" +
+	"fromStatus\x12;\n" +
+	"\tto_status\x18\x06 \x01(\x0e2\x1e.herald.approval.v1.PostStatusR\btoStatus\x12\x18\n" +
+	"\acomment\x18\a \x01(\tR\acomment\"Q\n" +
+	"\x17ListAuditEventsResponse\x126\n" +
+	"\x06events\x18\x01 \x03(\v2\x1e.herald.approval.v1.AuditEventR\x06events*\xf6\x01\n" +
 	"\n" +
 	"PostStatus\x12\x1b\n" +
 	"\x17POST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2075,7 +2273,7 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\tListPosts\x12$.herald.approval.v1.ListPostsRequest\x1a%.herald.approval.v1.ListPostsResponse\x12^\n" +
 	"\vGetApproval\x12&.herald.approval.v1.GetApprovalRequest\x1a'.herald.approval.v1.GetApprovalResponse\x12O\n" +
 	"\x06Decide\x12!.herald.approval.v1.DecideRequest\x1a\".herald.approval.v1.DecideResponse\x12j\n" +
-	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse2\xc7\x06\n" +
+	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse2\xb3\a\n" +
 	"\fAdminService\x12m\n" +
 	"\x10CreateDepartment\x12+.herald.approval.v1.CreateDepartmentRequest\x1a,.herald.approval.v1.CreateDepartmentResponse\x12j\n" +
 	"\x0fListDepartments\x12*.herald.approval.v1.ListDepartmentsRequest\x1a+.herald.approval.v1.ListDepartmentsResponse\x12a\n" +
@@ -2084,7 +2282,8 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\fRevokeAPIKey\x12'.herald.approval.v1.RevokeAPIKeyRequest\x1a(.herald.approval.v1.RevokeAPIKeyResponse\x12g\n" +
 	"\x0eCreateApprover\x12).herald.approval.v1.CreateApproverRequest\x1a*.herald.approval.v1.CreateApproverResponse\x12d\n" +
 	"\rListApprovers\x12(.herald.approval.v1.ListApproversRequest\x1a).herald.approval.v1.ListApproversResponse\x12g\n" +
-	"\x0eRemoveApprover\x12).herald.approval.v1.RemoveApproverRequest\x1a*.herald.approval.v1.RemoveApproverResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
+	"\x0eRemoveApprover\x12).herald.approval.v1.RemoveApproverRequest\x1a*.herald.approval.v1.RemoveApproverResponse\x12j\n" +
+	"\x0fListAuditEvents\x12*.herald.approval.v1.ListAuditEventsRequest\x1a+.herald.approval.v1.ListAuditEventsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
 
 var (
 	file_herald_approval_v1_approval_proto_rawDescOnce sync.Once
@@ -2099,7 +2298,7 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
 	(PostStatus)(0),                  // 0: herald.approval.v1.PostStatus
 	(Outcome)(0),                     // 1: herald.approval.v1.Outcome
@@ -2136,67 +2335,76 @@ var file_herald_approval_v1_approval_proto_goTypes = []any{
 	(*ListApproversResponse)(nil),    // 32: herald.approval.v1.ListApproversResponse
 	(*RemoveApproverRequest)(nil),    // 33: herald.approval.v1.RemoveApproverRequest
 	(*RemoveApproverResponse)(nil),   // 34: herald.approval.v1.RemoveApproverResponse
-	(*timestamppb.Timestamp)(nil),    // 35: google.protobuf.Timestamp
+	(*ListAuditEventsRequest)(nil),   // 35: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),               // 36: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),  // 37: herald.approval.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	35, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	35, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	38, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
 	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
 	1,  // 5: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	35, // 6: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	35, // 7: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	38, // 6: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	38, // 7: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
 	3,  // 8: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
 	0,  // 9: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
 	3,  // 10: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
 	3,  // 11: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
 	2,  // 12: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	35, // 13: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 13: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 14: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
 	3,  // 15: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	35, // 16: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	38, // 16: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	16, // 17: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
 	16, // 18: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	35, // 19: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	35, // 20: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	38, // 19: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	38, // 20: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
 	21, // 21: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
 	21, // 22: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
 	21, // 23: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	35, // 24: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	38, // 24: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
 	28, // 25: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
 	28, // 26: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	6,  // 27: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 28: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 29: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 30: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 31: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	17, // 32: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	19, // 33: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	22, // 34: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	24, // 35: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	26, // 36: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	29, // 37: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	31, // 38: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	33, // 39: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	7,  // 40: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 41: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 42: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 43: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 44: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	18, // 45: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	20, // 46: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	23, // 47: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	25, // 48: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	27, // 49: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	30, // 50: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	32, // 51: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	34, // 52: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	40, // [40:53] is the sub-list for method output_type
-	27, // [27:40] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	38, // 27: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 28: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 29: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	36, // 30: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	6,  // 31: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	8,  // 32: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	10, // 33: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	12, // 34: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	14, // 35: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	17, // 36: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	19, // 37: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	22, // 38: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	24, // 39: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	26, // 40: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	29, // 41: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	31, // 42: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	33, // 43: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	35, // 44: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	7,  // 45: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	9,  // 46: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	11, // 47: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	13, // 48: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	15, // 49: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	18, // 50: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	20, // 51: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	23, // 52: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	25, // 53: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	27, // 54: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	30, // 55: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	32, // 56: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	34, // 57: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	37, // 58: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	45, // [45:59] is the sub-list for method output_type
+	31, // [31:45] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -2210,7 +2418,7 @@ func file_herald_approval_v1_approval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -299,6 +299,7 @@ const (
 	AdminService_CreateApprover_FullMethodName   = "/herald.approval.v1.AdminService/CreateApprover"
 	AdminService_ListApprovers_FullMethodName    = "/herald.approval.v1.AdminService/ListApprovers"
 	AdminService_RemoveApprover_FullMethodName   = "/herald.approval.v1.AdminService/RemoveApprover"
+	AdminService_ListAuditEvents_FullMethodName  = "/herald.approval.v1.AdminService/ListAuditEvents"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -316,6 +317,8 @@ type AdminServiceClient interface {
 	CreateApprover(ctx context.Context, in *CreateApproverRequest, opts ...grpc.CallOption) (*CreateApproverResponse, error)
 	ListApprovers(ctx context.Context, in *ListApproversRequest, opts ...grpc.CallOption) (*ListApproversResponse, error)
 	RemoveApprover(ctx context.Context, in *RemoveApproverRequest, opts ...grpc.CallOption) (*RemoveApproverResponse, error)
+	// ListAuditEvents returns a post's history, oldest first: every change of state, who made it and from where.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -406,6 +409,16 @@ func (c *adminServiceClient) RemoveApprover(ctx context.Context, in *RemoveAppro
 	return out, nil
 }
 
+func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -421,6 +434,8 @@ type AdminServiceServer interface {
 	CreateApprover(context.Context, *CreateApproverRequest) (*CreateApproverResponse, error)
 	ListApprovers(context.Context, *ListApproversRequest) (*ListApproversResponse, error)
 	RemoveApprover(context.Context, *RemoveApproverRequest) (*RemoveApproverResponse, error)
+	// ListAuditEvents returns a post's history, oldest first: every change of state, who made it and from where.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -454,6 +469,9 @@ func (UnimplementedAdminServiceServer) ListApprovers(context.Context, *ListAppro
 }
 func (UnimplementedAdminServiceServer) RemoveApprover(context.Context, *RemoveApproverRequest) (*RemoveApproverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveApprover not implemented")
+}
+func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -620,6 +638,24 @@ func _AdminService_RemoveApprover_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -658,6 +694,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveApprover",
 			Handler:    _AdminService_RemoveApprover_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _AdminService_ListAuditEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

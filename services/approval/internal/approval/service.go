@@ -246,6 +246,14 @@ func (s *Service) GetPost(ctx context.Context, id, departmentID string) (Post, e
 	return p, nil
 }
 
+// ListAudit returns a post's history, oldest first.
+func (s *Service) ListAudit(ctx context.Context, postID string) ([]AuditEntry, error) {
+	if _, err := s.store.GetPost(ctx, postID); err != nil {
+		return nil, fmt.Errorf("audit of %s: %w", postID, err)
+	}
+	return s.store.ListAudit(ctx, postID)
+}
+
 // ListPosts lists posts, newest first.
 func (s *Service) ListPosts(ctx context.Context, f PostFilter) ([]Post, error) {
 	if f.Limit <= 0 {

@@ -98,3 +98,18 @@ func toProtoAPIKey(k approval.APIKey) *approvalv1.APIKey {
 func toProtoApprover(a approval.Approver) *approvalv1.Approver {
 	return &approvalv1.Approver{Id: a.ID, Email: a.Email, Name: a.Name, CreatedAt: ts(a.CreatedAt)}
 }
+
+func (s *adminServer) ListAuditEvents(ctx context.Context, req *approvalv1.ListAuditEventsRequest) (*approvalv1.ListAuditEventsResponse, error) {
+	entries, err := s.svc.ListAudit(ctx, req.GetPostId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &approvalv1.ListAuditEventsResponse{}
+	for _, e := range entries {
+		resp.Events = append(resp.Events, &approvalv1.AuditEvent{
+			At: ts(e.At), Actor: e.Actor, Origin: e.Origin, Action: e.Action,
+			FromStatus: toProtoStatus[e.FromStatus], ToStatus: toProtoStatus[e.ToStatus], Comment: e.Comment,
+		})
+	}
+	return resp, nil
+}

@@ -131,6 +131,7 @@ func TestErrorsMapToCodes(t *testing.T) {
 		{"key for an unknown department", second(admin.CreateAPIKey(ctx, &approvalv1.CreateAPIKeyRequest{DepartmentId: "nope"})), codes.NotFound},
 		{"bad approver email", second(admin.CreateApprover(ctx, &approvalv1.CreateApproverRequest{Email: "not an email"})), codes.InvalidArgument},
 		{"unknown post", second(approvals.GetPost(ctx, &approvalv1.GetPostRequest{PostId: "nope"})), codes.NotFound},
+		{"audit of an unknown post", second(admin.ListAuditEvents(ctx, &approvalv1.ListAuditEventsRequest{PostId: "nope"})), codes.NotFound},
 		{"unknown key", second(approvals.AuthenticateKey(ctx, &approvalv1.AuthenticateKeyRequest{ApiKey: "hk_nope"})), codes.NotFound},
 		{"unknown approval link", second(approvals.Decide(ctx, &approvalv1.DecideRequest{Token: "nope", Outcome: approvalv1.Outcome_OUTCOME_APPROVE})), codes.NotFound},
 		{"decision without an outcome", second(approvals.Decide(ctx, &approvalv1.DecideRequest{Token: "nope"})), codes.InvalidArgument},
