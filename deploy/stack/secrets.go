@@ -14,15 +14,14 @@ import (
 // restart keeps the same tokens and the same demo API key. Only a development stack does this: in
 // production each secret lives where it is used, and API keys exist only as hashes.
 type secrets struct {
-	AdminToken       string `json:"admin_token"`
-	GatewayToken     string `json:"gateway_token"`
-	CSRFKey          string `json:"csrf_key"`
-	XConsumerKey     string `json:"x_consumer_key"`
-	XConsumerSecret  string `json:"x_consumer_secret"`
-	XAccessToken     string `json:"x_access_token"`
-	XAccessSecret    string `json:"x_access_token_secret"`
-	DemoDepartmentID string `json:"demo_department_id"`
-	DemoAPIKey       string `json:"demo_api_key"`
+	AdminToken      string `json:"admin_token"`
+	GatewayToken    string `json:"gateway_token"`
+	CSRFKey         string `json:"csrf_key"`
+	XConsumerKey    string `json:"x_consumer_key"`
+	XConsumerSecret string `json:"x_consumer_secret"`
+	XAccessToken    string `json:"x_access_token"`
+	XAccessSecret   string `json:"x_access_token_secret"`
+	DemoAPIKey      string `json:"demo_api_key"`
 }
 
 func randomToken() string {

@@ -350,7 +350,7 @@ func (st *Stack) seed(ctx context.Context, sec *secrets, dataDir string) error {
 	if err != nil {
 		return fmt.Errorf("seed api key: %w", err)
 	}
-	sec.DemoDepartmentID, sec.DemoAPIKey = deptID, key.GetSecret()
+	sec.DemoAPIKey = key.GetSecret()
 	return sec.save(dataDir)
 }
 

@@ -36,9 +36,6 @@ func NewPublisher(store Store, channel Channel, events EventPublisher, log *slog
 	return &Publisher{store: store, channel: channel, events: events, log: log, now: time.Now}, nil
 }
 
-// Store returns the ledger the publisher writes, for read-only views.
-func (p *Publisher) Store() Store { return p.store }
-
 func (p *Publisher) timestamp() time.Time { return p.now().UTC().Truncate(time.Microsecond) }
 
 // HandleApproved publishes an approved post at most once and announces the outcome. Returning an error
