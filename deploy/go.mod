@@ -10,7 +10,7 @@ require (
 	github.com/heraldhq/herald/services/approval v0.0.0
 	github.com/heraldhq/herald/services/publisher v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
-	golang.org/x/sync v0.24.0
+	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
 )
 
@@ -69,18 +69,15 @@ require (
 )
 
 replace (
-	github.com/heraldhq/herald/eventbus => ../eventbus
 	github.com/heraldhq/herald/gateway => ../gateway
 	github.com/heraldhq/herald/proto => ../proto
 	github.com/heraldhq/herald/services/approval => ../services/approval
 	github.com/heraldhq/herald/services/publisher => ../services/publisher
-	github.com/heraldhq/herald/testenv => ../testenv
 )
 
 require (
 	github.com/google/uuid v1.6.0
-	github.com/heraldhq/herald/eventbus v0.0.0
-	github.com/heraldhq/herald/ops v0.0.0 // indirect
+	github.com/heraldhq/herald/services/heraldshared v0.0.0
 )
 
-replace github.com/heraldhq/herald/ops => ../ops
+replace github.com/heraldhq/herald/services/heraldshared => ../services/heraldshared

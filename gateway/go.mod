@@ -5,7 +5,6 @@ go 1.26.0
 require (
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/google/uuid v1.6.0
-	github.com/heraldhq/herald/eventbus v0.0.0
 	github.com/heraldhq/herald/proto v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
@@ -18,6 +17,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/heraldhq/herald/services/heraldshared v0.0.0
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -30,23 +30,13 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
 
-replace (
-	github.com/heraldhq/herald/eventbus => ../eventbus
-	github.com/heraldhq/herald/proto => ../proto
-)
+replace github.com/heraldhq/herald/proto => ../proto
 
-require (
-	github.com/heraldhq/herald/ops v0.0.0
-	github.com/heraldhq/herald/testenv v0.0.0
-)
-
-replace github.com/heraldhq/herald/ops => ../ops
-
-replace github.com/heraldhq/herald/testenv => ../testenv
+replace github.com/heraldhq/herald/services/heraldshared => ../services/heraldshared

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(proto eventbus ops testenv services/approval services/publisher gateway deploy)
+modules=(proto services/heraldshared services/approval services/publisher gateway deploy)
 
 step() { printf '\n== %s\n' "$*"; }
 

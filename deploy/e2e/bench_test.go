@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/heraldhq/herald/deploy/stack"
-	"github.com/heraldhq/herald/eventbus"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 )
 
 // BenchmarkIntake compares the gateway's POST /v1/posts (HTTP, key check, validation, JetStream publish

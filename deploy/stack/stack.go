@@ -25,11 +25,11 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	gateway "github.com/heraldhq/herald/gateway/service"
+	"github.com/heraldhq/herald/gateway/gatewayd"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/approval/approvald"
 	"github.com/heraldhq/herald/services/approval/mailbox"
-	approval "github.com/heraldhq/herald/services/approval/service"
-	publisher "github.com/heraldhq/herald/services/publisher/service"
+	"github.com/heraldhq/herald/services/publisher/publisherd"
 	"github.com/heraldhq/herald/services/publisher/xsandbox"
 )
 
@@ -170,7 +170,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		creds = &secrets{XConsumerKey: cfg.XConsumerKey, XConsumerSecret: cfg.XConsumerSecret, XAccessToken: cfg.XAccessToken, XAccessSecret: cfg.XAccessSecret}
 	}
 
-	approvalSvc, err := approval.New(ctx, approval.Config{
+	approvalSvc, err := approvald.New(ctx, approvald.Config{
 		DatabaseURL: cfg.DatabaseURL, DatabaseSchema: "herald_approval", DataDir: cfg.DataDir, NATSURL: natsURL,
 		SMTPURL: smtpURL, MailFrom: "Herald <herald@localhost>", PublicURL: publicURL,
 		AdminToken: sec.AdminToken, GatewayToken: sec.GatewayToken, ApprovalTTL: 72 * time.Hour,
@@ -183,7 +183,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	delete(lis, "approval ops")
 	g.Go(func() error { return approvalSvc.Run(gctx) })
 
-	publisherSvc, err := publisher.New(ctx, publisher.Config{
+	publisherSvc, err := publisherd.New(ctx, publisherd.Config{
 		DatabaseURL: cfg.DatabaseURL, DatabaseSchema: "herald_publisher", DataDir: cfg.DataDir, NATSURL: natsURL,
 		AdminToken: sec.AdminToken, Consumer: cfg.ConsumerPrefix + "-publisher", XAPIBase: xBase,
 		XConsumerKey: creds.XConsumerKey, XConsumerSecret: creds.XConsumerSecret, XAccessToken: creds.XAccessToken, XAccessSecret: creds.XAccessSecret,
@@ -196,7 +196,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	delete(lis, "publisher ops")
 	g.Go(func() error { return publisherSvc.Run(gctx) })
 
-	gatewaySvc, err := gateway.New(ctx, gateway.Config{
+	gatewaySvc, err := gatewayd.New(ctx, gatewayd.Config{
 		NATSURL: natsURL, ApprovalAddr: st.Info.ApprovalAddr, GatewayToken: sec.GatewayToken, CSRFKey: sec.CSRFKey,
 		MaxBodyBytes: 1 << 20, KeyCacheTTL: 30 * time.Second, RetryAfter: 5 * time.Second, Listener: lis["gateway"],
 	}, log.With("service", "gateway"))

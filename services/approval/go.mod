@@ -5,7 +5,6 @@ go 1.26.0
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/google/uuid v1.6.0
-	github.com/heraldhq/herald/eventbus v0.0.0
 	github.com/heraldhq/herald/proto v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/pressly/goose/v3 v3.29.0
@@ -52,27 +51,21 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 )
 
-replace (
-	github.com/heraldhq/herald/eventbus => ../../eventbus
-	github.com/heraldhq/herald/proto => ../../proto
-)
+replace github.com/heraldhq/herald/proto => ../../proto
 
 require (
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/emersion/go-smtp v0.25.1
 	github.com/google/go-cmp v0.7.0
-	github.com/heraldhq/herald/testenv v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/wneessen/go-mail v0.8.1
-	golang.org/x/sync v0.24.0
+	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
 )
 
-replace github.com/heraldhq/herald/testenv => ../../testenv
-
 require (
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
-	github.com/heraldhq/herald/ops v0.0.0
+	github.com/heraldhq/herald/services/heraldshared v0.0.0
 )
 
-replace github.com/heraldhq/herald/ops => ../../ops
+replace github.com/heraldhq/herald/services/heraldshared => ../heraldshared

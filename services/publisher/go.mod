@@ -7,13 +7,11 @@ require (
 	github.com/dghubble/oauth1 v0.7.3
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
-	github.com/heraldhq/herald/eventbus v0.0.0
 	github.com/heraldhq/herald/proto v0.0.0
-	github.com/heraldhq/herald/testenv v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pressly/goose/v3 v3.29.0
-	golang.org/x/sync v0.24.0
+	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 	modernc.org/sqlite v1.62.0
@@ -56,16 +54,12 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 )
 
-replace (
-	github.com/heraldhq/herald/eventbus => ../../eventbus
-	github.com/heraldhq/herald/proto => ../../proto
-	github.com/heraldhq/herald/testenv => ../../testenv
-)
+replace github.com/heraldhq/herald/proto => ../../proto
 
 require (
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
-	github.com/heraldhq/herald/ops v0.0.0
+	github.com/heraldhq/herald/services/heraldshared v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 )
 
-replace github.com/heraldhq/herald/ops => ../../ops
+replace github.com/heraldhq/herald/services/heraldshared => ../heraldshared

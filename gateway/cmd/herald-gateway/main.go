@@ -11,7 +11,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/heraldhq/herald/gateway/service"
+	"github.com/heraldhq/herald/gateway/gatewayd"
 )
 
 func main() {
@@ -25,11 +25,11 @@ func main() {
 func run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cfg, err := env.ParseAs[service.Config]()
+	cfg, err := env.ParseAs[gatewayd.Config]()
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	svc, err := service.New(ctx, cfg, log)
+	svc, err := gatewayd.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -15,14 +15,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/heraldhq/herald/eventbus"
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
-	"github.com/heraldhq/herald/ops"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
-	"github.com/heraldhq/herald/testenv/natstest"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
 )
 
 // keyServer answers the gateway's key checks; nothing else of the approval service is involved here.

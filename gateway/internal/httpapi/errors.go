@@ -8,9 +8,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/heraldhq/herald/eventbus"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 )
 
 // apiError is an error with the HTTP answer it deserves.

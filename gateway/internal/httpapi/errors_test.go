@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/heraldhq/herald/eventbus"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 )
 
 func TestToAPIError(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/heraldhq/herald/eventbus"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 )
 
 // MaxTweetLength is X's limit. The count here is in characters (runes); X's weighted count (URLs 23,

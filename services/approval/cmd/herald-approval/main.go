@@ -11,7 +11,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/heraldhq/herald/services/approval/service"
+	"github.com/heraldhq/herald/services/approval/approvald"
 )
 
 func main() {
@@ -25,11 +25,11 @@ func main() {
 func run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cfg, err := env.ParseAs[service.Config]()
+	cfg, err := env.ParseAs[approvald.Config]()
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	svc, err := service.New(ctx, cfg, log)
+	svc, err := approvald.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

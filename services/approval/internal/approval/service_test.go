@@ -15,13 +15,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/heraldhq/herald/eventbus"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/notify"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/approval/mailbox"
-	"github.com/heraldhq/herald/testenv/natstest"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
 )
 
 type fixture struct {

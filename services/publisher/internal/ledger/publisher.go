@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/heraldhq/herald/eventbus"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 )
 
 // EventPublisher publishes an outcome event and returns once the event bus stored it.

@@ -13,13 +13,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/heraldhq/herald/eventbus"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite"
-	"github.com/heraldhq/herald/services/publisher/internal/x"
+	"github.com/heraldhq/herald/services/publisher/internal/xapi"
 	"github.com/heraldhq/herald/services/publisher/xsandbox"
-	"github.com/heraldhq/herald/testenv/natstest"
 )
 
 type fixture struct {
@@ -32,14 +32,14 @@ type fixture struct {
 // setup wires a Publisher to real parts: SQLite, the X sandbox through the real client, and JetStream.
 func setup(t *testing.T) fixture {
 	t.Helper()
-	creds := x.Credentials{ConsumerKey: "ck", ConsumerSecret: "cs", AccessToken: "at", AccessTokenSecret: "ats"}
+	creds := xapi.Credentials{ConsumerKey: "ck", ConsumerSecret: "cs", AccessToken: "at", AccessTokenSecret: "ats"}
 	sb, err := xsandbox.New(xsandbox.Config{ConsumerKey: "ck", ConsumerSecret: "cs", AccessToken: "at", AccessTokenSecret: "ats"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
-	client, err := x.New(srv.URL, creds, 5*time.Second)
+	client, err := xapi.New(srv.URL, creds, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres"
 	"github.com/heraldhq/herald/services/approval/internal/store/storetest"
-	"github.com/heraldhq/herald/testenv/pgtest"
+	"github.com/heraldhq/herald/services/heraldshared/testenv/pgtest"
 )
 
 func TestConformance(t *testing.T) {

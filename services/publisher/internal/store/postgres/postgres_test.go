@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/heraldhq/herald/services/heraldshared/testenv/pgtest"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres"
 	"github.com/heraldhq/herald/services/publisher/internal/store/storetest"
-	"github.com/heraldhq/herald/testenv/pgtest"
 )
 
 func TestConformance(t *testing.T) {

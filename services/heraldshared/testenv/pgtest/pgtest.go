@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/heraldhq/herald/testenv"
+	"github.com/heraldhq/herald/services/heraldshared/testenv"
 )
 
 // DefaultURL is the development machines' PostgreSQL; HERALD_TEST_DATABASE_URL overrides it.

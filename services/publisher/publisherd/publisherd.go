@@ -1,7 +1,7 @@
-// Package service assembles the publisher from its configuration: ledger store, X channel, event bus and
+// Package publisherd assembles the publisher from its configuration: ledger store, X channel, event bus and
 // gRPC server. Its own main (cmd/herald-publisher) and the local stack (deploy/local) both run it. The
 // publisher is the only part of Herald that holds the X credentials.
-package service
+package publisherd
 
 import (
 	"context"
@@ -24,14 +24,14 @@ import (
 	"google.golang.org/grpc/health"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/heraldhq/herald/eventbus"
-	"github.com/heraldhq/herald/ops"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres"
 	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite"
-	"github.com/heraldhq/herald/services/publisher/internal/x"
+	"github.com/heraldhq/herald/services/publisher/internal/xapi"
 )
 
 // Config is the publisher's configuration, read from HERALD_* environment variables. The X credentials
@@ -64,7 +64,7 @@ type Config struct {
 }
 
 // credentials resolves each X secret from its variable or its file.
-func (c Config) credentials() (x.Credentials, error) {
+func (c Config) credentials() (xapi.Credentials, error) {
 	var errs []error
 	get := func(name, val, file string) string {
 		if val != "" || file == "" {
@@ -79,7 +79,7 @@ func (c Config) credentials() (x.Credentials, error) {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	creds := x.Credentials{
+	creds := xapi.Credentials{
 		ConsumerKey:       get("HERALD_X_CONSUMER_KEY", c.XConsumerKey, c.XConsumerKeyFile),
 		ConsumerSecret:    get("HERALD_X_CONSUMER_SECRET", c.XConsumerSecret, c.XConsumerSecretFile),
 		AccessToken:       get("HERALD_X_ACCESS_TOKEN", c.XAccessToken, c.XAccessTokenFile),
@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	client, err := x.New(cfg.XAPIBase, creds, cfg.XTimeout)
+	client, err := xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/eventbus"
-	"github.com/heraldhq/herald/testenv/natstest"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
 )
 
 // servers runs each case against an embedded NATS server and against the machine's own.

@@ -1,4 +1,4 @@
-package x_test
+package xapi_test
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
-	"github.com/heraldhq/herald/services/publisher/internal/x"
+	"github.com/heraldhq/herald/services/publisher/internal/xapi"
 	"github.com/heraldhq/herald/services/publisher/xsandbox"
 )
 
-var creds = x.Credentials{ConsumerKey: "ck-sandbox", ConsumerSecret: "cs-secret", AccessToken: "at-sandbox", AccessTokenSecret: "ats-secret"}
+var creds = xapi.Credentials{ConsumerKey: "ck-sandbox", ConsumerSecret: "cs-secret", AccessToken: "at-sandbox", AccessTokenSecret: "ats-secret"}
 
 func setup(t *testing.T) (*xsandbox.Sandbox, *httptest.Server) {
 	t.Helper()
@@ -32,9 +32,9 @@ func setup(t *testing.T) (*xsandbox.Sandbox, *httptest.Server) {
 	return sb, srv
 }
 
-func client(t *testing.T, base string, c x.Credentials) *x.Client {
+func client(t *testing.T, base string, c xapi.Credentials) *xapi.Client {
 	t.Helper()
-	cl, err := x.New(base, c, 2*time.Second)
+	cl, err := xapi.New(base, c, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,22 +73,22 @@ func TestPostSignsWithOAuth1AndReturnsTheTweet(t *testing.T) {
 func TestPostErrors(t *testing.T) {
 	tests := []struct {
 		name     string
-		prepare  func(sb *xsandbox.Sandbox, cl *x.Client)
-		creds    x.Credentials
+		prepare  func(sb *xsandbox.Sandbox, cl *xapi.Client)
+		creds    xapi.Credentials
 		text     string
 		wantKind ledger.ErrorKind
 		wantMsg  string
 	}{
-		{name: "duplicate text", text: "same", prepare: func(_ *xsandbox.Sandbox, cl *x.Client) { _, _ = cl.Post(context.Background(), "same") },
+		{name: "duplicate text", text: "same", prepare: func(_ *xsandbox.Sandbox, cl *xapi.Client) { _, _ = cl.Post(context.Background(), "same") },
 			wantKind: ledger.Rejected, wantMsg: "X API 403: You are not allowed to create a Tweet with duplicate content."},
-		{name: "wrong consumer secret", text: "a", creds: x.Credentials{ConsumerKey: creds.ConsumerKey, ConsumerSecret: "wrong", AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
+		{name: "wrong consumer secret", text: "a", creds: xapi.Credentials{ConsumerKey: creds.ConsumerKey, ConsumerSecret: "wrong", AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
 			wantKind: ledger.Rejected, wantMsg: "X API 401: Unauthorized"},
-		{name: "wrong consumer key", text: "a", creds: x.Credentials{ConsumerKey: "other", ConsumerSecret: creds.ConsumerSecret, AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
+		{name: "wrong consumer key", text: "a", creds: xapi.Credentials{ConsumerKey: "other", ConsumerSecret: creds.ConsumerSecret, AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
 			wantKind: ledger.Rejected, wantMsg: "X API 401: Unauthorized"},
 		{name: "too long", text: strings.Repeat("a", 281), wantKind: ledger.Rejected, wantMsg: "X API 403: Your Tweet text is too long."},
-		{name: "server error", text: "b", prepare: func(sb *xsandbox.Sandbox, _ *x.Client) { sb.InjectFault(xsandbox.Fault{Status: 503}) },
+		{name: "server error", text: "b", prepare: func(sb *xsandbox.Sandbox, _ *xapi.Client) { sb.InjectFault(xsandbox.Fault{Status: 503}) },
 			wantKind: ledger.Retryable, wantMsg: "X API 503: Service Unavailable"},
-		{name: "rate limited", text: "c", prepare: func(_ *xsandbox.Sandbox, cl *x.Client) {
+		{name: "rate limited", text: "c", prepare: func(_ *xsandbox.Sandbox, cl *xapi.Client) {
 			for _, s := range []string{"1", "2", "3"} {
 				_, _ = cl.Post(context.Background(), s)
 			}

@@ -1,7 +1,7 @@
-// Package service assembles the gateway from its configuration: JetStream intake, the approval service
+// Package gatewayd assembles the gateway from its configuration: JetStream intake, the approval service
 // client, key authentication and the HTTP handler. Its own main (cmd/herald-gateway) and the local stack
 // (deploy/local) both run it. The gateway keeps no state of its own.
-package service
+package gatewayd
 
 import (
 	"context"
@@ -18,12 +18,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/heraldhq/herald/eventbus"
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
-	"github.com/heraldhq/herald/ops"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/ops"
 )
 
 // Config is the gateway's configuration, read from HERALD_* environment variables.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heraldhq/herald/ops"
+	"github.com/heraldhq/herald/services/heraldshared/ops"
 )
 
 func TestEndpoints(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/heraldhq/herald/testenv"
+	"github.com/heraldhq/herald/services/heraldshared/testenv"
 )
 
 // LocalURL is the development machines' NATS server; HERALD_TEST_NATS_URL overrides it.

@@ -1,7 +1,7 @@
-// Package x is the publisher's channel to X: a small X API v2 client over net/http, with requests signed
+// Package xapi is the publisher's channel to X: a small X API v2 client over net/http, with requests signed
 // by OAuth 1.0a user context through github.com/dghubble/oauth1. Its base URL is configurable so that it
 // can talk to the sandbox as well as to api.x.com.
-package x
+package xapi
 
 import (
 	"bytes"

@@ -1,6 +1,6 @@
-// Package service assembles the approval service from its configuration: store, event bus, mailer,
+// Package approvald assembles the approval service from its configuration: store, event bus, mailer,
 // domain and gRPC server. Its own main (cmd/herald-approval) and the local stack (deploy/local) both run it.
-package service
+package approvald
 
 import (
 	"context"
@@ -22,14 +22,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
-	"github.com/heraldhq/herald/eventbus"
-	"github.com/heraldhq/herald/ops"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/events"
 	"github.com/heraldhq/herald/services/approval/internal/grpcapi"
 	"github.com/heraldhq/herald/services/approval/internal/notify"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/ops"
 )
 
 // Config is the approval service's configuration, read from HERALD_* environment variables.
