@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,9 +24,9 @@ import (
 // postRequest is the connector's request body; the field names come from the original Power Automate
 // exercise and stay.
 type postRequest struct {
-	Tweet       *string          `json:"tweet"`
-	RequestedBy *string          `json:"requestedby"`
-	Media       *json.RawMessage `json:"media"`
+	Tweet       *string        `json:"tweet"`
+	RequestedBy *string        `json:"requestedby"`
+	Media       jsontext.Value `json:"media"`
 }
 
 // postView is how a post looks to the department that asked for it.
@@ -133,17 +133,9 @@ func (s *server) decodePost(w http.ResponseWriter, r *http.Request) (intake.Requ
 	if err != nil {
 		return intake.Request{}, badRequest("invalid_body", "could not read the body", "")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var pr postRequest
-	if err := dec.Decode(&pr); err != nil {
-		return intake.Request{}, jsonError(err)
-	}
-	if dec.More() {
-		return intake.Request{}, badRequest("invalid_json", "the body must hold exactly one JSON object", "")
-	}
-	if pr.Media != nil && string(*pr.Media) != "null" && string(*pr.Media) != "[]" {
-		return intake.Request{}, badRequest("unsupported", "media attachments are not supported yet; send text only", "media")
+	pr, err := decodePostBody(body)
+	if err != nil {
+		return intake.Request{}, err
 	}
 	req := intake.Request{IdempotencyKey: r.Header.Get("Idempotency-Key")}
 	if pr.Tweet != nil {
@@ -155,21 +147,69 @@ func (s *server) decodePost(w http.ResponseWriter, r *http.Request) (intake.Requ
 	return req, intake.Validate(req)
 }
 
+// decodePostBody decodes the body strictly: field names match exactly, a repeated name, an unknown name,
+// invalid UTF-8 (raw or as an escaped lone surrogate) and anything after the object are errors. A lenient
+// decoder would let `{"TWEET": ...}` or a second "tweet" silently decide what gets posted.
+func decodePostBody(body []byte) (postRequest, error) {
+	var pr postRequest
+	if err := json.Unmarshal(body, &pr, json.RejectUnknownMembers(true)); err != nil {
+		return postRequest{}, jsonError(err)
+	}
+	if len(pr.Media) > 0 && pr.Media.Kind() != 'n' && string(pr.Media) != "[]" {
+		return postRequest{}, badRequest("unsupported", "media attachments are not supported yet; send text only", "media")
+	}
+	return pr, nil
+}
+
+// postFields says what each field of the body must be, for error messages that name JSON kinds rather
+// than Go types.
+var postFields = map[string]string{"tweet": "a string", "requestedby": "a string", "media": "an array"}
+
+// jsonError turns a decoding error into a 400 that says what is wrong and where, in JSON's terms.
 func jsonError(err error) error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+	var syn *jsontext.SyntacticError
+	var sem *json.SemanticError
 	switch {
-	case errors.As(err, &syn):
-		return badRequest("invalid_json", fmt.Sprintf("malformed JSON at byte %d", syn.Offset), "")
-	case errors.As(err, &typ):
-		return badRequest("invalid_json", fmt.Sprintf("%s must be a %s", typ.Field, typ.Type), typ.Field)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return badRequest("invalid_json", "the body is empty or cut short", "")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badRequest("unknown_field", fmt.Sprintf("unknown field %q; the fields are tweet, requestedby and media", field), field)
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		field := syn.JSONPointer.LastToken()
+		return badRequest("duplicate_field", fmt.Sprintf("the field %q appears more than once", field), field)
+	case errors.As(err, &syn):
+		return badRequest("invalid_json", fmt.Sprintf("malformed JSON at byte %d: %s", syn.ByteOffset, strings.TrimPrefix(syn.Err.Error(), "jsontext: ")), "")
+	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
+		field := sem.JSONPointer.LastToken()
+		return badRequest("unknown_field", fmt.Sprintf("unknown field %q; the fields are tweet, requestedby and media (names are case-sensitive)", field), field)
+	case errors.As(err, &sem) && sem.JSONPointer == "":
+		return badRequest("invalid_json", "the body must be a JSON object", "")
+	case errors.As(err, &sem):
+		field := sem.JSONPointer.LastToken()
+		if want, ok := postFields[field]; ok {
+			return badRequest("invalid_json", fmt.Sprintf("%s must be %s, not %s", field, want, kindName(sem.JSONKind)), field)
+		}
+		return badRequest("invalid_json", fmt.Sprintf("unexpected value at %s", sem.JSONPointer), "")
 	default:
 		return badRequest("invalid_json", "the body is not valid JSON", "")
+	}
+}
+
+// kindName names a JSON kind as a person would.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	default:
+		return "something else"
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/humantext"
 )
 
 // MaxTweetLength is X's limit. The count here is in characters (runes); X's weighted count (URLs 23,
@@ -39,21 +40,26 @@ type ValidationError struct {
 // Error implements error.
 func (e *ValidationError) Error() string { return e.Target + ": " + e.Message }
 
-// Validate checks a request and returns a *ValidationError for the first problem.
+// Validate checks a request and returns a *ValidationError for the first problem. Nothing is repaired:
+// what the department sent is what the approver sees, or the request is refused.
 func Validate(r Request) error {
+	if err := humantext.CheckMultiline(r.Tweet); err != nil {
+		return &ValidationError{"tweet", err.Error()}
+	}
 	switch n := utf8.RuneCountInString(r.Tweet); {
-	case !utf8.ValidString(r.Tweet):
-		return &ValidationError{"tweet", "must be valid UTF-8"}
 	case strings.TrimSpace(r.Tweet) == "":
 		return &ValidationError{"tweet", "is required and must not be blank"}
 	case n > MaxTweetLength:
 		return &ValidationError{"tweet", fmt.Sprintf("is %d characters long; X allows at most %d", n, MaxTweetLength)}
 	}
+	if err := humantext.CheckLine(r.RequestedBy); err != nil {
+		return &ValidationError{"requestedby", err.Error()}
+	}
 	switch {
 	case strings.TrimSpace(r.RequestedBy) == "":
 		return &ValidationError{"requestedby", "is required: say who in the department asks for this post"}
-	case utf8.RuneCountInString(r.RequestedBy) > 200 || !utf8.ValidString(r.RequestedBy):
-		return &ValidationError{"requestedby", "must be valid text of at most 200 characters"}
+	case utf8.RuneCountInString(r.RequestedBy) > 200:
+		return &ValidationError{"requestedby", "must be at most 200 characters"}
 	}
 	if len(r.IdempotencyKey) > 255 || strings.IndexFunc(r.IdempotencyKey, func(c rune) bool { return c > unicode.MaxASCII || !unicode.IsPrint(c) }) >= 0 {
 		return &ValidationError{"Idempotency-Key", "must be at most 255 printable ASCII characters"}
