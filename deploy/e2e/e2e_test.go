@@ -397,6 +397,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		text := fmt.Sprintf("CSRF check %d", time.Now().UnixNano())
 		postJSON(t, st, key, fmt.Sprintf(`{"tweet": %q, "requestedby": "jo"}`, text))
 		link := approvalLink(t, st, text)
+		links = append(links, link)
 		page := do(t, "GET", link, nil, nil)
 		csrf := csrfPattern.FindSubmatch(page.body)[1]
 		form := url.Values{"csrf": {string(csrf)}, "decision": {"approve"}}.Encode()
@@ -410,6 +411,38 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		}
 		if s := do(t, "GET", link, nil, nil); !bytes.Contains(s.body, []byte(`name="decision"`)) {
 			t.Errorf("after refused POSTs the link must still be open")
+		}
+	})
+
+	t.Run("odd requests on an approval link change nothing and log no token", func(t *testing.T) {
+		text := fmt.Sprintf("Odd methods %d", time.Now().UnixNano())
+		postJSON(t, st, key, fmt.Sprintf(`{"tweet": %q, "requestedby": "jo"}`, text))
+		link := approvalLink(t, st, text)
+		links = append(links, link)
+		tests := []struct {
+			method, url string
+			status      int
+		}{
+			{"OPTIONS", link, http.StatusMethodNotAllowed},
+			{"PUT", link, http.StatusMethodNotAllowed},
+			{"DELETE", link, http.StatusMethodNotAllowed},
+			{"PATCH", link, http.StatusMethodNotAllowed},
+			{"GET", link + "/", http.StatusNotFound},
+			{"POST", link + "/", http.StatusNotFound},
+			{"GET", link + "/extra", http.StatusNotFound},
+			{"OPTIONS", link + "/", http.StatusNotFound},
+		}
+		for _, tt := range tests {
+			r := do(t, tt.method, tt.url, nil, nil)
+			if r.status != tt.status {
+				t.Errorf("%s %s… = %d, want %d", tt.method, tt.url[:len(st.Info.GatewayURL)+11], r.status, tt.status)
+			}
+			if tok := link[strings.LastIndex(link, "/")+1:]; bytes.Contains(r.body, []byte(tok)) {
+				t.Errorf("%s on an approval link echoes its token", tt.method)
+			}
+		}
+		if s := do(t, "GET", link, nil, nil); s.status != http.StatusOK || !bytes.Contains(s.body, []byte(`name="decision"`)) {
+			t.Errorf("after odd requests the link must still be open: %d", s.status)
 		}
 	})
 

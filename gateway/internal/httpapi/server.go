@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,8 +88,13 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	// token covers clients that send neither.
 	mux.Handle("POST /approvals/{token}", http.NewCrossOriginProtection().Handler(s.instrument("POST /approvals/{token}", s.decide)))
 	ops.Register(mux, deps.Registry, deps.Ready)
+	// Any other method on an approval link: say which ones work, without echoing the path (it is the token).
+	s.route(mux, "/approvals/{token}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, POST")
+		s.fail(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "an approval link takes GET and POST only"})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.Method + " " + redactPath(r.URL.Path)})
 	})
 	return s.withRequestID(mux), nil
 }
@@ -130,6 +136,15 @@ func (s *server) withRequestID(next http.Handler) http.Handler {
 		// The id travels on: in the events this request publishes and in its calls to the approval service.
 		next.ServeHTTP(w, r.WithContext(eventbus.WithRequestID(r.Context(), id)))
 	})
+}
+
+// redactPath hides what follows /approvals/ in a path that is echoed or logged: a mistyped or oddly
+// suffixed approval link (a trailing slash, say) still carries the approver's token.
+func redactPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "/approvals/"); ok && rest != "" {
+		return "/approvals/…"
+	}
+	return p
 }
 
 // validRequestID accepts a caller's request id only if it is short and plain, since it ends up in logs,
