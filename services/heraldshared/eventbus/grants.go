@@ -1,0 +1,108 @@
+package eventbus
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Service is one of Herald's identities on NATS. Each service connects with its own credentials, and
+// the server lets it publish and subscribe only what GrantsFor lists, so that holding one service's
+// credentials is not enough to forge another's events.
+type Service string
+
+// Herald's services.
+const (
+	ServiceGateway   Service = "gateway"
+	ServiceApproval  Service = "approval"
+	ServicePublisher Service = "publisher"
+)
+
+// Services lists every service, for configurations that grant each its own user.
+func Services() []Service { return []Service{ServiceGateway, ServiceApproval, ServicePublisher} }
+
+// SubjectKeysRevoked is a core NATS subject (not in the stream): the approval service announces there
+// that an API key was revoked, and every gateway drops it from its cache at once. Losing the message only
+// delays revocation to the cache's time to live; forging one only makes a gateway check a key again.
+const SubjectKeysRevoked = "herald.keys.revoked"
+
+// Publishes lists the stream subjects a service may publish events to.
+func (s Service) Publishes() []string {
+	switch s {
+	case ServiceGateway:
+		return []string{SubjectRequested}
+	case ServiceApproval:
+		return []string{SubjectApproved, SubjectRejected}
+	case ServicePublisher:
+		return []string{SubjectPublished, SubjectFailed, SubjectUnknown}
+	}
+	return nil
+}
+
+// Consumes lists the stream subjects a service reads through durable consumers.
+func (s Service) Consumes() []string {
+	switch s {
+	case ServiceApproval:
+		return []string{SubjectRequested, SubjectPublished, SubjectFailed, SubjectUnknown}
+	case ServicePublisher:
+		return []string{SubjectApproved}
+	}
+	return nil
+}
+
+// ManagesStream reports whether the service creates and updates the stream. Only the approval service,
+// which owns a post's life, does; the others wait for the stream to exist, so that none of their
+// credentials can change its subjects, limits or retention.
+func (s Service) ManagesStream() bool { return s == ServiceApproval }
+
+// InboxPrefix is the prefix of the service's reply subjects (JetStream acknowledgements and pulled
+// messages arrive there). A prefix per service keeps one service from reading another's replies, which
+// a shared _INBOX.> would allow.
+func (s Service) InboxPrefix() string { return "_INBOX_" + string(s) }
+
+// ConsumerName is the name of the durable consumer that reads subject for a service whose consumers are
+// named durable: one consumer per subject, because NATS servers before 2.10 refuse several filters.
+func ConsumerName(durable, subject string) string {
+	return durable + "-" + subject[strings.LastIndex(subject, ".")+1:]
+}
+
+// Grants are the subjects a NATS user may publish to and subscribe to.
+type Grants struct {
+	Publish   []string
+	Subscribe []string
+}
+
+// GrantsFor returns the least privilege service needs on stream, with its durable consumers named after
+// durable (empty for the gateway, which consumes nothing): its own event subjects, the JetStream API
+// calls for its own stream and consumers only, acknowledgements of its own consumers' messages, and its
+// own inbox. Nothing else: no other service's subjects, no stream deletion or purge, no $JS.API.>.
+func GrantsFor(s Service, stream, durable string) (Grants, error) {
+	if stream == "" || strings.ContainsAny(stream, ".*> ") {
+		return Grants{}, fmt.Errorf("grants for %s: invalid stream name %q", s, stream)
+	}
+	if len(s.Consumes()) > 0 && (durable == "" || strings.ContainsAny(durable, ".*> ")) {
+		return Grants{}, fmt.Errorf("grants for %s: invalid consumer name %q", s, durable)
+	}
+	api := "$JS.API."
+	g := Grants{Subscribe: []string{s.InboxPrefix() + ".>"}}
+	g.Publish = append(g.Publish, s.Publishes()...)
+	g.Publish = append(g.Publish, api+"STREAM.INFO."+stream)
+	if s.ManagesStream() {
+		g.Publish = append(g.Publish, api+"STREAM.CREATE."+stream, api+"STREAM.UPDATE."+stream)
+	}
+	for _, subject := range s.Consumes() {
+		name := ConsumerName(durable, subject)
+		g.Publish = append(g.Publish,
+			api+"CONSUMER.CREATE."+stream+"."+name+"."+subject,
+			api+"CONSUMER.INFO."+stream+"."+name,
+			api+"CONSUMER.MSG.NEXT."+stream+"."+name,
+			"$JS.ACK."+stream+"."+name+".>",
+		)
+	}
+	switch s {
+	case ServiceApproval:
+		g.Publish = append(g.Publish, SubjectKeysRevoked)
+	case ServiceGateway:
+		g.Subscribe = append(g.Subscribe, SubjectKeysRevoked)
+	}
+	return g, nil
+}

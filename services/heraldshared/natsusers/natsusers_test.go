@@ -1,0 +1,274 @@
+package natsusers_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/natsusers"
+)
+
+const stream = "HERALD_POSTS"
+
+var accounts = []natsusers.Account{
+	{Service: eventbus.ServiceGateway, User: "herald-gateway", Password: "gateway-password-0123456789"},
+	{Service: eventbus.ServiceApproval, User: "herald-approval", Password: "approval-password-0123456789", Durable: "herald-approval"},
+	{Service: eventbus.ServicePublisher, User: "herald-publisher", Password: "publisher-password-0123456789", Durable: "herald-publisher"},
+}
+
+// startWithUsers runs an embedded server that knows only Herald's three users, built from the grants.
+func startWithUsers(t *testing.T) string {
+	t.Helper()
+	users, err := natsusers.Users(stream, accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if u.Password == "" || u.Password[0] != '$' {
+			t.Fatalf("user %s: the server must get a bcrypt hash, not the password", u.Username)
+		}
+	}
+	return run(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), Users: users})
+}
+
+// startFromConfig runs a server from the production configuration in deploy/nats, with the password
+// hashes in the environment as an operator would set them.
+func startFromConfig(t *testing.T) string {
+	t.Helper()
+	for _, a := range accounts {
+		hash, err := bcrypt.GenerateFromPassword([]byte(a.Password), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("HERALD_NATS_"+strings.ToUpper(string(a.Service))+"_PASSWORD_HASH", string(hash))
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(deployNATS, "nats-server.conf"))
+	if err != nil {
+		t.Fatalf("the production configuration does not load: %v", err)
+	}
+	if !opts.JetStream || !opts.SyncAlways {
+		t.Errorf("the production configuration must enable JetStream and fsync every write (sync_interval: always)")
+	}
+	opts.Host, opts.Port, opts.StoreDir = "127.0.0.1", server.RANDOM_PORT, t.TempDir()
+	return run(t, opts)
+}
+
+func run(t *testing.T, opts *server.Options) string {
+	t.Helper()
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+const deployNATS = "../../../deploy/nats"
+
+type client struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+	// denied receives the server's permission errors.
+	denied chan error
+}
+
+func connectAs(t *testing.T, url string, a natsusers.Account) client {
+	t.Helper()
+	c := client{denied: make(chan error, 16)}
+	nc, err := nats.Connect(url, nats.UserInfo(a.User, a.Password), nats.CustomInboxPrefix(a.Service.InboxPrefix()),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				select {
+				case c.denied <- err:
+				default:
+				}
+			}
+		}))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", a.User, err)
+	}
+	t.Cleanup(nc.Close)
+	c.nc = nc
+	if c.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// short bounds a call the server is expected to refuse: a refused request gets no reply, only an
+// asynchronous permission error, so the call ends at this deadline.
+func short(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	t.Cleanup(cancel)
+	return c
+}
+
+func count(t *testing.T, js jetstream.JetStream, subject string) uint64 {
+	t.Helper()
+	s, err := js.Stream(ctx(t), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx(t), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestEachServiceMayDoOnlyItsOwnWork(t *testing.T) {
+	t.Run("embedded users", func(t *testing.T) { checkGrants(t, startWithUsers(t)) })
+	t.Run("production configuration", func(t *testing.T) { checkGrants(t, startFromConfig(t)) })
+}
+
+func checkGrants(t *testing.T, url string) {
+	gateway, approval, publisher := connectAs(t, url, accounts[0]), connectAs(t, url, accounts[1]), connectAs(t, url, accounts[2])
+
+	if _, err := nats.Connect(url); err == nil {
+		t.Fatal("an anonymous connection was accepted")
+	}
+	if _, err := nats.Connect(url, nats.UserInfo("herald-gateway", "wrong-password-0123456789")); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+
+	// Only the approval service may create the stream.
+	cfg := eventbus.StreamConfig()
+	if _, err := gateway.js.CreateStream(short(t), cfg); err == nil {
+		t.Error("the gateway created the stream")
+	}
+	if _, err := approval.js.CreateStream(ctx(t), cfg); err != nil {
+		t.Fatalf("the approval service cannot create the stream: %v", err)
+	}
+
+	// What each service must be able to do.
+	if _, err := gateway.js.Publish(ctx(t), eventbus.SubjectRequested, []byte("request")); err != nil {
+		t.Fatalf("gateway publishing a request: %v", err)
+	}
+	consume := func(c client, durable, subject string) jetstream.Msg {
+		t.Helper()
+		cons, err := c.js.CreateOrUpdateConsumer(ctx(t), stream, jetstream.ConsumerConfig{
+			Durable: eventbus.ConsumerName(durable, subject), FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
+		})
+		if err != nil {
+			t.Fatalf("consumer for %s: %v", subject, err)
+		}
+		msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			t.Fatalf("next %s: %v", subject, err)
+		}
+		if err := msg.DoubleAck(ctx(t)); err != nil {
+			t.Fatalf("ack %s: %v", subject, err)
+		}
+		return msg
+	}
+	consume(approval, "herald-approval", eventbus.SubjectRequested)
+	if _, err := approval.js.Publish(ctx(t), eventbus.SubjectApproved, []byte("approval")); err != nil {
+		t.Fatalf("approval service publishing an approval: %v", err)
+	}
+	consume(publisher, "herald-publisher", eventbus.SubjectApproved)
+	if _, err := publisher.js.Publish(ctx(t), eventbus.SubjectPublished, []byte("published")); err != nil {
+		t.Fatalf("publisher publishing its outcome: %v", err)
+	}
+
+	// What each must not: forged events never reach the stream.
+	forgeries := []struct {
+		name    string
+		c       client
+		subject string
+	}{
+		{"gateway forges an approval", gateway, eventbus.SubjectApproved},
+		{"gateway forges a publication", gateway, eventbus.SubjectPublished},
+		{"publisher forges an approval", publisher, eventbus.SubjectApproved},
+		{"publisher forges a request", publisher, eventbus.SubjectRequested},
+		{"approval service forges a publication", approval, eventbus.SubjectPublished},
+		{"approval service forges a request", approval, eventbus.SubjectRequested},
+	}
+	before := map[string]uint64{}
+	for _, s := range []string{eventbus.SubjectApproved, eventbus.SubjectPublished, eventbus.SubjectRequested} {
+		before[s] = count(t, approval.js, s)
+	}
+	for _, f := range forgeries {
+		if _, err := f.c.js.Publish(short(t), f.subject, []byte("forged")); err == nil {
+			t.Errorf("%s: JetStream acknowledged it", f.name)
+		}
+	}
+	for s, n := range before {
+		if got := count(t, approval.js, s); got != n {
+			t.Errorf("%s holds %d messages after the forgeries, want %d", s, got, n)
+		}
+	}
+
+	// Nor may they read or manage what is not theirs.
+	if _, err := gateway.js.CreateOrUpdateConsumer(short(t), stream, jetstream.ConsumerConfig{Durable: "snoop", FilterSubject: eventbus.SubjectApproved}); err == nil {
+		t.Error("the gateway created a consumer")
+	}
+	if _, err := publisher.js.CreateOrUpdateConsumer(short(t), stream, jetstream.ConsumerConfig{
+		Durable: eventbus.ConsumerName("herald-publisher", eventbus.SubjectRequested), FilterSubject: eventbus.SubjectRequested,
+	}); err == nil {
+		t.Error("the publisher created a consumer of requests")
+	}
+	for name, c := range map[string]client{"gateway": gateway, "publisher": publisher, "approval": approval} {
+		if err := c.js.DeleteStream(short(t), stream); err == nil {
+			t.Fatalf("the %s deleted the stream", name)
+		}
+		s, err := c.js.Stream(ctx(t), stream)
+		if err != nil {
+			t.Fatalf("the %s cannot read the stream's info: %v", name, err)
+		}
+		if err := s.Purge(short(t)); err == nil {
+			t.Errorf("the %s purged the stream", name)
+		}
+	}
+	if n := count(t, approval.js, eventbus.SubjectRequested); n == 0 {
+		t.Error("the stream lost its messages")
+	}
+	if _, err := gateway.nc.SubscribeSync(eventbus.ServiceApproval.InboxPrefix() + ".>"); err == nil {
+		select {
+		case <-gateway.denied:
+		case <-time.After(2 * time.Second):
+			t.Error("the gateway subscribed to the approval service's inbox")
+		}
+	}
+}
+
+// TestProductionConfigMatchesTheGrants keeps deploy/nats/herald-auth.conf equal to what the grants say.
+func TestProductionConfigMatchesTheGrants(t *testing.T) {
+	want, err := natsusers.Config(stream, map[eventbus.Service]string{eventbus.ServiceApproval: "herald-approval", eventbus.ServicePublisher: "herald-publisher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(deployNATS, "herald-auth.conf")
+	if os.Getenv("HERALD_UPDATE_GOLDEN") == "1" {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (HERALD_UPDATE_GOLDEN=1 writes it)", err)
+	}
+	if string(got) != want {
+		t.Errorf("%s differs from natsusers.Config; run the test with HERALD_UPDATE_GOLDEN=1 and commit", path)
+	}
+}
