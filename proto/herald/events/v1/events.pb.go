@@ -125,9 +125,19 @@ type PostApproved struct {
 	// The text to publish: the approved text, which may be an approver's edit of the requested one.
 	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
 	// The approver whose decision satisfied the policy.
-	ApprovedBy    string                 `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
-	ApprovedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
-	Comment       string                 `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
+	ApprovedBy string                 `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	ApprovedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
+	// The approver's comment, for the record only: it is not signed and the publisher never posts it.
+	Comment string `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
+	// SHA-256 of text's UTF-8 bytes (32 bytes). The publisher recomputes it from text and refuses the event
+	// when the two differ, so the text posted is the text that was signed.
+	TextSha256 []byte `protobuf:"bytes,7,opt,name=text_sha256,json=textSha256,proto3" json:"text_sha256,omitempty"`
+	// The approval service's signature over the seal.Approval statement made of post_id, department_id,
+	// text_sha256, the media hashes (none yet), approved_by and approved_at (to the microsecond); see package
+	// github.com/heraldhq/herald/services/heraldshared/seal for the exact bytes. The publisher refuses an
+	// event without a seal, with a seal from a key not in its keyring, or with a seal that does not verify:
+	// anyone able to publish on NATS could otherwise have a post of their own published.
+	Seal          *Seal `protobuf:"bytes,8,opt,name=seal,proto3" json:"seal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +212,20 @@ func (x *PostApproved) GetComment() string {
 		return x.Comment
 	}
 	return ""
+}
+
+func (x *PostApproved) GetTextSha256() []byte {
+	if x != nil {
+		return x.TextSha256
+	}
+	return nil
+}
+
+func (x *PostApproved) GetSeal() *Seal {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
 }
 
 // PostRejected is published by the approval service on herald.posts.rejected.
@@ -290,8 +314,12 @@ type PostPublished struct {
 	// The channel's id for the post (the tweet id).
 	RemoteId string `protobuf:"bytes,3,opt,name=remote_id,json=remoteId,proto3" json:"remote_id,omitempty"`
 	// A link to the post.
-	Url           string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
-	PublishedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
+	Url         string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	PublishedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
+	// The publisher's signature over the seal.Outcome statement made of post_id, channel, the state
+	// "published", remote_id, url, no reason and published_at (to the microsecond). The approval service
+	// refuses an unsealed or mis-sealed event, so nobody else on NATS can mark a post published.
+	Seal          *Seal `protobuf:"bytes,6,opt,name=seal,proto3" json:"seal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -361,14 +389,25 @@ func (x *PostPublished) GetPublishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PostPublished) GetSeal() *Seal {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
 // PostFailed is published by the publisher on herald.posts.failed when the channel refused the post for good.
 type PostFailed struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	PostId  string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
 	Channel string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
 	// The channel's own explanation, safe to show to the department.
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	FailedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	Reason   string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	FailedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	// The publisher's signature over the seal.Outcome statement made of post_id, channel, the state
+	// "failed", no remote id, no url, reason and failed_at (to the microsecond). The approval service refuses
+	// an unsealed or mis-sealed event.
+	Seal          *Seal `protobuf:"bytes,5,opt,name=seal,proto3" json:"seal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,14 +470,25 @@ func (x *PostFailed) GetFailedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PostFailed) GetSeal() *Seal {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
 // PostUnknown is published by the publisher on herald.posts.unknown when it cannot tell whether a post went
 // out (it crashed during the call, say). Ops resolve it; the publisher never posts blind a second time.
 type PostUnknown struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PostId        string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
-	Channel       string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	PostId  string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	Channel string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	Reason  string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	At      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	// The publisher's signature over the seal.Outcome statement made of post_id, channel, the state
+	// "unknown", no remote id, no url, reason and at (to the microsecond). The approval service refuses an
+	// unsealed or mis-sealed event.
+	Seal          *Seal `protobuf:"bytes,5,opt,name=seal,proto3" json:"seal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -501,6 +551,71 @@ func (x *PostUnknown) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PostUnknown) GetSeal() *Seal {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
+// Seal is an Ed25519 signature over a statement about a post, encoded canonically by package
+// github.com/heraldhq/herald/services/heraldshared/seal (not over this protobuf message, whose encoding is
+// not canonical). Each event that carries one says which statement is signed.
+type Seal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names the signing key: the first 16 characters of the unpadded base64url SHA-256 of the raw 32-byte
+	// public key. Receivers look it up in their keyring, which may hold several keys during a rotation.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The 64-byte Ed25519 signature.
+	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Seal) Reset() {
+	*x = Seal{}
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Seal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Seal) ProtoMessage() {}
+
+func (x *Seal) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Seal.ProtoReflect.Descriptor instead.
+func (*Seal) Descriptor() ([]byte, []int) {
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Seal) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Seal) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 var File_herald_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_herald_events_v1_events_proto_rawDesc = "" +
@@ -512,7 +627,7 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12!\n" +
 	"\frequested_by\x18\x04 \x01(\tR\vrequestedBy\x12=\n" +
 	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\"\xd8\x01\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\"\xa5\x02\n" +
 	"\fPostApproved\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -521,7 +636,10 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"approvedBy\x12;\n" +
 	"\vapproved_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"approvedAt\x12\x18\n" +
-	"\acomment\x18\x06 \x01(\tR\acomment\"\xc4\x01\n" +
+	"\acomment\x18\x06 \x01(\tR\acomment\x12\x1f\n" +
+	"\vtext_sha256\x18\a \x01(\fR\n" +
+	"textSha256\x12*\n" +
+	"\x04seal\x18\b \x01(\v2\x16.herald.events.v1.SealR\x04seal\"\xc4\x01\n" +
 	"\fPostRejected\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x1f\n" +
@@ -529,24 +647,30 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"rejectedBy\x12;\n" +
 	"\vrejected_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"rejectedAt\x12\x18\n" +
-	"\acomment\x18\x05 \x01(\tR\acomment\"\xb0\x01\n" +
+	"\acomment\x18\x05 \x01(\tR\acomment\"\xdc\x01\n" +
 	"\rPostPublished\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1b\n" +
 	"\tremote_id\x18\x03 \x01(\tR\bremoteId\x12\x10\n" +
 	"\x03url\x18\x04 \x01(\tR\x03url\x12=\n" +
-	"\fpublished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\"\x90\x01\n" +
+	"\fpublished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\x12*\n" +
+	"\x04seal\x18\x06 \x01(\v2\x16.herald.events.v1.SealR\x04seal\"\xbc\x01\n" +
 	"\n" +
 	"PostFailed\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x127\n" +
-	"\tfailed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\x84\x01\n" +
+	"\tfailed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\x12*\n" +
+	"\x04seal\x18\x05 \x01(\v2\x16.herald.events.v1.SealR\x04seal\"\xb0\x01\n" +
 	"\vPostUnknown\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB<Z:github.com/heraldhq/herald/proto/herald/events/v1;eventsv1b\x06proto3"
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12*\n" +
+	"\x04seal\x18\x05 \x01(\v2\x16.herald.events.v1.SealR\x04seal\";\n" +
+	"\x04Seal\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignatureB<Z:github.com/heraldhq/herald/proto/herald/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_herald_events_v1_events_proto_rawDescOnce sync.Once
@@ -560,7 +684,7 @@ func file_herald_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_herald_events_v1_events_proto_rawDescData
 }
 
-var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_herald_events_v1_events_proto_goTypes = []any{
 	(*PostRequested)(nil),         // 0: herald.events.v1.PostRequested
 	(*PostApproved)(nil),          // 1: herald.events.v1.PostApproved
@@ -568,20 +692,25 @@ var file_herald_events_v1_events_proto_goTypes = []any{
 	(*PostPublished)(nil),         // 3: herald.events.v1.PostPublished
 	(*PostFailed)(nil),            // 4: herald.events.v1.PostFailed
 	(*PostUnknown)(nil),           // 5: herald.events.v1.PostUnknown
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*Seal)(nil),                  // 6: herald.events.v1.Seal
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_herald_events_v1_events_proto_depIdxs = []int32{
-	6, // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
-	6, // 1: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
-	6, // 2: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
-	6, // 3: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
-	6, // 4: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
-	6, // 5: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7,  // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
+	7,  // 1: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
+	6,  // 2: herald.events.v1.PostApproved.seal:type_name -> herald.events.v1.Seal
+	7,  // 3: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
+	7,  // 4: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
+	6,  // 5: herald.events.v1.PostPublished.seal:type_name -> herald.events.v1.Seal
+	7,  // 6: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
+	6,  // 7: herald.events.v1.PostFailed.seal:type_name -> herald.events.v1.Seal
+	7,  // 8: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
+	6,  // 9: herald.events.v1.PostUnknown.seal:type_name -> herald.events.v1.Seal
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_herald_events_v1_events_proto_init() }
@@ -595,7 +724,7 @@ func file_herald_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_events_v1_events_proto_rawDesc), len(file_herald_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
