@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
 // Handler processes one message. Returning nil acknowledges it; an error made with Permanent terminates it
@@ -128,8 +130,8 @@ func handle(parent context.Context, consumer string, timeout time.Duration, msg 
 		delivered = meta.NumDelivered
 	}
 	l := log.With("consumer", consumer, "subject", msg.Subject(), "msg_id", msg.Headers().Get("Nats-Msg-Id"), "delivered", delivered)
-	if id := msg.Headers().Get(RequestIDHeader); id != "" {
-		ctx = WithRequestID(ctx, id)
+	if id := msg.Headers().Get(requestid.BusHeader); id != "" {
+		ctx = requestid.WithID(ctx, id)
 		l = l.With("request_id", id)
 	}
 	err := h(ctx, msg)
