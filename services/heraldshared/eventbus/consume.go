@@ -47,6 +47,15 @@ func RetryAfter(err error, after time.Duration) error {
 	return retryAfterError{err, after}
 }
 
+// RetryDelay returns the delay err asks for, and whether it was marked with RetryAfter at all.
+func RetryDelay(err error) (time.Duration, bool) {
+	var ra retryAfterError
+	if errors.As(err, &ra) {
+		return ra.after, true
+	}
+	return 0, false
+}
+
 // IsPermanent reports whether err was marked with Permanent.
 func IsPermanent(err error) bool {
 	var p permanentError
@@ -147,9 +156,8 @@ func handle(parent context.Context, consumer string, timeout time.Duration, msg 
 		_ = msg.TermWithReason(err.Error())
 	default:
 		delay := redeliveryDelay(delivered)
-		var ra retryAfterError
-		if errors.As(err, &ra) && ra.after > delay {
-			delay = ra.after
+		if after, ok := RetryDelay(err); ok && after > delay {
+			delay = after
 		}
 		l.Warn("message handling failed; will retry", "err", err, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
