@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Approval is an approved post handed to the publisher.
+// Approval is an approved post handed to the publisher. Who approved it and when go into the log lines
+// about the post, so that the publisher's log alone says on whose word each post went out.
 type Approval struct {
 	PostID       string
 	DepartmentID string
@@ -80,7 +81,7 @@ func (s *Service) HandleApproved(ctx context.Context, a Approval) error {
 	if !created {
 		return s.resume(ctx, existing)
 	}
-	log := s.log.With("post_id", entry.PostID, "channel", entry.Channel)
+	log := s.log.With("post_id", entry.PostID, "channel", entry.Channel, "department_id", a.DepartmentID, "approved_by", a.ApprovedBy, "approved_at", a.ApprovedAt)
 	res, postErr := s.channel.Post(ctx, entry.Text)
 	entry.UpdatedAt = s.timestamp()
 	if postErr == nil {
