@@ -137,7 +137,7 @@ func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID stri
 		return fmt.Errorf("approval email for %s: %w", postID, err)
 	}
 	err = s.mailer.SendApprovalRequest(ctx, ApprovalEmail{
-		To: a.Email, ToName: a.Name, PostID: p.ID, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
+		To: a.Email, ToName: a.Name, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
 		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt,
 	})
 	if err != nil {

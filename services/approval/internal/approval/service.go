@@ -22,7 +22,6 @@ type Mailer interface {
 type ApprovalEmail struct {
 	To             string
 	ToName         string
-	PostID         string
 	DepartmentName string
 	RequestedBy    string
 	Text           string
