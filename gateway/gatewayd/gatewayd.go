@@ -24,6 +24,7 @@ import (
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
 // Config is the gateway's configuration, read from HERALD_* environment variables.
@@ -58,8 +59,8 @@ func (b bearer) RequireTransportSecurity() bool { return false }
 
 // forwardRequestID passes the HTTP request's id to the approval service, which logs it.
 func forwardRequestID(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if id := eventbus.RequestID(ctx); id != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", id)
+	if id := requestid.FromContext(ctx); id != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, requestid.MetadataKey, id)
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
-	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
 // Config tunes the handler.
@@ -126,15 +126,15 @@ func (s *server) instrument(route string, h http.HandlerFunc) http.Handler {
 // withRequestID gives every request an id, in the response's X-Request-Id and in every log line about it.
 func (s *server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
+		id := r.Header.Get(requestid.HTTPHeader)
 		if !validRequestID(id) {
 			b := make([]byte, 8)
 			_, _ = rand.Read(b)
 			id = hex.EncodeToString(b)
 		}
-		w.Header().Set("X-Request-Id", id)
+		w.Header().Set(requestid.HTTPHeader, id)
 		// The id travels on: in the events this request publishes and in its calls to the approval service.
-		next.ServeHTTP(w, r.WithContext(eventbus.WithRequestID(r.Context(), id)))
+		next.ServeHTTP(w, r.WithContext(requestid.WithID(r.Context(), id)))
 	})
 }
 
@@ -162,7 +162,7 @@ func validRequestID(id string) bool {
 }
 
 func (s *server) logger(r *http.Request) *slog.Logger {
-	id := eventbus.RequestID(r.Context())
+	id := requestid.FromContext(r.Context())
 	// The route pattern, not the path: approval paths carry the approver's secret token.
 	return s.deps.Log.With("request_id", id, "route", r.Pattern)
 }

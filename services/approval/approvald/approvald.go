@@ -109,7 +109,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.domain, err = approval.NewService(s.store, mailer, pub, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL}, log); err != nil {
+	announcer, err := events.NewAnnouncer(pub)
+	if err != nil {
+		return nil, err
+	}
+	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL}, log); err != nil {
 		return nil, err
 	}
 	reg := ops.NewRegistry()
@@ -169,7 +173,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
-		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects}, events.Handler(s.domain), s.log)
+		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects()}, events.Handler(s.domain), s.log)
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
 	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())

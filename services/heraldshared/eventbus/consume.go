@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
 // Handler processes one message. Returning nil acknowledges it; an error made with Permanent terminates it
@@ -43,6 +45,15 @@ func RetryAfter(err error, after time.Duration) error {
 		return nil
 	}
 	return retryAfterError{err, after}
+}
+
+// RetryDelay returns the delay err asks for, and whether it was marked with RetryAfter at all.
+func RetryDelay(err error) (time.Duration, bool) {
+	var ra retryAfterError
+	if errors.As(err, &ra) {
+		return ra.after, true
+	}
+	return 0, false
 }
 
 // IsPermanent reports whether err was marked with Permanent.
@@ -128,8 +139,8 @@ func handle(parent context.Context, consumer string, timeout time.Duration, msg 
 		delivered = meta.NumDelivered
 	}
 	l := log.With("consumer", consumer, "subject", msg.Subject(), "msg_id", msg.Headers().Get("Nats-Msg-Id"), "delivered", delivered)
-	if id := msg.Headers().Get(RequestIDHeader); id != "" {
-		ctx = WithRequestID(ctx, id)
+	if id := msg.Headers().Get(requestid.BusHeader); id != "" {
+		ctx = requestid.WithID(ctx, id)
 		l = l.With("request_id", id)
 	}
 	err := h(ctx, msg)
@@ -145,9 +156,8 @@ func handle(parent context.Context, consumer string, timeout time.Duration, msg 
 		_ = msg.TermWithReason(err.Error())
 	default:
 		delay := redeliveryDelay(delivered)
-		var ra retryAfterError
-		if errors.As(err, &ra) && ra.after > delay {
-			delay = ra.after
+		if after, ok := RetryDelay(err); ok && after > delay {
+			delay = after
 		}
 		l.Warn("message handling failed; will retry", "err", err, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
 // Stream is the JetStream stream that holds every post event.
@@ -121,30 +123,13 @@ func (p *Publisher) Publish(ctx context.Context, subject, msgID string, data []b
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	if id := RequestID(ctx); id != "" {
-		msg.Header.Set(RequestIDHeader, id)
+	if id := requestid.FromContext(ctx); id != "" {
+		msg.Header.Set(requestid.BusHeader, id)
 	}
 	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream)); err != nil {
 		return fmt.Errorf("publish %s %s: %w: %w", subject, msgID, ErrUnavailable, err)
 	}
 	return nil
-}
-
-// RequestIDHeader carries the id of the request that caused an event, so that one id leads through the
-// logs of every service the post passes.
-const RequestIDHeader = "Herald-Request-Id"
-
-type requestIDKey struct{}
-
-// WithRequestID returns ctx carrying a request id; events published with it carry it too.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestID returns the request id ctx carries, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
 }
 
 // MsgID is the Nats-Msg-Id of the event of kind for a post: one per post and kind, so every republication

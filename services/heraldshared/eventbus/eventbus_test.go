@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -135,5 +136,33 @@ func TestPublishFailsFastWithoutNATS(t *testing.T) {
 	// Not a performance bound: the publisher's timeout is 5s, and a buffered publish would wait all of it.
 	if d := time.Since(start); d >= 4*time.Second {
 		t.Errorf("Publish took %v to fail: it waited for the timeout instead of failing at once", d)
+	}
+}
+
+func TestErrorMarks(t *testing.T) {
+	t.Parallel()
+	base := errors.New("boom")
+	tests := []struct {
+		name          string
+		err           error
+		wantPermanent bool
+		wantDelay     time.Duration
+		wantRetry     bool
+	}{
+		{name: "plain", err: base},
+		{name: "permanent", err: fmt.Errorf("wrapped: %w", eventbus.Permanent(base)), wantPermanent: true},
+		{name: "retry after", err: fmt.Errorf("wrapped: %w", eventbus.RetryAfter(base, time.Minute)), wantDelay: time.Minute, wantRetry: true},
+		{name: "retry with no delay", err: eventbus.RetryAfter(base, 0), wantRetry: true},
+	}
+	for _, tt := range tests {
+		if got := eventbus.IsPermanent(tt.err); got != tt.wantPermanent {
+			t.Errorf("%s: IsPermanent = %v, want %v", tt.name, got, tt.wantPermanent)
+		}
+		if d, ok := eventbus.RetryDelay(tt.err); d != tt.wantDelay || ok != tt.wantRetry {
+			t.Errorf("%s: RetryDelay = %s, %v; want %s, %v", tt.name, d, ok, tt.wantDelay, tt.wantRetry)
+		}
+		if !errors.Is(tt.err, base) {
+			t.Errorf("%s: the marked error no longer wraps the original", tt.name)
+		}
 	}
 }

@@ -22,11 +22,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	"google.golang.org/protobuf/proto"
 
-	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/publisher/internal/events"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres"
@@ -95,17 +94,17 @@ type closableStore interface {
 
 // Service is a running publisher.
 type Service struct {
-	cfg       Config
-	log       *slog.Logger
-	store     closableStore
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	publisher *ledger.Publisher
-	grpc      *grpc.Server
-	health    *health.Server
-	lis       net.Listener
-	ops       *http.Server
-	opsLis    net.Listener
+	cfg    Config
+	log    *slog.Logger
+	store  closableStore
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	ledger *ledger.Service
+	grpc   *grpc.Server
+	health *health.Server
+	lis    net.Listener
+	ops    *http.Server
+	opsLis net.Listener
 }
 
 // New builds the publisher and checks the X credentials against the API. Nothing runs until Run.
@@ -145,7 +144,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.publisher, err = ledger.NewPublisher(s.store, channel, pub, log); err != nil {
+	announcer, err := events.NewAnnouncer(pub)
+	if err != nil {
+		return nil, err
+	}
+	if s.ledger, err = ledger.NewService(s.store, channel, announcer, log); err != nil {
 		return nil, err
 	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
@@ -203,15 +206,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
-		handler := func(ctx context.Context, msg jetstream.Msg) error {
-			var ev eventsv1.PostApproved
-			if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
-				return eventbus.Permanent(fmt.Errorf("decode PostApproved: %w", err))
-			}
-			return s.publisher.HandleApproved(ctx, &ev)
-		}
-		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: []string{eventbus.SubjectApproved}, HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
-		return eventbus.Consume(gctx, s.js, cfg, handler, s.log)
+		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
+		return eventbus.Consume(gctx, s.js, cfg, events.Handler(s.ledger), s.log)
 	})
 	s.log.Info("publisher listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()

@@ -117,14 +117,15 @@ func (x *PostRequested) GetIdempotencyKey() string {
 	return ""
 }
 
-// PostApproved is published by the approval service on herald.posts.approved when the policy is satisfied.
+// PostApproved is published by the approval service on herald.posts.approved when an approver approved the
+// post; the first decision settles it.
 type PostApproved struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	PostId       string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
 	DepartmentId string                 `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
-	// The text to publish: the approved text, which may be an approver's edit of the requested one.
+	// The text to publish, exactly as the department requested it.
 	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
-	// The approver whose decision satisfied the policy.
+	// The email address of the approver who approved.
 	ApprovedBy string                 `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
 	ApprovedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
 	// The approver's comment, for the record only: it is not signed and the publisher never posts it.
@@ -478,7 +479,7 @@ func (x *PostFailed) GetSeal() *Seal {
 }
 
 // PostUnknown is published by the publisher on herald.posts.unknown when it cannot tell whether a post went
-// out (it crashed during the call, say). Ops resolve it; the publisher never posts blind a second time.
+// out (it crashed during the call, say). Ops check the channel; the publisher never posts blind a second time.
 type PostUnknown struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	PostId  string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`

@@ -1,6 +1,7 @@
 // Package approval is the approval service's domain: post requests, the people who decide on them, the
 // decisions, and the rules that move a request from pending to its end. It declares the Store it needs and
-// the Mailer and EventPublisher it drives; adapters live in sibling packages.
+// the Mailer and Announcer it drives; adapters live in sibling packages. It knows nothing of protobuf or the
+// event bus: internal/events translates both ways.
 package approval
 
 import (
@@ -61,7 +62,30 @@ type Approver struct {
 	CreatedAt time.Time
 }
 
-// Post is a department's request to publish.
+// Request is a department's request to publish, as the gateway passed it on.
+type Request struct {
+	PostID         string
+	DepartmentID   string
+	Text           string
+	RequestedBy    string
+	IdempotencyKey string
+	// RequestedAt is when the gateway accepted the request; zero if it did not say.
+	RequestedAt time.Time
+}
+
+// PublisherReport is what the publisher reported about an approved post.
+type PublisherReport struct {
+	PostID   string
+	Channel  string
+	RemoteID string
+	// RemoteURL and PublishedAt are set when the post went out.
+	RemoteURL   string
+	PublishedAt time.Time
+	// Reason is the channel's explanation when the post failed or its fate is unknown.
+	Reason string
+}
+
+// Post is a department's request to publish, with what became of it.
 type Post struct {
 	ID             string
 	DepartmentID   string
@@ -112,20 +136,24 @@ type OutboxKind string
 
 // The kinds of work the outbox carries past a commit.
 const (
-	// OutboxEvent publishes Payload on Subject with MsgID.
-	OutboxEvent OutboxKind = "event"
-	// OutboxApprovalEmail mails the approver whose id is in Subject a link for the post whose id is in MsgID.
+	// OutboxApprovalEmail mails the approver ApproverID a link for the post PostID.
 	OutboxApprovalEmail OutboxKind = "approval_email"
+	// OutboxPostApproved announces that the post PostID was approved, so that it gets published.
+	OutboxPostApproved OutboxKind = "post_approved"
+	// OutboxPostRejected announces that the post PostID was rejected.
+	OutboxPostRejected OutboxKind = "post_rejected"
 )
 
 // OutboxItem is work to do after a transaction committed: written in the same transaction, so a crash
-// between the commit and the work loses nothing; deleted once done.
+// between the commit and the work loses nothing; deleted once done. It names what to do, not how: an
+// announcement is built from the post when it is delivered, from the decision stored on the post, which
+// never changes once made.
 type OutboxItem struct {
-	ID            int64
-	Kind          OutboxKind
-	Subject       string
-	MsgID         string
-	Payload       []byte
+	ID     int64
+	Kind   OutboxKind
+	PostID string
+	// ApproverID is the approver to mail, for OutboxApprovalEmail; empty otherwise.
+	ApproverID    string
 	CreatedAt     time.Time
 	Attempts      int
 	NextAttemptAt time.Time

@@ -17,7 +17,7 @@ func (s *Service) Wake() {
 	}
 }
 
-// RunOutbox works through the outbox until ctx ends: it publishes events and sends approval emails
+// RunOutbox works through the outbox until ctx ends: it announces decisions and sends approval emails
 // written by committed transactions. Failed items are retried with exponential backoff.
 func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 	if poll <= 0 {
@@ -82,13 +82,31 @@ func retryDelay(n int) time.Duration {
 
 func (s *Service) deliver(ctx context.Context, it OutboxItem) error {
 	switch it.Kind {
-	case OutboxEvent:
-		return s.events.Publish(ctx, it.Subject, it.MsgID, it.Payload)
+	case OutboxPostApproved, OutboxPostRejected:
+		return s.announce(ctx, it.Kind, it.PostID)
 	case OutboxApprovalEmail:
-		return s.sendApprovalEmail(ctx, it.MsgID, it.Subject)
+		return s.sendApprovalEmail(ctx, it.PostID, it.ApproverID)
 	default:
 		return fmt.Errorf("unknown outbox kind %q", it.Kind)
 	}
+}
+
+// announce tells the Announcer about a decision, built from the post: the decision stored on it (who, when,
+// the comment) is exactly what was decided, and never changes afterwards.
+func (s *Service) announce(ctx context.Context, kind OutboxKind, postID string) error {
+	p, err := s.store.GetPost(ctx, postID)
+	if err != nil {
+		return fmt.Errorf("announce %s of %s: %w", kind, postID, err)
+	}
+	if kind == OutboxPostApproved {
+		err = s.announcer.PostApproved(ctx, p)
+	} else {
+		err = s.announcer.PostRejected(ctx, p)
+	}
+	if err != nil {
+		return fmt.Errorf("announce %s of %s: %w", kind, postID, err)
+	}
+	return nil
 }
 
 // sendApprovalEmail mints a link for one approver and mails it. The token is minted here, not when the
@@ -119,7 +137,7 @@ func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID stri
 		return fmt.Errorf("approval email for %s: %w", postID, err)
 	}
 	err = s.mailer.SendApprovalRequest(ctx, ApprovalEmail{
-		To: a.Email, ToName: a.Name, PostID: p.ID, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
+		To: a.Email, ToName: a.Name, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
 		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt,
 	})
 	if err != nil {

@@ -11,11 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
-	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 )
 
 // Mailer sends the approval email to one approver.
@@ -27,7 +22,6 @@ type Mailer interface {
 type ApprovalEmail struct {
 	To             string
 	ToName         string
-	PostID         string
 	DepartmentName string
 	RequestedBy    string
 	Text           string
@@ -35,9 +29,14 @@ type ApprovalEmail struct {
 	ExpiresAt      time.Time
 }
 
-// EventPublisher publishes an event and returns once the event bus stored it.
-type EventPublisher interface {
-	Publish(ctx context.Context, subject, msgID string, data []byte) error
+// Announcer tells the rest of Herald about decisions. Each method returns once the announcement is stored
+// for delivery; announcing the same decision again must be harmless, since the outbox repeats an
+// announcement whose acknowledgement it did not see.
+type Announcer interface {
+	// PostApproved announces the approval recorded on p, which hands the post to the publisher.
+	PostApproved(ctx context.Context, p Post) error
+	// PostRejected announces the rejection recorded on p.
+	PostRejected(ctx context.Context, p Post) error
 }
 
 // Config tunes a Service.
@@ -52,23 +51,23 @@ type Config struct {
 
 // Service carries out the approval service's use cases over a Store.
 type Service struct {
-	store  Store
-	mailer Mailer
-	events EventPublisher
-	cfg    Config
-	log    *slog.Logger
-	wake   chan struct{}
+	store     Store
+	mailer    Mailer
+	announcer Announcer
+	cfg       Config
+	log       *slog.Logger
+	wake      chan struct{}
 }
 
 // NewService returns a Service. Every dependency is required.
-func NewService(store Store, mailer Mailer, events EventPublisher, cfg Config, log *slog.Logger) (*Service, error) {
+func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log *slog.Logger) (*Service, error) {
 	switch {
 	case store == nil:
 		return nil, errors.New("approval: nil store")
 	case mailer == nil:
 		return nil, errors.New("approval: nil mailer")
-	case events == nil:
-		return nil, errors.New("approval: nil event publisher")
+	case announcer == nil:
+		return nil, errors.New("approval: nil announcer")
 	case log == nil:
 		return nil, errors.New("approval: nil logger")
 	case cfg.PublicURL == "":
@@ -81,7 +80,7 @@ func NewService(store Store, mailer Mailer, events EventPublisher, cfg Config, l
 		cfg.Now = time.Now
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return &Service{store: store, mailer: mailer, events: events, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
+	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
@@ -181,41 +180,41 @@ func (s *Service) RemoveApprover(ctx context.Context, id string) error {
 
 // Submit records a requested post and queues an approval email to every approver. A redelivered request
 // changes nothing. A request for an unknown department is invalid and never will be valid.
-func (s *Service) Submit(ctx context.Context, ev *eventsv1.PostRequested) error {
-	if _, err := uuid.Parse(ev.GetPostId()); err != nil {
-		return invalid("post id %q is not a UUID", ev.GetPostId())
+func (s *Service) Submit(ctx context.Context, r Request) error {
+	if _, err := uuid.Parse(r.PostID); err != nil {
+		return invalid("post id %q is not a UUID", r.PostID)
 	}
-	if strings.TrimSpace(ev.GetText()) == "" {
-		return invalid("post %s has no text", ev.GetPostId())
+	if strings.TrimSpace(r.Text) == "" {
+		return invalid("post %s has no text", r.PostID)
 	}
-	if _, err := s.store.GetDepartment(ctx, ev.GetDepartmentId()); err != nil {
+	if _, err := s.store.GetDepartment(ctx, r.DepartmentID); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return invalid("post %s names unknown department %q", ev.GetPostId(), ev.GetDepartmentId())
+			return invalid("post %s names unknown department %q", r.PostID, r.DepartmentID)
 		}
-		return fmt.Errorf("submit %s: %w", ev.GetPostId(), err)
+		return fmt.Errorf("submit %s: %w", r.PostID, err)
 	}
 	approvers, err := s.store.ListApprovers(ctx)
 	if err != nil {
-		return fmt.Errorf("submit %s: %w", ev.GetPostId(), err)
+		return fmt.Errorf("submit %s: %w", r.PostID, err)
 	}
 	now := s.now()
 	created := now
-	if ev.GetRequestedAt().IsValid() {
-		created = ev.GetRequestedAt().AsTime().UTC().Truncate(time.Microsecond)
+	if !r.RequestedAt.IsZero() {
+		created = r.RequestedAt.UTC().Truncate(time.Microsecond)
 	}
 	p := Post{
-		ID:             ev.GetPostId(),
-		DepartmentID:   ev.GetDepartmentId(),
-		Text:           ev.GetText(),
-		RequestedBy:    ev.GetRequestedBy(),
-		IdempotencyKey: ev.GetIdempotencyKey(),
+		ID:             r.PostID,
+		DepartmentID:   r.DepartmentID,
+		Text:           r.Text,
+		RequestedBy:    r.RequestedBy,
+		IdempotencyKey: r.IdempotencyKey,
 		Status:         StatusPending,
 		CreatedAt:      created,
 		UpdatedAt:      now,
 	}
 	outbox := make([]OutboxItem, 0, len(approvers))
 	for _, a := range approvers {
-		outbox = append(outbox, OutboxItem{Kind: OutboxApprovalEmail, Subject: a.ID, MsgID: p.ID, CreatedAt: now, NextAttemptAt: now})
+		outbox = append(outbox, OutboxItem{Kind: OutboxApprovalEmail, PostID: p.ID, ApproverID: a.ID, CreatedAt: now, NextAttemptAt: now})
 	}
 	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending}
 	isNew, err := s.store.CreatePost(ctx, p, audit, outbox)
@@ -361,20 +360,13 @@ func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, com
 	}
 	now := s.now()
 	params := DecideParams{TokenHash: t.Hash, PostID: p.ID, Outcome: outcome, Approver: a.Email, Comment: comment, At: now}
-	var ev proto.Message
 	if outcome == OutcomeApprove {
 		params.Status = StatusApproved
-		params.Event = OutboxItem{Kind: OutboxEvent, Subject: eventbus.SubjectApproved, MsgID: eventbus.MsgID(p.ID, "approved")}
-		ev = &eventsv1.PostApproved{PostId: p.ID, DepartmentId: p.DepartmentID, Text: p.Text, ApprovedBy: a.Email, ApprovedAt: timestamppb.New(now), Comment: comment}
+		params.Announcement = OutboxItem{Kind: OutboxPostApproved, PostID: p.ID, CreatedAt: now, NextAttemptAt: now}
 	} else {
 		params.Status = StatusRejected
-		params.Event = OutboxItem{Kind: OutboxEvent, Subject: eventbus.SubjectRejected, MsgID: eventbus.MsgID(p.ID, "rejected")}
-		ev = &eventsv1.PostRejected{PostId: p.ID, DepartmentId: p.DepartmentID, RejectedBy: a.Email, RejectedAt: timestamppb.New(now), Comment: comment}
+		params.Announcement = OutboxItem{Kind: OutboxPostRejected, PostID: p.ID, CreatedAt: now, NextAttemptAt: now}
 	}
-	if params.Event.Payload, err = proto.Marshal(ev); err != nil {
-		return Post{}, fmt.Errorf("decide %s: %w", p.ID, err)
-	}
-	params.Event.CreatedAt, params.Event.NextAttemptAt = now, now
 	params.Audit = AuditEntry{PostID: p.ID, At: now, Actor: a.Email, Origin: origin, Action: string(outcome), FromStatus: StatusPending, ToStatus: params.Status, Comment: comment}
 	if err := s.store.Decide(ctx, params); err != nil {
 		return Post{}, fmt.Errorf("decide %s: %w", p.ID, err)
@@ -385,26 +377,26 @@ func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, com
 }
 
 // RecordPublished records that the publisher published an approved post.
-func (s *Service) RecordPublished(ctx context.Context, ev *eventsv1.PostPublished) error {
+func (s *Service) RecordPublished(ctx context.Context, r PublisherReport) error {
 	return s.recordOutcome(ctx, OutcomeParams{
-		PostID: ev.GetPostId(), Status: StatusPublished, Channel: ev.GetChannel(), RemoteID: ev.GetRemoteId(),
-		RemoteURL: ev.GetUrl(), PublishedAt: ev.GetPublishedAt().AsTime(),
+		PostID: r.PostID, Status: StatusPublished, Channel: r.Channel, RemoteID: r.RemoteID,
+		RemoteURL: r.RemoteURL, PublishedAt: r.PublishedAt,
 	})
 }
 
 // RecordFailed records that the channel refused an approved post.
-func (s *Service) RecordFailed(ctx context.Context, ev *eventsv1.PostFailed) error {
-	return s.recordOutcome(ctx, OutcomeParams{PostID: ev.GetPostId(), Status: StatusFailed, Channel: ev.GetChannel(), FailureReason: ev.GetReason()})
+func (s *Service) RecordFailed(ctx context.Context, r PublisherReport) error {
+	return s.recordOutcome(ctx, OutcomeParams{PostID: r.PostID, Status: StatusFailed, Channel: r.Channel, FailureReason: r.Reason})
 }
 
 // RecordUnknown records that the publisher cannot tell whether an approved post went out.
-func (s *Service) RecordUnknown(ctx context.Context, ev *eventsv1.PostUnknown) error {
-	return s.recordOutcome(ctx, OutcomeParams{PostID: ev.GetPostId(), Status: StatusUnknown, Channel: ev.GetChannel(), FailureReason: ev.GetReason()})
+func (s *Service) RecordUnknown(ctx context.Context, r PublisherReport) error {
+	return s.recordOutcome(ctx, OutcomeParams{PostID: r.PostID, Status: StatusUnknown, Channel: r.Channel, FailureReason: r.Reason})
 }
 
 func (s *Service) recordOutcome(ctx context.Context, p OutcomeParams) error {
 	if p.PostID == "" {
-		return invalid("outcome event without a post id")
+		return invalid("publisher report without a post id")
 	}
 	now := s.now()
 	p.At = now

@@ -10,13 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/events"
 	"github.com/heraldhq/herald/services/approval/internal/notify"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/approval/mailbox"
@@ -66,8 +69,12 @@ func setup(t *testing.T, smtpURL string) fixture {
 	}
 	t.Cleanup(nc.Close)
 	pub, _ := eventbus.NewPublisher(js, 5*time.Second)
+	announcer, err := events.NewAnnouncer(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
-	svc, err := approval.NewService(store, mailer, pub, approval.Config{PublicURL: "http://gw.example", TokenTTL: time.Hour, Now: func() time.Time { return now }}, log)
+	svc, err := approval.NewService(store, mailer, announcer, approval.Config{PublicURL: "http://gw.example", TokenTTL: time.Hour, Now: func() time.Time { return now }}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +93,8 @@ func setup(t *testing.T, smtpURL string) fixture {
 func (f fixture) request(t *testing.T, text string) string {
 	t.Helper()
 	id := uuid.NewString()
-	ev := &eventsv1.PostRequested{PostId: id, DepartmentId: f.dept.ID, Text: text, RequestedBy: "jo", RequestedAt: timestamppb.Now()}
-	if err := f.svc.Submit(context.Background(), ev); err != nil {
+	r := approval.Request{PostID: id, DepartmentID: f.dept.ID, Text: text, RequestedBy: "jo", RequestedAt: time.Now()}
+	if err := f.svc.Submit(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -113,7 +120,7 @@ func TestRequestIsMailedOnceToEveryApprover(t *testing.T) {
 	f := setup(t, "")
 	ctx := context.Background()
 	id := uuid.NewString()
-	ev := &eventsv1.PostRequested{PostId: id, DepartmentId: f.dept.ID, Text: "Welcome!", RequestedBy: "jo"}
+	ev := approval.Request{PostID: id, DepartmentID: f.dept.ID, Text: "Welcome!", RequestedBy: "jo"}
 	for range 2 { // a redelivered request
 		if err := f.svc.Submit(ctx, ev); err != nil {
 			t.Fatal(err)
@@ -136,7 +143,7 @@ func TestRequestIsMailedOnceToEveryApprover(t *testing.T) {
 	if _, err := f.svc.GetPost(ctx, id, uuid.NewString()); !errors.Is(err, approval.ErrNotFound) {
 		t.Errorf("another department reading the post: %v, want ErrNotFound", err)
 	}
-	err = f.svc.Submit(ctx, &eventsv1.PostRequested{PostId: uuid.NewString(), DepartmentId: "nope", Text: "x"})
+	err = f.svc.Submit(ctx, approval.Request{PostID: uuid.NewString(), DepartmentID: "nope", Text: "x"})
 	if !errors.Is(err, approval.ErrInvalid) {
 		t.Errorf("request for an unknown department: %v, want ErrInvalid", err)
 	}
@@ -179,11 +186,18 @@ func TestFirstDecisionWinsAndIsPublished(t *testing.T) {
 		t.Fatalf("no PostApproved on the stream: %v", err)
 	}
 	var ev eventsv1.PostApproved
-	if err := proto.Unmarshal(last.Data, &ev); err != nil || ev.GetPostId() != id || ev.GetText() != "Approve me" || ev.GetApprovedBy() != "a@example.com" {
-		t.Errorf("PostApproved = %v, %v", &ev, err)
+	if err := proto.Unmarshal(last.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	want := &eventsv1.PostApproved{PostId: id, DepartmentId: f.dept.ID, Text: "Approve me", ApprovedBy: "a@example.com", ApprovedAt: timestamppb.New(p.DecidedAt), Comment: "ok"}
+	if diff := cmp.Diff(want, &ev, protocmp.Transform()); diff != "" {
+		t.Errorf("PostApproved on the stream (-want +got):\n%s", diff)
+	}
+	if got := last.Header.Get("Nats-Msg-Id"); got != id+":approved" {
+		t.Errorf("Nats-Msg-Id = %q, want %s:approved", got, id)
 	}
 	// The publisher's report closes the loop.
-	if err := f.svc.RecordPublished(ctx, &eventsv1.PostPublished{PostId: id, Channel: "x", RemoteId: "1", Url: "https://x.com/i/web/status/1", PublishedAt: timestamppb.Now()}); err != nil {
+	if err := f.svc.RecordPublished(ctx, approval.PublisherReport{PostID: id, Channel: "x", RemoteID: "1", RemoteURL: "https://x.com/i/web/status/1", PublishedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := f.svc.GetPost(ctx, id, ""); p.Status != approval.StatusPublished || p.RemoteID != "1" {

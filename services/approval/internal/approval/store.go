@@ -22,7 +22,8 @@ type DecideParams struct {
 	Comment   string
 	At        time.Time
 	Audit     AuditEntry
-	Event     OutboxItem
+	// Announcement is the outbox item that tells the rest of Herald about the decision.
+	Announcement OutboxItem
 }
 
 // OutcomeParams records what the publisher reported for an approved post.

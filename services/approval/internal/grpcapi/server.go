@@ -21,6 +21,7 @@ import (
 
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
 // Tokens are the bearer tokens the server accepts. Admin may call everything; Gateway may call
@@ -97,8 +98,8 @@ func logging(log *slog.Logger) grpc.UnaryServerInterceptor {
 				level = slog.LevelError
 			}
 			attrs := []any{"method", info.FullMethod, "code", code.String(), "err", err}
-			if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-request-id")) > 0 {
-				attrs = append(attrs, "request_id", md.Get("x-request-id")[0])
+			if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(requestid.MetadataKey)) > 0 {
+				attrs = append(attrs, "request_id", md.Get(requestid.MetadataKey)[0])
 			}
 			log.Log(ctx, level, "grpc call failed", attrs...)
 		}

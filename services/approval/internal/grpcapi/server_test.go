@@ -32,7 +32,8 @@ func (nopMailer) SendApprovalRequest(context.Context, approval.ApprovalEmail) er
 
 type nopEvents struct{}
 
-func (nopEvents) Publish(context.Context, string, string, []byte) error { return nil }
+func (nopEvents) PostApproved(context.Context, approval.Post) error { return nil }
+func (nopEvents) PostRejected(context.Context, approval.Post) error { return nil }
 
 func dial(t *testing.T) *grpc.ClientConn {
 	t.Helper()

@@ -31,7 +31,7 @@ func TestSendApprovalRequestOverSMTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := approval.ApprovalEmail{
-		To: "comms@example.com", ToName: "Comms", PostID: "p1", DepartmentName: "HR", RequestedBy: "jo@example.com",
+		To: "comms@example.com", ToName: "Comms", DepartmentName: "HR", RequestedBy: "jo@example.com",
 		Text: "Welcome Zoë & team <3 https://example.com/joiners", Link: "http://localhost:8080/approvals/abc123",
 		ExpiresAt: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
 	}

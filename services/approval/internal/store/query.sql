@@ -90,8 +90,8 @@ VALUES (sqlc.arg(post_id), sqlc.arg(at), sqlc.arg(actor), sqlc.arg(origin), sqlc
 SELECT * FROM audit_events WHERE post_id = sqlc.arg(post_id) ORDER BY id;
 
 -- name: InsertOutbox :exec
-INSERT INTO outbox (kind, subject, msg_id, payload, created_at, next_attempt_at)
-VALUES (sqlc.arg(kind), sqlc.arg(subject), sqlc.arg(msg_id), sqlc.arg(payload), sqlc.arg(created_at), sqlc.arg(next_attempt_at));
+INSERT INTO outbox (kind, post_id, approver_id, created_at, next_attempt_at)
+VALUES (sqlc.arg(kind), sqlc.arg(post_id), sqlc.arg(approver_id), sqlc.arg(created_at), sqlc.arg(next_attempt_at));
 
 -- name: DueOutbox :many
 SELECT * FROM outbox WHERE next_attempt_at <= sqlc.arg(now) ORDER BY next_attempt_at, id LIMIT sqlc.arg(max_rows);

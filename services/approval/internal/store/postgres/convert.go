@@ -56,7 +56,7 @@ func toAudit(r pgdb.AuditEvent) approval.AuditEntry {
 
 func toOutbox(r pgdb.Outbox) approval.OutboxItem {
 	return approval.OutboxItem{
-		ID: r.ID, Kind: approval.OutboxKind(r.Kind), Subject: r.Subject, MsgID: r.MsgID, Payload: r.Payload,
+		ID: r.ID, Kind: approval.OutboxKind(r.Kind), PostID: r.PostID, ApproverID: r.ApproverID,
 		CreatedAt: fromMicros(r.CreatedAt), Attempts: int(r.Attempts), NextAttemptAt: fromMicros(r.NextAttemptAt), LastError: r.LastError,
 	}
 }

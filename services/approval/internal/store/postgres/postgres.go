@@ -314,7 +314,7 @@ func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 		if err := insertAudit(ctx, q, p.Audit); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, q, p.Event)
+		return insertOutbox(ctx, q, p.Announcement)
 	})
 }
 
@@ -365,12 +365,8 @@ func insertAudit(ctx context.Context, q *pgdb.Queries, a approval.AuditEntry) er
 }
 
 func insertOutbox(ctx context.Context, q *pgdb.Queries, it approval.OutboxItem) error {
-	payload := it.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
 	return q.InsertOutbox(ctx, pgdb.InsertOutboxParams{
-		Kind: string(it.Kind), Subject: it.Subject, MsgID: it.MsgID, Payload: payload,
+		Kind: string(it.Kind), PostID: it.PostID, ApproverID: it.ApproverID,
 		CreatedAt: micros(it.CreatedAt), NextAttemptAt: micros(it.NextAttemptAt),
 	})
 }

@@ -290,7 +290,7 @@ func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 		if err := insertAudit(ctx, q, p.Audit); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, q, p.Event)
+		return insertOutbox(ctx, q, p.Announcement)
 	})
 }
 
@@ -341,12 +341,8 @@ func insertAudit(ctx context.Context, q *sqlitedb.Queries, a approval.AuditEntry
 }
 
 func insertOutbox(ctx context.Context, q *sqlitedb.Queries, it approval.OutboxItem) error {
-	payload := it.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
 	return q.InsertOutbox(ctx, sqlitedb.InsertOutboxParams{
-		Kind: string(it.Kind), Subject: it.Subject, MsgID: it.MsgID, Payload: payload,
+		Kind: string(it.Kind), PostID: it.PostID, ApproverID: it.ApproverID,
 		CreatedAt: micros(it.CreatedAt), NextAttemptAt: micros(it.NextAttemptAt),
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
@@ -58,11 +59,20 @@ func approver(t *testing.T, s approval.Store, email string) approval.Approver {
 
 func post(t *testing.T, s approval.Store, d approval.Department, created time.Time, outbox ...approval.OutboxItem) approval.Post {
 	t.Helper()
-	p := approval.Post{
+	return createPost(t, s, newPost(d, created), outbox...)
+}
+
+// newPost returns a pending post of d, not yet stored: outbox items name its id.
+func newPost(d approval.Department, created time.Time) approval.Post {
+	return approval.Post{
 		ID: uuid.NewString(), DepartmentID: d.ID, Text: "Welcome to our new joiners!", RequestedBy: "hr@example.com",
 		Status: approval.StatusPending, CreatedAt: created, UpdatedAt: created,
 	}
-	ok, err := s.CreatePost(context.Background(), p, approval.AuditEntry{PostID: p.ID, At: created, Actor: p.RequestedBy, Action: "requested", ToStatus: approval.StatusPending}, outbox)
+}
+
+func createPost(t *testing.T, s approval.Store, p approval.Post, outbox ...approval.OutboxItem) approval.Post {
+	t.Helper()
+	ok, err := s.CreatePost(context.Background(), p, approval.AuditEntry{PostID: p.ID, At: p.CreatedAt, Actor: p.RequestedBy, Action: "requested", ToStatus: approval.StatusPending}, outbox)
 	if err != nil || !ok {
 		t.Fatalf("CreatePost = %v, %v; want true, nil", ok, err)
 	}
@@ -169,8 +179,9 @@ func testPostsCreatedOnce(t *testing.T, s approval.Store) {
 	ctx := context.Background()
 	hr := department(t, s, "HR")
 	a := approver(t, s, "a@example.com")
-	email := approval.OutboxItem{Kind: approval.OutboxApprovalEmail, Subject: a.ID, CreatedAt: at, NextAttemptAt: at}
-	p := post(t, s, hr, at, email)
+	p := newPost(hr, at)
+	email := approval.OutboxItem{Kind: approval.OutboxApprovalEmail, PostID: p.ID, ApproverID: a.ID, CreatedAt: at, NextAttemptAt: at}
+	p = createPost(t, s, p, email)
 	again, err := s.CreatePost(ctx, p, approval.AuditEntry{PostID: p.ID, At: at, Action: "requested"}, []approval.OutboxItem{email})
 	if err != nil || again {
 		t.Fatalf("second CreatePost = %v, %v; want false, nil", again, err)
@@ -234,14 +245,14 @@ func testListPosts(t *testing.T, s approval.Store) {
 }
 
 func decideParams(p approval.Post, token string, outcome approval.Outcome, when time.Time) approval.DecideParams {
-	status := approval.StatusApproved
+	status, announce := approval.StatusApproved, approval.OutboxPostApproved
 	if outcome == approval.OutcomeReject {
-		status = approval.StatusRejected
+		status, announce = approval.StatusRejected, approval.OutboxPostRejected
 	}
 	return approval.DecideParams{
 		TokenHash: token, PostID: p.ID, Status: status, Outcome: outcome, Approver: "a@example.com", Comment: "fine", At: when,
-		Audit: approval.AuditEntry{PostID: p.ID, At: when, Actor: "a@example.com", Action: string(outcome), FromStatus: approval.StatusPending, ToStatus: status},
-		Event: approval.OutboxItem{Kind: approval.OutboxEvent, Subject: "herald.posts.approved", MsgID: p.ID + ":approved", Payload: []byte{1, 2}, CreatedAt: when, NextAttemptAt: when},
+		Audit:        approval.AuditEntry{PostID: p.ID, At: when, Actor: "a@example.com", Action: string(outcome), FromStatus: approval.StatusPending, ToStatus: status},
+		Announcement: approval.OutboxItem{Kind: announce, PostID: p.ID, CreatedAt: when, NextAttemptAt: when},
 	}
 }
 
@@ -280,8 +291,12 @@ func testDecide(t *testing.T, s approval.Store) {
 		t.Errorf("failed decision left token-1 = %+v, %v; want it unused (the transaction rolled back)", tok1, err)
 	}
 	due, err := s.DueOutbox(ctx, when, 10)
-	if err != nil || len(due) != 1 || due[0].Subject != "herald.posts.approved" {
-		t.Errorf("outbox after one decision = %+v, %v; want exactly the approved event", due, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []approval.OutboxItem{{Kind: approval.OutboxPostApproved, PostID: p.ID, CreatedAt: when, NextAttemptAt: when}}
+	if diff := cmp.Diff(want, due, cmpopts.IgnoreFields(approval.OutboxItem{}, "ID")); diff != "" {
+		t.Errorf("outbox after one decision; want exactly the approval's announcement (-want +got):\n%s", diff)
 	}
 	audit, err := s.ListAudit(ctx, p.ID)
 	if err != nil || len(audit) != 2 || audit[1].Action != "approve" {
@@ -332,28 +347,38 @@ func testRecordOutcome(t *testing.T, s approval.Store) {
 func testOutbox(t *testing.T, s approval.Store) {
 	ctx := context.Background()
 	hr := department(t, s, "HR")
+	p := newPost(hr, at)
 	items := []approval.OutboxItem{
-		{Kind: approval.OutboxApprovalEmail, Subject: "a", MsgID: "m1", CreatedAt: at, NextAttemptAt: at},
-		{Kind: approval.OutboxApprovalEmail, Subject: "b", MsgID: "m2", CreatedAt: at, NextAttemptAt: at.Add(time.Second)},
+		{Kind: approval.OutboxApprovalEmail, PostID: p.ID, ApproverID: "a", CreatedAt: at, NextAttemptAt: at},
+		{Kind: approval.OutboxApprovalEmail, PostID: p.ID, ApproverID: "b", CreatedAt: at, NextAttemptAt: at.Add(time.Second)},
 	}
-	post(t, s, hr, at, items...)
+	createPost(t, s, p, items...)
+	ignoreID := cmpopts.IgnoreFields(approval.OutboxItem{}, "ID")
 	due, err := s.DueOutbox(ctx, at, 10)
-	if err != nil || len(due) != 1 || due[0].Subject != "a" {
-		t.Fatalf("DueOutbox(at) = %+v, %v; want only the first item", due, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(items[:1], due, ignoreID); diff != "" {
+		t.Fatalf("DueOutbox(at); want only the first item (-want +got):\n%s", diff)
 	}
 	later := at.Add(time.Minute)
 	if err := s.DeferOutbox(ctx, due[0].ID, later.Add(time.Minute), "smtp down"); err != nil {
 		t.Fatal(err)
 	}
 	due, err = s.DueOutbox(ctx, later, 10)
-	if err != nil || len(due) != 1 || due[0].Subject != "b" {
+	if err != nil || len(due) != 1 || due[0].ApproverID != "b" {
 		t.Fatalf("DueOutbox after deferring = %+v, %v; want only the second item", due, err)
 	}
 	if err := s.DeleteOutbox(ctx, due[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	due, err = s.DueOutbox(ctx, later.Add(time.Hour), 10)
-	if err != nil || len(due) != 1 || due[0].Attempts != 1 || due[0].LastError != "smtp down" {
-		t.Fatalf("DueOutbox at the end = %+v, %v; want the deferred item with one attempt", due, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deferred := items[0]
+	deferred.Attempts, deferred.NextAttemptAt, deferred.LastError = 1, later.Add(time.Minute), "smtp down"
+	if diff := cmp.Diff([]approval.OutboxItem{deferred}, due, ignoreID); diff != "" {
+		t.Fatalf("DueOutbox at the end; want the deferred item with one attempt (-want +got):\n%s", diff)
 	}
 }

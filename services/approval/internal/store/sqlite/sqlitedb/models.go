@@ -52,13 +52,12 @@ type Department struct {
 type Outbox struct {
 	ID            int64
 	Kind          string
-	Subject       string
-	MsgID         string
-	Payload       []byte
 	CreatedAt     int64
 	Attempts      int64
 	NextAttemptAt int64
 	LastError     string
+	PostID        string
+	ApproverID    string
 }
 
 type Post struct {

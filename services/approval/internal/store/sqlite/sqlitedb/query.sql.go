@@ -134,7 +134,7 @@ func (q *Queries) DeleteOutbox(ctx context.Context, id int64) error {
 }
 
 const dueOutbox = `-- name: DueOutbox :many
-SELECT id, kind, subject, msg_id, payload, created_at, attempts, next_attempt_at, last_error FROM outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2
+SELECT id, kind, created_at, attempts, next_attempt_at, last_error, post_id, approver_id FROM outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2
 `
 
 type DueOutboxParams struct {
@@ -154,13 +154,12 @@ func (q *Queries) DueOutbox(ctx context.Context, arg DueOutboxParams) ([]Outbox,
 		if err := rows.Scan(
 			&i.ID,
 			&i.Kind,
-			&i.Subject,
-			&i.MsgID,
-			&i.Payload,
 			&i.CreatedAt,
 			&i.Attempts,
 			&i.NextAttemptAt,
 			&i.LastError,
+			&i.PostID,
+			&i.ApproverID,
 		); err != nil {
 			return nil, err
 		}
@@ -334,15 +333,14 @@ func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error 
 }
 
 const insertOutbox = `-- name: InsertOutbox :exec
-INSERT INTO outbox (kind, subject, msg_id, payload, created_at, next_attempt_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+INSERT INTO outbox (kind, post_id, approver_id, created_at, next_attempt_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
 `
 
 type InsertOutboxParams struct {
 	Kind          string
-	Subject       string
-	MsgID         string
-	Payload       []byte
+	PostID        string
+	ApproverID    string
 	CreatedAt     int64
 	NextAttemptAt int64
 }
@@ -350,9 +348,8 @@ type InsertOutboxParams struct {
 func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) error {
 	_, err := q.db.ExecContext(ctx, insertOutbox,
 		arg.Kind,
-		arg.Subject,
-		arg.MsgID,
-		arg.Payload,
+		arg.PostID,
+		arg.ApproverID,
 		arg.CreatedAt,
 		arg.NextAttemptAt,
 	)

@@ -1,0 +1,219 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+)
+
+// fakeDomain records what it was called with and answers err.
+type fakeDomain struct {
+	err   error
+	calls []any
+}
+
+func (d *fakeDomain) Submit(_ context.Context, r approval.Request) error {
+	d.calls = append(d.calls, r)
+	return d.err
+}
+
+func (d *fakeDomain) RecordPublished(_ context.Context, r approval.PublisherReport) error {
+	d.calls = append(d.calls, "published", r)
+	return d.err
+}
+
+func (d *fakeDomain) RecordFailed(_ context.Context, r approval.PublisherReport) error {
+	d.calls = append(d.calls, "failed", r)
+	return d.err
+}
+
+func (d *fakeDomain) RecordUnknown(_ context.Context, r approval.PublisherReport) error {
+	d.calls = append(d.calls, "unknown", r)
+	return d.err
+}
+
+// msg is a JetStream message with a subject and a payload; the handler reads nothing else.
+type msg struct {
+	jetstream.Msg
+	subject string
+	data    []byte
+}
+
+func (m msg) Subject() string { return m.subject }
+func (m msg) Data() []byte    { return m.data }
+
+func encode(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var at = time.Date(2026, 11, 23, 14, 23, 9, 44363000, time.UTC)
+
+func TestHandlerDecodesIntoDomainValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		subject string
+		event   proto.Message
+		want    []any
+	}{
+		{
+			name:    "request",
+			subject: eventbus.SubjectRequested,
+			event:   &eventsv1.PostRequested{PostId: "p1", DepartmentId: "d1", Text: "Hello", RequestedBy: "jo", IdempotencyKey: "k", RequestedAt: timestamppb.New(at)},
+			want:    []any{approval.Request{PostID: "p1", DepartmentID: "d1", Text: "Hello", RequestedBy: "jo", IdempotencyKey: "k", RequestedAt: at}},
+		},
+		{
+			name:    "request without a time",
+			subject: eventbus.SubjectRequested,
+			event:   &eventsv1.PostRequested{PostId: "p1", DepartmentId: "d1", Text: "Hello"},
+			want:    []any{approval.Request{PostID: "p1", DepartmentID: "d1", Text: "Hello"}},
+		},
+		{
+			name:    "published",
+			subject: eventbus.SubjectPublished,
+			event:   &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "18", Url: "https://x.com/i/web/status/18", PublishedAt: timestamppb.New(at)},
+			want:    []any{"published", approval.PublisherReport{PostID: "p1", Channel: "x", RemoteID: "18", RemoteURL: "https://x.com/i/web/status/18", PublishedAt: at}},
+		},
+		{
+			name:    "failed",
+			subject: eventbus.SubjectFailed,
+			event:   &eventsv1.PostFailed{PostId: "p1", Channel: "x", Reason: "duplicate", FailedAt: timestamppb.New(at)},
+			want:    []any{"failed", approval.PublisherReport{PostID: "p1", Channel: "x", Reason: "duplicate"}},
+		},
+		{
+			name:    "unknown",
+			subject: eventbus.SubjectUnknown,
+			event:   &eventsv1.PostUnknown{PostId: "p1", Channel: "x", Reason: "timeout", At: timestamppb.New(at)},
+			want:    []any{"unknown", approval.PublisherReport{PostID: "p1", Channel: "x", Reason: "timeout"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := &fakeDomain{}
+			if err := Handler(d)(context.Background(), msg{subject: tt.subject, data: encode(t, tt.event)}); err != nil {
+				t.Fatalf("handler: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, d.calls); diff != "" {
+				t.Errorf("domain calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHandlerClassifiesErrors(t *testing.T) {
+	t.Parallel()
+	valid := encode(t, &eventsv1.PostRequested{PostId: "p1", DepartmentId: "d1", Text: "Hello"})
+	tests := []struct {
+		name          string
+		subject       string
+		data          []byte
+		domainErr     error
+		wantErr       bool
+		wantPermanent bool
+	}{
+		{name: "handled", subject: eventbus.SubjectRequested, data: valid},
+		{name: "payload that does not decode", subject: eventbus.SubjectRequested, data: []byte{0xff, 0xff}, wantErr: true, wantPermanent: true},
+		{name: "subject nobody expects", subject: "herald.posts.cancelled", data: valid, wantErr: true, wantPermanent: true},
+		{name: "domain says invalid", subject: eventbus.SubjectRequested, data: valid, domainErr: fmt.Errorf("submit: %w", approval.ErrInvalid), wantErr: true, wantPermanent: true},
+		{name: "domain says not found", subject: eventbus.SubjectPublished, data: encode(t, &eventsv1.PostPublished{PostId: "p9"}), domainErr: fmt.Errorf("record: %w", approval.ErrNotFound), wantErr: true, wantPermanent: true},
+		{name: "database down: try again", subject: eventbus.SubjectRequested, data: valid, domainErr: errors.New("connection refused"), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := &fakeDomain{err: tt.domainErr}
+			err := Handler(d)(context.Background(), msg{subject: tt.subject, data: tt.data})
+			if (err != nil) != tt.wantErr || eventbus.IsPermanent(err) != tt.wantPermanent {
+				t.Errorf("handler = %v (permanent %v); want error %v, permanent %v", err, eventbus.IsPermanent(err), tt.wantErr, tt.wantPermanent)
+			}
+			if tt.domainErr != nil && !errors.Is(err, tt.domainErr) {
+				t.Errorf("handler = %v; the domain's error %v is lost", err, tt.domainErr)
+			}
+		})
+	}
+}
+
+// recorder is a ProtoPublisher that keeps what it was given.
+type recorder struct {
+	subject, msgID string
+	event          proto.Message
+}
+
+func (r *recorder) PublishProto(_ context.Context, subject, msgID string, m proto.Message) error {
+	r.subject, r.msgID, r.event = subject, msgID, m
+	return nil
+}
+
+func TestAnnouncerBuildsEventsFromThePost(t *testing.T) {
+	t.Parallel()
+	p := approval.Post{
+		ID: "p1", DepartmentID: "d1", Text: "Hello", RequestedBy: "jo", Status: approval.StatusApproved,
+		Decision: approval.OutcomeApprove, DecidedBy: "comms@example.com", DecidedAt: at, Comment: "Lovely",
+	}
+	tests := []struct {
+		name        string
+		announce    func(*Announcer) error
+		wantSubject string
+		wantMsgID   string
+		want        proto.Message
+	}{
+		{
+			name:        "approved",
+			announce:    func(a *Announcer) error { return a.PostApproved(context.Background(), p) },
+			wantSubject: eventbus.SubjectApproved,
+			wantMsgID:   "p1:approved",
+			want:        &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at), Comment: "Lovely"},
+		},
+		{
+			name:        "rejected",
+			announce:    func(a *Announcer) error { return a.PostRejected(context.Background(), p) },
+			wantSubject: eventbus.SubjectRejected,
+			wantMsgID:   "p1:rejected",
+			want:        &eventsv1.PostRejected{PostId: "p1", DepartmentId: "d1", RejectedBy: "comms@example.com", RejectedAt: timestamppb.New(at), Comment: "Lovely"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{}
+			a, err := NewAnnouncer(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.announce(a); err != nil {
+				t.Fatal(err)
+			}
+			if rec.subject != tt.wantSubject || rec.msgID != tt.wantMsgID {
+				t.Errorf("published on %s with id %s; want %s with id %s", rec.subject, rec.msgID, tt.wantSubject, tt.wantMsgID)
+			}
+			if diff := cmp.Diff(tt.want, rec.event, protocmp.Transform()); diff != "" {
+				t.Errorf("event (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNewAnnouncerRejectsNil(t *testing.T) {
+	t.Parallel()
+	if _, err := NewAnnouncer(nil); err == nil {
+		t.Error("NewAnnouncer(nil) succeeded")
+	}
+}

@@ -1,0 +1,184 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+)
+
+// fakeLedger records the approvals it was handed and answers err.
+type fakeLedger struct {
+	err error
+	got []ledger.Approval
+}
+
+func (l *fakeLedger) HandleApproved(_ context.Context, a ledger.Approval) error {
+	l.got = append(l.got, a)
+	return l.err
+}
+
+// msg is a JetStream message with a subject and a payload; the handler reads nothing else.
+type msg struct {
+	jetstream.Msg
+	subject string
+	data    []byte
+}
+
+func (m msg) Subject() string { return m.subject }
+func (m msg) Data() []byte    { return m.data }
+
+var at = time.Date(2026, 11, 23, 14, 23, 9, 44363000, time.UTC)
+
+func encode(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestHandlerDecodesTheApproval(t *testing.T) {
+	t.Parallel()
+	l := &fakeLedger{}
+	ev := &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at), Comment: "Lovely"}
+	if err := Handler(l)(context.Background(), msg{subject: eventbus.SubjectApproved, data: encode(t, ev)}); err != nil {
+		t.Fatal(err)
+	}
+	want := []ledger.Approval{{PostID: "p1", DepartmentID: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: at}}
+	if diff := cmp.Diff(want, l.got); diff != "" {
+		t.Errorf("approvals handed to the ledger (-want +got):\n%s", diff)
+	}
+}
+
+func TestHandlerClassifiesErrors(t *testing.T) {
+	t.Parallel()
+	valid := encode(t, &eventsv1.PostApproved{PostId: "p1", Text: "Hello"})
+	tests := []struct {
+		name          string
+		subject       string
+		data          []byte
+		ledgerErr     error
+		wantErr       bool
+		wantPermanent bool
+		wantAfter     time.Duration // a RetryAfter with this delay
+	}{
+		{name: "published", subject: eventbus.SubjectApproved, data: valid},
+		{name: "payload that does not decode", subject: eventbus.SubjectApproved, data: []byte{0xff, 0xff}, wantErr: true, wantPermanent: true},
+		{name: "subject nobody expects", subject: eventbus.SubjectRejected, data: valid, wantErr: true, wantPermanent: true},
+		{name: "ledger says invalid", subject: eventbus.SubjectApproved, data: valid, ledgerErr: fmt.Errorf("%w: no text", ledger.ErrInvalid), wantErr: true, wantPermanent: true},
+		{name: "rate limited: retry after the reset", subject: eventbus.SubjectApproved, data: valid, ledgerErr: &ledger.RetryLaterError{After: time.Minute, Err: errors.New("429")}, wantErr: true, wantAfter: time.Minute},
+		{name: "X down: retry with backoff", subject: eventbus.SubjectApproved, data: valid, ledgerErr: &ledger.RetryLaterError{Err: errors.New("503")}, wantErr: true},
+		{name: "database down: retry", subject: eventbus.SubjectApproved, data: valid, ledgerErr: errors.New("connection refused"), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := Handler(&fakeLedger{err: tt.ledgerErr})(context.Background(), msg{subject: tt.subject, data: tt.data})
+			if (err != nil) != tt.wantErr || eventbus.IsPermanent(err) != tt.wantPermanent {
+				t.Errorf("handler = %v (permanent %v); want error %v, permanent %v", err, eventbus.IsPermanent(err), tt.wantErr, tt.wantPermanent)
+			}
+			if after, ok := eventbus.RetryDelay(err); tt.wantAfter > 0 && (!ok || after != tt.wantAfter) {
+				t.Errorf("handler = %v; want a retry after %s, got %s (%v)", err, tt.wantAfter, after, ok)
+			}
+			if tt.ledgerErr != nil && !errors.Is(err, tt.ledgerErr) {
+				t.Errorf("handler = %v; the ledger's error %v is lost", err, tt.ledgerErr)
+			}
+		})
+	}
+}
+
+// recorder is a ProtoPublisher that keeps what it was given.
+type recorder struct {
+	subject, msgID string
+	event          proto.Message
+}
+
+func (r *recorder) PublishProto(_ context.Context, subject, msgID string, m proto.Message) error {
+	r.subject, r.msgID, r.event = subject, msgID, m
+	return nil
+}
+
+func TestAnnouncerBuildsOutcomeEvents(t *testing.T) {
+	t.Parallel()
+	base := ledger.Publication{PostID: "p1", Channel: "x", Text: "Hello", Attempts: 1, CreatedAt: at.Add(-time.Second), UpdatedAt: at}
+	with := func(f func(*ledger.Publication)) ledger.Publication {
+		p := base
+		f(&p)
+		return p
+	}
+	tests := []struct {
+		name        string
+		pub         ledger.Publication
+		wantSubject string
+		wantMsgID   string
+		want        proto.Message
+	}{
+		{
+			name: "published",
+			pub: with(func(p *ledger.Publication) {
+				p.State, p.RemoteID, p.URL = ledger.StatePublished, "18", "https://x.com/i/web/status/18"
+			}),
+			wantSubject: eventbus.SubjectPublished,
+			wantMsgID:   "p1:published",
+			want:        &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "18", Url: "https://x.com/i/web/status/18", PublishedAt: timestamppb.New(at)},
+		},
+		{
+			name:        "failed",
+			pub:         with(func(p *ledger.Publication) { p.State, p.Error = ledger.StateFailed, "duplicate content" }),
+			wantSubject: eventbus.SubjectFailed,
+			wantMsgID:   "p1:failed",
+			want:        &eventsv1.PostFailed{PostId: "p1", Channel: "x", Reason: "duplicate content", FailedAt: timestamppb.New(at)},
+		},
+		{
+			name:        "unknown",
+			pub:         with(func(p *ledger.Publication) { p.State, p.Error = ledger.StateUnknown, "timeout" }),
+			wantSubject: eventbus.SubjectUnknown,
+			wantMsgID:   "p1:unknown",
+			want:        &eventsv1.PostUnknown{PostId: "p1", Channel: "x", Reason: "timeout", At: timestamppb.New(at)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{}
+			a, err := NewAnnouncer(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Announce(context.Background(), tt.pub); err != nil {
+				t.Fatal(err)
+			}
+			if rec.subject != tt.wantSubject || rec.msgID != tt.wantMsgID {
+				t.Errorf("published on %s with id %s; want %s with id %s", rec.subject, rec.msgID, tt.wantSubject, tt.wantMsgID)
+			}
+			if diff := cmp.Diff(tt.want, rec.event, protocmp.Transform()); diff != "" {
+				t.Errorf("event (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAnnouncerRefusesAnAttempt(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	a, err := NewAnnouncer(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Announce(context.Background(), ledger.Publication{PostID: "p1", State: ledger.StateAttempting}); err == nil || rec.event != nil {
+		t.Errorf("Announce(attempting) = %v, published %v; want an error and nothing published", err, rec.event)
+	}
+}
