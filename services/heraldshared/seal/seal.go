@@ -137,3 +137,20 @@ func CheckText(text string, sum []byte) error {
 	}
 	return nil
 }
+
+// Reason names why err refused an event, for a metric label: "unsigned", "unknown_key",
+// "bad_signature", "text_mismatch", or "invalid" for anything else.
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, ErrUnsigned):
+		return "unsigned"
+	case errors.Is(err, ErrUnknownKey):
+		return "unknown_key"
+	case errors.Is(err, ErrBadSignature):
+		return "bad_signature"
+	case errors.Is(err, ErrTextMismatch):
+		return "text_mismatch"
+	default:
+		return "invalid"
+	}
+}

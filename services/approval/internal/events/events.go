@@ -17,6 +17,7 @@ import (
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/seal"
 )
 
 // Domain is what the consumed events drive; *approval.Service implements it.
@@ -32,14 +33,27 @@ func Subjects() []string {
 	return []string{eventbus.SubjectRequested, eventbus.SubjectPublished, eventbus.SubjectFailed, eventbus.SubjectUnknown}
 }
 
-// Handler returns the message handler that applies each event to d.
-func Handler(d Domain) eventbus.Handler {
-	return func(ctx context.Context, msg jetstream.Msg) error {
-		return classify(dispatch(ctx, d, msg.Subject(), msg.Data()))
+// Refused is told of every event refused for its seal, with the subject and seal.Reason; it counts them.
+type Refused func(subject, reason string)
+
+// Handler returns the message handler that applies each event to d. The publisher's outcome events must
+// carry a seal that publisherKeys verifies: anyone else able to publish on NATS could otherwise mark a
+// post published, with a URL of their choosing, for the department to see. A refused event changes
+// nothing, is never redelivered, and is reported to refused.
+func Handler(d Domain, publisherKeys *seal.Keyring, refused Refused) (eventbus.Handler, error) {
+	if d == nil || publisherKeys == nil || refused == nil {
+		return nil, errors.New("events: nil domain, keyring or refusal counter")
 	}
+	return func(ctx context.Context, msg jetstream.Msg) error {
+		err := dispatch(ctx, d, publisherKeys, msg.Subject(), msg.Data())
+		if isSealError(err) {
+			refused(msg.Subject(), seal.Reason(err))
+		}
+		return classify(err)
+	}, nil
 }
 
-func dispatch(ctx context.Context, d Domain, subject string, data []byte) error {
+func dispatch(ctx context.Context, d Domain, keys *seal.Keyring, subject string, data []byte) error {
 	switch subject {
 	case eventbus.SubjectRequested:
 		var ev eventsv1.PostRequested
@@ -52,6 +66,10 @@ func dispatch(ctx context.Context, d Domain, subject string, data []byte) error 
 		if err := decode(data, &ev); err != nil {
 			return err
 		}
+		stmt := seal.Outcome{PostID: ev.GetPostId(), Channel: ev.GetChannel(), State: seal.StatePublished, RemoteID: ev.GetRemoteId(), URL: ev.GetUrl(), At: asTime(ev.GetPublishedAt())}
+		if err := verify(keys, stmt, ev.GetSeal()); err != nil {
+			return err
+		}
 		return d.RecordPublished(ctx, approval.PublisherReport{
 			PostID: ev.GetPostId(), Channel: ev.GetChannel(), RemoteID: ev.GetRemoteId(), RemoteURL: ev.GetUrl(),
 			PublishedAt: asTime(ev.GetPublishedAt()),
@@ -61,16 +79,37 @@ func dispatch(ctx context.Context, d Domain, subject string, data []byte) error 
 		if err := decode(data, &ev); err != nil {
 			return err
 		}
+		stmt := seal.Outcome{PostID: ev.GetPostId(), Channel: ev.GetChannel(), State: seal.StateFailed, Reason: ev.GetReason(), At: asTime(ev.GetFailedAt())}
+		if err := verify(keys, stmt, ev.GetSeal()); err != nil {
+			return err
+		}
 		return d.RecordFailed(ctx, approval.PublisherReport{PostID: ev.GetPostId(), Channel: ev.GetChannel(), Reason: ev.GetReason()})
 	case eventbus.SubjectUnknown:
 		var ev eventsv1.PostUnknown
 		if err := decode(data, &ev); err != nil {
 			return err
 		}
+		stmt := seal.Outcome{PostID: ev.GetPostId(), Channel: ev.GetChannel(), State: seal.StateUnknown, Reason: ev.GetReason(), At: asTime(ev.GetAt())}
+		if err := verify(keys, stmt, ev.GetSeal()); err != nil {
+			return err
+		}
 		return d.RecordUnknown(ctx, approval.PublisherReport{PostID: ev.GetPostId(), Channel: ev.GetChannel(), Reason: ev.GetReason()})
 	default:
 		return eventbus.Permanent(fmt.Errorf("unexpected subject %q", subject))
 	}
+}
+
+// verify checks an outcome's seal. The state comes from the subject the event arrived on, never from the
+// message, so a seal over "failed" cannot be replayed as "published".
+func verify(keys *seal.Keyring, stmt seal.Outcome, s *eventsv1.Seal) error {
+	if err := keys.Verify(stmt, seal.Seal{KeyID: s.GetKeyId(), Signature: s.GetSignature()}); err != nil {
+		return eventbus.Permanent(fmt.Errorf("refused %s outcome for post %q: %w", stmt.State, stmt.PostID, err))
+	}
+	return nil
+}
+
+func isSealError(err error) bool {
+	return errors.Is(err, seal.ErrUnsigned) || errors.Is(err, seal.ErrUnknownKey) || errors.Is(err, seal.ErrBadSignature) || errors.Is(err, seal.ErrTextMismatch)
 }
 
 // classify is the one place where domain errors become redelivery decisions: what the domain calls
@@ -111,24 +150,26 @@ type ProtoPublisher interface {
 }
 
 // Announcer implements approval.Announcer on JetStream. Each announcement carries the message id
-// eventbus.MsgID(post id, kind), so the outbox repeating one is deduplicated by the stream.
+// eventbus.MsgID(post id, kind), so the outbox repeating one is deduplicated by the stream. Approvals are
+// sealed with the approval service's key: the publisher posts nothing else.
 type Announcer struct {
-	pub ProtoPublisher
+	pub    ProtoPublisher
+	signer *seal.Signer
 }
 
 var _ approval.Announcer = (*Announcer)(nil)
 
-// NewAnnouncer returns an Announcer that publishes through pub.
-func NewAnnouncer(pub ProtoPublisher) (*Announcer, error) {
-	if pub == nil {
-		return nil, errors.New("events: nil publisher")
+// NewAnnouncer returns an Announcer that publishes through pub and seals approvals with signer.
+func NewAnnouncer(pub ProtoPublisher, signer *seal.Signer) (*Announcer, error) {
+	if pub == nil || signer == nil {
+		return nil, errors.New("events: nil publisher or signer")
 	}
-	return &Announcer{pub: pub}, nil
+	return &Announcer{pub: pub, signer: signer}, nil
 }
 
-// PostApproved publishes PostApproved for the approval recorded on p.
+// PostApproved publishes PostApproved, sealed, for the approval recorded on p.
 func (a *Announcer) PostApproved(ctx context.Context, p approval.Post) error {
-	return a.pub.PublishProto(ctx, eventbus.SubjectApproved, eventbus.MsgID(p.ID, "approved"), approvedEvent(p))
+	return a.pub.PublishProto(ctx, eventbus.SubjectApproved, eventbus.MsgID(p.ID, "approved"), approvedEvent(p, a.signer))
 }
 
 // PostRejected publishes PostRejected for the rejection recorded on p.
@@ -136,11 +177,15 @@ func (a *Announcer) PostRejected(ctx context.Context, p approval.Post) error {
 	return a.pub.PublishProto(ctx, eventbus.SubjectRejected, eventbus.MsgID(p.ID, "rejected"), rejectedEvent(p))
 }
 
-// approvedEvent is the PostApproved event for the approval recorded on p.
-func approvedEvent(p approval.Post) *eventsv1.PostApproved {
+// approvedEvent is the PostApproved event for the approval recorded on p, sealed by signer over exactly
+// what the publisher will post.
+func approvedEvent(p approval.Post, signer *seal.Signer) *eventsv1.PostApproved {
+	sum := seal.TextHash(p.Text)
+	s := signer.Sign(seal.Approval{PostID: p.ID, DepartmentID: p.DepartmentID, TextSHA256: sum, Approver: p.DecidedBy, ApprovedAt: p.DecidedAt})
 	return &eventsv1.PostApproved{
 		PostId: p.ID, DepartmentId: p.DepartmentID, Text: p.Text,
 		ApprovedBy: p.DecidedBy, ApprovedAt: timestamppb.New(p.DecidedAt), Comment: p.Comment,
+		TextSha256: sum[:], Seal: &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature},
 	}
 }
 

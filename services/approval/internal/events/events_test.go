@@ -16,6 +16,8 @@ import (
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/seal"
+	"github.com/heraldhq/herald/services/heraldshared/seal/sealtest"
 )
 
 // fakeDomain records what it was called with and answers err.
@@ -65,8 +67,40 @@ func encode(t *testing.T, m proto.Message) []byte {
 
 var at = time.Date(2026, 11, 23, 14, 23, 9, 44363000, time.UTC)
 
+func protoSeal(s seal.Seal) *eventsv1.Seal {
+	return &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature}
+}
+
+// sealed returns outcome events sealed by signer, as the publisher sends them.
+func sealedPublished(signer *seal.Signer, ev *eventsv1.PostPublished) *eventsv1.PostPublished {
+	ev.Seal = protoSeal(signer.Sign(seal.Outcome{PostID: ev.PostId, Channel: ev.Channel, State: seal.StatePublished, RemoteID: ev.RemoteId, URL: ev.Url, At: ev.PublishedAt.AsTime()}))
+	return ev
+}
+
+func sealedFailed(signer *seal.Signer, ev *eventsv1.PostFailed) *eventsv1.PostFailed {
+	ev.Seal = protoSeal(signer.Sign(seal.Outcome{PostID: ev.PostId, Channel: ev.Channel, State: seal.StateFailed, Reason: ev.Reason, At: ev.FailedAt.AsTime()}))
+	return ev
+}
+
+func sealedUnknown(signer *seal.Signer, ev *eventsv1.PostUnknown) *eventsv1.PostUnknown {
+	ev.Seal = protoSeal(signer.Sign(seal.Outcome{PostID: ev.PostId, Channel: ev.Channel, State: seal.StateUnknown, Reason: ev.Reason, At: ev.At.AsTime()}))
+	return ev
+}
+
+// handler builds the handler under test, counting refusals by reason.
+func handler(t *testing.T, d Domain, keys *seal.Keyring) (eventbus.Handler, map[string]int) {
+	t.Helper()
+	refused := map[string]int{}
+	h, err := Handler(d, keys, func(subject, reason string) { refused[subject+" "+reason]++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, refused
+}
+
 func TestHandlerDecodesIntoDomainValues(t *testing.T) {
 	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
 	tests := []struct {
 		name    string
 		subject string
@@ -88,19 +122,19 @@ func TestHandlerDecodesIntoDomainValues(t *testing.T) {
 		{
 			name:    "published",
 			subject: eventbus.SubjectPublished,
-			event:   &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "18", Url: "https://x.com/i/web/status/18", PublishedAt: timestamppb.New(at)},
+			event:   sealedPublished(signer, &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "18", Url: "https://x.com/i/web/status/18", PublishedAt: timestamppb.New(at)}),
 			want:    []any{"published", approval.PublisherReport{PostID: "p1", Channel: "x", RemoteID: "18", RemoteURL: "https://x.com/i/web/status/18", PublishedAt: at}},
 		},
 		{
 			name:    "failed",
 			subject: eventbus.SubjectFailed,
-			event:   &eventsv1.PostFailed{PostId: "p1", Channel: "x", Reason: "duplicate", FailedAt: timestamppb.New(at)},
+			event:   sealedFailed(signer, &eventsv1.PostFailed{PostId: "p1", Channel: "x", Reason: "duplicate", FailedAt: timestamppb.New(at)}),
 			want:    []any{"failed", approval.PublisherReport{PostID: "p1", Channel: "x", Reason: "duplicate"}},
 		},
 		{
 			name:    "unknown",
 			subject: eventbus.SubjectUnknown,
-			event:   &eventsv1.PostUnknown{PostId: "p1", Channel: "x", Reason: "timeout", At: timestamppb.New(at)},
+			event:   sealedUnknown(signer, &eventsv1.PostUnknown{PostId: "p1", Channel: "x", Reason: "timeout", At: timestamppb.New(at)}),
 			want:    []any{"unknown", approval.PublisherReport{PostID: "p1", Channel: "x", Reason: "timeout"}},
 		},
 	}
@@ -108,7 +142,8 @@ func TestHandlerDecodesIntoDomainValues(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			d := &fakeDomain{}
-			if err := Handler(d)(context.Background(), msg{subject: tt.subject, data: encode(t, tt.event)}); err != nil {
+			h, _ := handler(t, d, keys)
+			if err := h(context.Background(), msg{subject: tt.subject, data: encode(t, tt.event)}); err != nil {
 				t.Fatalf("handler: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, d.calls); diff != "" {
@@ -120,6 +155,7 @@ func TestHandlerDecodesIntoDomainValues(t *testing.T) {
 
 func TestHandlerClassifiesErrors(t *testing.T) {
 	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
 	valid := encode(t, &eventsv1.PostRequested{PostId: "p1", DepartmentId: "d1", Text: "Hello"})
 	tests := []struct {
 		name          string
@@ -133,19 +169,64 @@ func TestHandlerClassifiesErrors(t *testing.T) {
 		{name: "payload that does not decode", subject: eventbus.SubjectRequested, data: []byte{0xff, 0xff}, wantErr: true, wantPermanent: true},
 		{name: "subject nobody expects", subject: "herald.posts.cancelled", data: valid, wantErr: true, wantPermanent: true},
 		{name: "domain says invalid", subject: eventbus.SubjectRequested, data: valid, domainErr: fmt.Errorf("submit: %w", approval.ErrInvalid), wantErr: true, wantPermanent: true},
-		{name: "domain says not found", subject: eventbus.SubjectPublished, data: encode(t, &eventsv1.PostPublished{PostId: "p9"}), domainErr: fmt.Errorf("record: %w", approval.ErrNotFound), wantErr: true, wantPermanent: true},
+		{name: "domain says not found", subject: eventbus.SubjectPublished, data: encode(t, sealedPublished(signer, &eventsv1.PostPublished{PostId: "p9", PublishedAt: timestamppb.New(at)})), domainErr: fmt.Errorf("record: %w", approval.ErrNotFound), wantErr: true, wantPermanent: true},
 		{name: "database down: try again", subject: eventbus.SubjectRequested, data: valid, domainErr: errors.New("connection refused"), wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			d := &fakeDomain{err: tt.domainErr}
-			err := Handler(d)(context.Background(), msg{subject: tt.subject, data: tt.data})
+			h, _ := handler(t, d, keys)
+			err := h(context.Background(), msg{subject: tt.subject, data: tt.data})
 			if (err != nil) != tt.wantErr || eventbus.IsPermanent(err) != tt.wantPermanent {
 				t.Errorf("handler = %v (permanent %v); want error %v, permanent %v", err, eventbus.IsPermanent(err), tt.wantErr, tt.wantPermanent)
 			}
 			if tt.domainErr != nil && !errors.Is(err, tt.domainErr) {
 				t.Errorf("handler = %v; the domain's error %v is lost", err, tt.domainErr)
+			}
+		})
+	}
+}
+
+// TestHandlerRefusesForgedOutcomes: someone able to publish on NATS tries to mark a post published (with a
+// URL of their choosing) or failed. Nothing reaches the domain, nothing is redelivered, and each refusal is
+// counted with its reason.
+func TestHandlerRefusesForgedOutcomes(t *testing.T) {
+	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
+	attacker, _ := sealtest.NewKey(t)
+	genuine := func() *eventsv1.PostPublished {
+		return sealedPublished(signer, &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "18", Url: "https://x.com/i/web/status/18", PublishedAt: timestamppb.New(at)})
+	}
+	failedSeal := sealedFailed(signer, &eventsv1.PostFailed{PostId: "p1", Channel: "x", FailedAt: timestamppb.New(at)}).Seal
+	tests := []struct {
+		name    string
+		subject string
+		event   proto.Message
+		reason  string
+	}{
+		{"unsealed publication", eventbus.SubjectPublished, &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "666", Url: "https://evil.example", PublishedAt: timestamppb.New(at)}, "unsigned"},
+		{"sealed by a key nobody trusts", eventbus.SubjectPublished, sealedPublished(attacker, &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "666", PublishedAt: timestamppb.New(at)}), "unknown_key"},
+		{"genuine seal, other URL", eventbus.SubjectPublished, func() proto.Message { ev := genuine(); ev.Url = "https://evil.example"; return ev }(), "bad_signature"},
+		{"genuine seal, other post", eventbus.SubjectPublished, func() proto.Message { ev := genuine(); ev.PostId = "p2"; return ev }(), "bad_signature"},
+		{"a failure's seal replayed as a publication", eventbus.SubjectPublished, &eventsv1.PostPublished{PostId: "p1", Channel: "x", PublishedAt: timestamppb.New(at), Seal: failedSeal}, "bad_signature"},
+		{"a publication replayed as a failure", eventbus.SubjectFailed, &eventsv1.PostFailed{PostId: "p1", Channel: "x", FailedAt: timestamppb.New(at), Seal: genuine().Seal}, "bad_signature"},
+		{"unsealed unknown", eventbus.SubjectUnknown, &eventsv1.PostUnknown{PostId: "p1", Channel: "x", At: timestamppb.New(at)}, "unsigned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := &fakeDomain{}
+			h, refused := handler(t, d, keys)
+			err := h(context.Background(), msg{subject: tt.subject, data: encode(t, tt.event)})
+			if err == nil || !eventbus.IsPermanent(err) {
+				t.Fatalf("handler = %v, want a permanent refusal", err)
+			}
+			if len(d.calls) != 0 {
+				t.Errorf("the domain was called: %v", d.calls)
+			}
+			if want := map[string]int{tt.subject + " " + tt.reason: 1}; !cmp.Equal(refused, want) {
+				t.Errorf("refusals counted %v, want %v", refused, want)
 			}
 		})
 	}
@@ -164,6 +245,7 @@ func (r *recorder) PublishProto(_ context.Context, subject, msgID string, m prot
 
 func TestAnnouncerBuildsEventsFromThePost(t *testing.T) {
 	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
 	p := approval.Post{
 		ID: "p1", DepartmentID: "d1", Text: "Hello", RequestedBy: "jo", Status: approval.StatusApproved,
 		Decision: approval.OutcomeApprove, DecidedBy: "comms@example.com", DecidedAt: at, Comment: "Lovely",
@@ -180,7 +262,14 @@ func TestAnnouncerBuildsEventsFromThePost(t *testing.T) {
 			announce:    func(a *Announcer) error { return a.PostApproved(context.Background(), p) },
 			wantSubject: eventbus.SubjectApproved,
 			wantMsgID:   "p1:approved",
-			want:        &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at), Comment: "Lovely"},
+			want: func() proto.Message {
+				sum := seal.TextHash("Hello")
+				s := signer.Sign(seal.Approval{PostID: "p1", DepartmentID: "d1", TextSHA256: sum, Approver: "comms@example.com", ApprovedAt: at})
+				if err := keys.Verify(seal.Approval{PostID: "p1", DepartmentID: "d1", TextSHA256: seal.TextHash("Hello"), Approver: "comms@example.com", ApprovedAt: at}, s); err != nil {
+					t.Fatal(err)
+				}
+				return &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at), Comment: "Lovely", TextSha256: sum[:], Seal: protoSeal(s)}
+			}(),
 		},
 		{
 			name:        "rejected",
@@ -194,7 +283,7 @@ func TestAnnouncerBuildsEventsFromThePost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rec := &recorder{}
-			a, err := NewAnnouncer(rec)
+			a, err := NewAnnouncer(rec, signer)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +302,17 @@ func TestAnnouncerBuildsEventsFromThePost(t *testing.T) {
 
 func TestNewAnnouncerRejectsNil(t *testing.T) {
 	t.Parallel()
-	if _, err := NewAnnouncer(nil); err == nil {
-		t.Error("NewAnnouncer(nil) succeeded")
+	signer, keys := sealtest.NewKey(t)
+	if _, err := NewAnnouncer(nil, signer); err == nil {
+		t.Error("NewAnnouncer(nil, signer) succeeded")
+	}
+	if _, err := NewAnnouncer(&recorder{}, nil); err == nil {
+		t.Error("NewAnnouncer without a signer succeeded: approvals would go out unsealed")
+	}
+	if _, err := Handler(&fakeDomain{}, nil, func(string, string) {}); err == nil {
+		t.Error("Handler without a keyring succeeded: forged outcomes would be applied")
+	}
+	if _, err := Handler(&fakeDomain{}, keys, nil); err == nil {
+		t.Error("Handler without a refusal counter succeeded")
 	}
 }

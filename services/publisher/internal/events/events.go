@@ -15,6 +15,7 @@ import (
 
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/seal"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 )
 
@@ -28,8 +29,18 @@ func Subjects() []string {
 	return []string{eventbus.SubjectApproved}
 }
 
-// Handler returns the message handler that hands each approved post to d.
-func Handler(d Domain) eventbus.Handler {
+// Refused is told why each refused approval was refused (seal.Reason); it counts them.
+type Refused func(reason string)
+
+// Handler returns the message handler that hands each approved post to d, once its seal checks out
+// against approvalKeys: the approval service's signature over the post, department, the hash of this very
+// text, approver and time. Anything unsealed, sealed by an unknown key, mis-signed or with other text is
+// refused for good (never retried, never posted) and reported to refused: holding NATS credentials that
+// can publish on herald.posts.approved is not enough to get something posted.
+func Handler(d Domain, approvalKeys *seal.Keyring, refused Refused) (eventbus.Handler, error) {
+	if d == nil || approvalKeys == nil || refused == nil {
+		return nil, errors.New("events: nil domain, keyring or refusal counter")
+	}
 	return func(ctx context.Context, msg jetstream.Msg) error {
 		if msg.Subject() != eventbus.SubjectApproved {
 			return eventbus.Permanent(fmt.Errorf("unexpected subject %q", msg.Subject()))
@@ -38,8 +49,32 @@ func Handler(d Domain) eventbus.Handler {
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
 			return eventbus.Permanent(fmt.Errorf("decode PostApproved: %w", err))
 		}
+		if err := verify(approvalKeys, &ev); err != nil {
+			refused(seal.Reason(err))
+			return eventbus.Permanent(fmt.Errorf("refused approval of post %q: %w", ev.GetPostId(), err))
+		}
 		return classify(d.HandleApproved(ctx, toApproval(&ev)))
+	}, nil
+}
+
+// verify checks an approval's seal over the text it carries. The hash is recomputed from the text that
+// will be posted rather than taken from the event; the event's own hash only makes a mismatch easier to
+// explain.
+func verify(keys *seal.Keyring, ev *eventsv1.PostApproved) error {
+	s := seal.Seal{KeyID: ev.GetSeal().GetKeyId(), Signature: ev.GetSeal().GetSignature()}
+	if s.IsZero() {
+		return seal.ErrUnsigned
 	}
+	if len(ev.GetTextSha256()) > 0 {
+		if err := seal.CheckText(ev.GetText(), ev.GetTextSha256()); err != nil {
+			return err
+		}
+	}
+	stmt := seal.Approval{PostID: ev.GetPostId(), DepartmentID: ev.GetDepartmentId(), TextSHA256: seal.TextHash(ev.GetText()), Approver: ev.GetApprovedBy()}
+	if ev.GetApprovedAt().IsValid() {
+		stmt.ApprovedAt = ev.GetApprovedAt().AsTime()
+	}
+	return keys.Verify(stmt, s)
 }
 
 // classify is the one place where the ledger's errors become redelivery decisions.
@@ -71,40 +106,50 @@ type ProtoPublisher interface {
 }
 
 // Announcer implements ledger.Announcer on JetStream. Each outcome carries the message id
-// eventbus.MsgID(post id, outcome), so announcing it again after a redelivery is deduplicated by the stream.
+// eventbus.MsgID(post id, outcome), so announcing it again after a redelivery is deduplicated by the stream,
+// and a seal by the publisher's key, without which the approval service ignores it.
 type Announcer struct {
-	pub ProtoPublisher
+	pub    ProtoPublisher
+	signer *seal.Signer
 }
 
 var _ ledger.Announcer = (*Announcer)(nil)
 
-// NewAnnouncer returns an Announcer that publishes through pub.
-func NewAnnouncer(pub ProtoPublisher) (*Announcer, error) {
-	if pub == nil {
-		return nil, errors.New("events: nil publisher")
+// NewAnnouncer returns an Announcer that publishes through pub and seals with signer.
+func NewAnnouncer(pub ProtoPublisher, signer *seal.Signer) (*Announcer, error) {
+	if pub == nil || signer == nil {
+		return nil, errors.New("events: nil publisher or signer")
 	}
-	return &Announcer{pub: pub}, nil
+	return &Announcer{pub: pub, signer: signer}, nil
 }
 
-// Announce publishes the event for p's state: PostPublished, PostFailed or PostUnknown.
+// Announce publishes the sealed event for p's state: PostPublished, PostFailed or PostUnknown.
 func (a *Announcer) Announce(ctx context.Context, p ledger.Publication) error {
-	subject, kind, ev, err := outcomeEvent(p)
+	subject, kind, ev, err := outcomeEvent(p, a.signer)
 	if err != nil {
 		return err
 	}
 	return a.pub.PublishProto(ctx, subject, eventbus.MsgID(p.PostID, kind), ev)
 }
 
-// outcomeEvent is the subject, message id kind and event that announce p.
-func outcomeEvent(p ledger.Publication) (subject, kind string, ev proto.Message, err error) {
+// outcomeEvent is the subject, message id kind and sealed event that announce p.
+func outcomeEvent(p ledger.Publication, signer *seal.Signer) (subject, kind string, ev proto.Message, err error) {
 	at := timestamppb.New(p.UpdatedAt)
+	stmt := seal.Outcome{PostID: p.PostID, Channel: p.Channel, At: p.UpdatedAt}
+	sealed := func() *eventsv1.Seal {
+		s := signer.Sign(stmt)
+		return &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature}
+	}
 	switch p.State {
 	case ledger.StatePublished:
-		return eventbus.SubjectPublished, "published", &eventsv1.PostPublished{PostId: p.PostID, Channel: p.Channel, RemoteId: p.RemoteID, Url: p.URL, PublishedAt: at}, nil
+		stmt.State, stmt.RemoteID, stmt.URL = seal.StatePublished, p.RemoteID, p.URL
+		return eventbus.SubjectPublished, "published", &eventsv1.PostPublished{PostId: p.PostID, Channel: p.Channel, RemoteId: p.RemoteID, Url: p.URL, PublishedAt: at, Seal: sealed()}, nil
 	case ledger.StateFailed:
-		return eventbus.SubjectFailed, "failed", &eventsv1.PostFailed{PostId: p.PostID, Channel: p.Channel, Reason: p.Error, FailedAt: at}, nil
+		stmt.State, stmt.Reason = seal.StateFailed, p.Error
+		return eventbus.SubjectFailed, "failed", &eventsv1.PostFailed{PostId: p.PostID, Channel: p.Channel, Reason: p.Error, FailedAt: at, Seal: sealed()}, nil
 	case ledger.StateUnknown:
-		return eventbus.SubjectUnknown, "unknown", &eventsv1.PostUnknown{PostId: p.PostID, Channel: p.Channel, Reason: p.Error, At: at}, nil
+		stmt.State, stmt.Reason = seal.StateUnknown, p.Error
+		return eventbus.SubjectUnknown, "unknown", &eventsv1.PostUnknown{PostId: p.PostID, Channel: p.Channel, Reason: p.Error, At: at, Seal: sealed()}, nil
 	default:
 		return "", "", nil, fmt.Errorf("announce %s: unexpected state %q", p.PostID, p.State)
 	}

@@ -15,6 +15,8 @@ import (
 
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/seal"
+	"github.com/heraldhq/herald/services/heraldshared/seal/sealtest"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 )
 
@@ -41,6 +43,26 @@ func (m msg) Data() []byte    { return m.data }
 
 var at = time.Date(2026, 11, 23, 14, 23, 9, 44363000, time.UTC)
 
+// handler builds the handler under test, trusting keys and counting refusals by reason.
+func handler(t *testing.T, d Domain, keys *seal.Keyring) (eventbus.Handler, map[string]int) {
+	t.Helper()
+	refused := map[string]int{}
+	h, err := Handler(d, keys, func(reason string) { refused[reason]++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, refused
+}
+
+// sealed seals ev as the approval service does.
+func sealed(signer *seal.Signer, ev *eventsv1.PostApproved) *eventsv1.PostApproved {
+	sum := seal.TextHash(ev.Text)
+	ev.TextSha256 = sum[:]
+	s := signer.Sign(seal.Approval{PostID: ev.PostId, DepartmentID: ev.DepartmentId, TextSHA256: sum, Approver: ev.ApprovedBy, ApprovedAt: ev.ApprovedAt.AsTime()})
+	ev.Seal = &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature}
+	return ev
+}
+
 func encode(t *testing.T, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
@@ -52,20 +74,78 @@ func encode(t *testing.T, m proto.Message) []byte {
 
 func TestHandlerDecodesTheApproval(t *testing.T) {
 	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
 	l := &fakeLedger{}
-	ev := &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at), Comment: "Lovely"}
-	if err := Handler(l)(context.Background(), msg{subject: eventbus.SubjectApproved, data: encode(t, ev)}); err != nil {
+	ev := sealed(signer, &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at), Comment: "Lovely"})
+	h, refused := handler(t, l, keys)
+	if err := h(context.Background(), msg{subject: eventbus.SubjectApproved, data: encode(t, ev)}); err != nil {
 		t.Fatal(err)
 	}
 	want := []ledger.Approval{{PostID: "p1", DepartmentID: "d1", Text: "Hello", ApprovedBy: "comms@example.com", ApprovedAt: at}}
 	if diff := cmp.Diff(want, l.got); diff != "" {
 		t.Errorf("approvals handed to the ledger (-want +got):\n%s", diff)
 	}
+	if len(refused) != 0 {
+		t.Errorf("a genuine approval was counted as refused: %v", refused)
+	}
+}
+
+// TestHandlerRefusesForgedApprovals: someone able to publish on herald.posts.approved tries to get a post
+// of their own published. None reaches the ledger; each is refused for good and counted.
+func TestHandlerRefusesForgedApprovals(t *testing.T) {
+	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
+	attacker, _ := sealtest.NewKey(t)
+	genuine := func() *eventsv1.PostApproved {
+		return sealed(signer, &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Approved text", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at)})
+	}
+	tests := []struct {
+		name   string
+		event  *eventsv1.PostApproved
+		reason string
+	}{
+		{"hand-built, unsealed", &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Buy crypto now", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at)}, "unsigned"},
+		{"sealed by the attacker's own key", sealed(attacker, &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "Buy crypto now", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at)}), "unknown_key"},
+		{"genuine seal, text swapped", func() *eventsv1.PostApproved { ev := genuine(); ev.Text = "Buy crypto now"; return ev }(), "text_mismatch"},
+		{"genuine seal, text and hash swapped", func() *eventsv1.PostApproved {
+			ev := genuine()
+			ev.Text = "Buy crypto now"
+			sum := seal.TextHash(ev.Text)
+			ev.TextSha256 = sum[:]
+			return ev
+		}(), "bad_signature"},
+		{"genuine seal, text swapped, hash left out", func() *eventsv1.PostApproved {
+			ev := genuine()
+			ev.Text, ev.TextSha256 = "Buy crypto now", nil
+			return ev
+		}(), "bad_signature"},
+		{"genuine seal moved to another post", func() *eventsv1.PostApproved { ev := genuine(); ev.PostId = "p2"; return ev }(), "bad_signature"},
+		{"genuine seal, other approver", func() *eventsv1.PostApproved { ev := genuine(); ev.ApprovedBy = "mallory@example.com"; return ev }(), "bad_signature"},
+		{"genuine seal, signature cut", func() *eventsv1.PostApproved { ev := genuine(); ev.Seal.Signature = ev.Seal.Signature[:10]; return ev }(), "bad_signature"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l := &fakeLedger{}
+			h, refused := handler(t, l, keys)
+			err := h(context.Background(), msg{subject: eventbus.SubjectApproved, data: encode(t, tt.event)})
+			if err == nil || !eventbus.IsPermanent(err) {
+				t.Fatalf("handler = %v, want a permanent refusal", err)
+			}
+			if len(l.got) != 0 {
+				t.Errorf("the ledger was handed %v", l.got)
+			}
+			if want := map[string]int{tt.reason: 1}; !cmp.Equal(refused, want) {
+				t.Errorf("refusals counted %v, want %v", refused, want)
+			}
+		})
+	}
 }
 
 func TestHandlerClassifiesErrors(t *testing.T) {
 	t.Parallel()
-	valid := encode(t, &eventsv1.PostApproved{PostId: "p1", Text: "Hello"})
+	signer, keys := sealtest.NewKey(t)
+	valid := encode(t, sealed(signer, &eventsv1.PostApproved{PostId: "p1", Text: "Hello", ApprovedAt: timestamppb.New(at)}))
 	tests := []struct {
 		name          string
 		subject       string
@@ -86,7 +166,8 @@ func TestHandlerClassifiesErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := Handler(&fakeLedger{err: tt.ledgerErr})(context.Background(), msg{subject: tt.subject, data: tt.data})
+			h, _ := handler(t, &fakeLedger{err: tt.ledgerErr}, keys)
+			err := h(context.Background(), msg{subject: tt.subject, data: tt.data})
 			if (err != nil) != tt.wantErr || eventbus.IsPermanent(err) != tt.wantPermanent {
 				t.Errorf("handler = %v (permanent %v); want error %v, permanent %v", err, eventbus.IsPermanent(err), tt.wantErr, tt.wantPermanent)
 			}
@@ -113,6 +194,11 @@ func (r *recorder) PublishProto(_ context.Context, subject, msgID string, m prot
 
 func TestAnnouncerBuildsOutcomeEvents(t *testing.T) {
 	t.Parallel()
+	signer, _ := sealtest.NewKey(t)
+	sealOf := func(o seal.Outcome) *eventsv1.Seal {
+		s := signer.Sign(o)
+		return &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature}
+	}
 	base := ledger.Publication{PostID: "p1", Channel: "x", Text: "Hello", Attempts: 1, CreatedAt: at.Add(-time.Second), UpdatedAt: at}
 	with := func(f func(*ledger.Publication)) ledger.Publication {
 		p := base
@@ -133,28 +219,31 @@ func TestAnnouncerBuildsOutcomeEvents(t *testing.T) {
 			}),
 			wantSubject: eventbus.SubjectPublished,
 			wantMsgID:   "p1:published",
-			want:        &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "18", Url: "https://x.com/i/web/status/18", PublishedAt: timestamppb.New(at)},
+			want: &eventsv1.PostPublished{PostId: "p1", Channel: "x", RemoteId: "18", Url: "https://x.com/i/web/status/18", PublishedAt: timestamppb.New(at),
+				Seal: sealOf(seal.Outcome{PostID: "p1", Channel: "x", State: seal.StatePublished, RemoteID: "18", URL: "https://x.com/i/web/status/18", At: at})},
 		},
 		{
 			name:        "failed",
 			pub:         with(func(p *ledger.Publication) { p.State, p.Error = ledger.StateFailed, "duplicate content" }),
 			wantSubject: eventbus.SubjectFailed,
 			wantMsgID:   "p1:failed",
-			want:        &eventsv1.PostFailed{PostId: "p1", Channel: "x", Reason: "duplicate content", FailedAt: timestamppb.New(at)},
+			want: &eventsv1.PostFailed{PostId: "p1", Channel: "x", Reason: "duplicate content", FailedAt: timestamppb.New(at),
+				Seal: sealOf(seal.Outcome{PostID: "p1", Channel: "x", State: seal.StateFailed, Reason: "duplicate content", At: at})},
 		},
 		{
 			name:        "unknown",
 			pub:         with(func(p *ledger.Publication) { p.State, p.Error = ledger.StateUnknown, "timeout" }),
 			wantSubject: eventbus.SubjectUnknown,
 			wantMsgID:   "p1:unknown",
-			want:        &eventsv1.PostUnknown{PostId: "p1", Channel: "x", Reason: "timeout", At: timestamppb.New(at)},
+			want: &eventsv1.PostUnknown{PostId: "p1", Channel: "x", Reason: "timeout", At: timestamppb.New(at),
+				Seal: sealOf(seal.Outcome{PostID: "p1", Channel: "x", State: seal.StateUnknown, Reason: "timeout", At: at})},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rec := &recorder{}
-			a, err := NewAnnouncer(rec)
+			a, err := NewAnnouncer(rec, signer)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,8 +262,9 @@ func TestAnnouncerBuildsOutcomeEvents(t *testing.T) {
 
 func TestAnnouncerRefusesAnAttempt(t *testing.T) {
 	t.Parallel()
+	signer, _ := sealtest.NewKey(t)
 	rec := &recorder{}
-	a, err := NewAnnouncer(rec)
+	a, err := NewAnnouncer(rec, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
