@@ -108,19 +108,25 @@ func TestPublisherService(t *testing.T) {
 		wantCode codes.Code
 	}{
 		{
-			name:     "list without a token",
-			call:     func(ctx context.Context) (any, error) { return client.ListPublications(ctx, &publisherv1.ListPublicationsRequest{}) },
+			name: "list without a token",
+			call: func(ctx context.Context) (any, error) {
+				return client.ListPublications(ctx, &publisherv1.ListPublicationsRequest{})
+			},
 			wantCode: codes.Unauthenticated,
 		},
 		{
-			name:     "list with a wrong token",
-			call:     func(ctx context.Context) (any, error) { return client.ListPublications(ctx, &publisherv1.ListPublicationsRequest{}) },
+			name: "list with a wrong token",
+			call: func(ctx context.Context) (any, error) {
+				return client.ListPublications(ctx, &publisherv1.ListPublicationsRequest{})
+			},
 			token:    adminToken + "x",
 			wantCode: codes.Unauthenticated,
 		},
 		{
-			name:  "list, newest first",
-			call:  func(ctx context.Context) (any, error) { return client.ListPublications(ctx, &publisherv1.ListPublicationsRequest{}) },
+			name: "list, newest first",
+			call: func(ctx context.Context) (any, error) {
+				return client.ListPublications(ctx, &publisherv1.ListPublicationsRequest{})
+			},
 			token: adminToken,
 			want:  &publisherv1.ListPublicationsResponse{Publications: []*publisherv1.Publication{failed, published}},
 		},
@@ -164,8 +170,10 @@ func TestPublisherService(t *testing.T) {
 			wantCode: codes.NotFound,
 		},
 		{
-			name:     "get without a post id",
-			call:     func(ctx context.Context) (any, error) { return client.GetPublication(ctx, &publisherv1.GetPublicationRequest{}) },
+			name: "get without a post id",
+			call: func(ctx context.Context) (any, error) {
+				return client.GetPublication(ctx, &publisherv1.GetPublicationRequest{})
+			},
 			token:    adminToken,
 			wantCode: codes.InvalidArgument,
 		},
