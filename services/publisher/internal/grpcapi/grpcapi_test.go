@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -32,6 +34,12 @@ var t0 = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 // setup serves the publisher's gRPC API over bufconn, on a real SQLite ledger holding one published and
 // one failed post, and returns a client.
 func setup(t *testing.T) publisherv1.PublisherServiceClient {
+	t.Helper()
+	return publisherv1.NewPublisherServiceClient(setupConn(t))
+}
+
+// setupConn is setup's connection.
+func setupConn(t *testing.T) *grpc.ClientConn {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
@@ -76,7 +84,7 @@ func setup(t *testing.T) publisherv1.PublisherServiceClient {
 			t.Errorf("health check without a token: %v", err)
 		}
 	})
-	return publisherv1.NewPublisherServiceClient(conn)
+	return conn
 }
 
 func as(token string) context.Context {
@@ -192,6 +200,31 @@ func TestPublisherService(t *testing.T) {
 				t.Errorf("response (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestReflectionIsOpen lists the services through server reflection, a streaming call, without a token,
+// as `grpcurl -plaintext localhost:9091 list` does.
+func TestReflectionIsOpen(t *testing.T) {
+	t.Parallel()
+	conn := setupConn(t)
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("reflection without a token: %v", err)
+	}
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	if !slices.Contains(names, publisherv1.PublisherService_ServiceDesc.ServiceName) {
+		t.Errorf("reflection lists %v, without the PublisherService", names)
 	}
 }
 
