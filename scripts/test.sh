@@ -3,11 +3,12 @@
 # drift, then `go test -race` of every module, the end-to-end test included.
 #
 # Suites that need PostgreSQL (127.0.0.1:5432, database test) or NATS (127.0.0.1:4222) skip with a
-# message when those are down, except under CI=true, where they fail.
+# message when those are down, except under CI=true, where they fail. The run ends with the list of
+# skipped tests and why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(proto services/heraldshared services/approval services/publisher gateway deploy)
+modules=(proto services/heraldshared services/approval services/publisher gateway deploy scripts/testsummary)
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -33,8 +34,18 @@ go tool sqlc diff || { echo "generated sqlc code is stale: run scripts/generate.
 echo "sqlc code matches the queries"
 
 step "go test -race"
-status=0
-for m in "${modules[@]}"; do
-  (cd "$m" && go test -race -count=1 "$@" ./...) || status=1
+# testsummary prints what go test would (package results, failing tests' output) and ends with every
+# skipped test and its reason. The pipeline fails if any go test or testsummary failed (pipefail), after
+# the summary was printed.
+go build -o "$tmp/testsummary" ./scripts/testsummary
+summary_flags=()
+for arg in "$@"; do
+  if [[ "$arg" == -v || "$arg" == -test.v* || "$arg" == -v=true ]]; then summary_flags=(-v); fi
 done
-exit $status
+(
+  status=0
+  for m in "${modules[@]}"; do
+    (cd "$m" && go test -json -race -count=1 "$@" ./...) || status=1
+  done
+  exit $status
+) | "$tmp/testsummary" "${summary_flags[@]}"

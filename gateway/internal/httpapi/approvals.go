@@ -111,9 +111,9 @@ func (s *server) decide(w http.ResponseWriter, r *http.Request) {
 		s.approvalError(w, r, err)
 		return
 	}
-	page := approvalPage{Post: resp.GetPost(), Outcome: "rejected", Message: "Rejected. Nothing will be posted, and the department will see your decision."}
+	page := approvalPage{Post: resp.GetPost(), Outcome: outcomeNames[outcome], Message: "Rejected. Nothing will be posted, and the department will see your decision."}
 	if outcome == approvalv1.Outcome_OUTCOME_APPROVE {
-		page.Outcome, page.Message = "approved", "Approved. Herald is publishing the post now."
+		page.Message = "Approved. Herald is publishing the post now."
 	}
 	s.logger(r).InfoContext(r.Context(), "approval decided", "post_id", resp.GetPost().GetId(), "outcome", page.Outcome)
 	s.render(w, http.StatusOK, "result.html", page)

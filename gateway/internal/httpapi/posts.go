@@ -95,7 +95,7 @@ func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger(r).InfoContext(r.Context(), "post requested", "post_id", id, "department_id", dept.ID)
-	s.accepted(w, http.StatusAccepted, postView{ID: id, Status: "pending", Tweet: req.Tweet, RequestedBy: req.RequestedBy})
+	s.accepted(w, http.StatusAccepted, postView{ID: id, Status: statusNames[approvalv1.PostStatus_POST_STATUS_PENDING], Tweet: req.Tweet, RequestedBy: req.RequestedBy})
 }
 
 // replay answers a request whose Idempotency-Key already made a post: with that post's current state, or
@@ -233,7 +233,7 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 		unscoped, unscopedErr := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id})
 		switch {
 		case status.Code(unscopedErr) == codes.NotFound:
-			s.accepted(w, http.StatusAccepted, postView{ID: id, Status: "pending"})
+			s.accepted(w, http.StatusAccepted, postView{ID: id, Status: statusNames[approvalv1.PostStatus_POST_STATUS_PENDING]})
 			return
 		case unscopedErr == nil && unscoped.GetPost().GetDepartmentId() == dept.ID:
 			// Recorded between the two lookups.
@@ -276,6 +276,8 @@ func (s *server) accepted(w http.ResponseWriter, status int, v postView) {
 	writeJSON(w, status, v)
 }
 
+// statusNames and outcomeNames are the one place where the approval service's enums become the
+// connector API's strings; the tests hold them to every value of the generated enums.
 var statusNames = map[approvalv1.PostStatus]string{
 	approvalv1.PostStatus_POST_STATUS_PENDING:   "pending",
 	approvalv1.PostStatus_POST_STATUS_APPROVED:  "approved",
@@ -287,6 +289,11 @@ var statusNames = map[approvalv1.PostStatus]string{
 	approvalv1.PostStatus_POST_STATUS_CANCELLED: "cancelled",
 }
 
+var outcomeNames = map[approvalv1.Outcome]string{
+	approvalv1.Outcome_OUTCOME_APPROVE: "approved",
+	approvalv1.Outcome_OUTCOME_REJECT:  "rejected",
+}
+
 func toView(p *approvalv1.Post) postView {
 	v := postView{ID: p.GetId(), Status: statusNames[p.GetStatus()], Tweet: p.GetText(), RequestedBy: p.GetRequestedBy(), FailureReason: p.GetFailureReason()}
 	if p.GetCreatedAt() != nil {
@@ -294,11 +301,7 @@ func toView(p *approvalv1.Post) postView {
 		v.CreatedAt = &t
 	}
 	if d := p.GetDecision(); d != nil {
-		outcome := "rejected"
-		if d.GetOutcome() == approvalv1.Outcome_OUTCOME_APPROVE {
-			outcome = "approved"
-		}
-		v.Decision = &decisionView{Outcome: outcome, Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
+		v.Decision = &decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
 	}
 	if pub := p.GetPublication(); pub != nil {
 		v.Publication = &publicationView{Channel: pub.GetChannel(), RemoteID: pub.GetRemoteId(), URL: pub.GetUrl()}

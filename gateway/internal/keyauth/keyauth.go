@@ -35,17 +35,34 @@ type Authenticator struct {
 	client approvalv1.ApprovalServiceClient
 	ttl    time.Duration
 	max    int
+	now    func() time.Time
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]entry
 }
 
+// Option changes how New builds an Authenticator.
+type Option func(*Authenticator)
+
+// WithClock makes the Authenticator read the time from now instead of time.Now, so that tests can move
+// time past the TTL.
+func WithClock(now func() time.Time) Option {
+	return func(a *Authenticator) { a.now = now }
+}
+
 // New returns an Authenticator that caches valid keys for ttl. Only hashes of keys are kept.
-func New(client approvalv1.ApprovalServiceClient, ttl time.Duration) (*Authenticator, error) {
+func New(client approvalv1.ApprovalServiceClient, ttl time.Duration, opts ...Option) (*Authenticator, error) {
 	if client == nil {
 		return nil, errors.New("keyauth: nil client")
 	}
-	return &Authenticator{client: client, ttl: ttl, max: 10000, cache: map[[sha256.Size]byte]entry{}}, nil
+	a := &Authenticator{client: client, ttl: ttl, max: 10000, now: time.Now, cache: map[[sha256.Size]byte]entry{}}
+	for _, o := range opts {
+		o(a)
+	}
+	if a.now == nil {
+		return nil, errors.New("keyauth: nil clock")
+	}
+	return a, nil
 }
 
 // Authenticate returns the department of key, ErrInvalidKey, or an error when the approval service
@@ -55,7 +72,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Departmen
 		return Department{}, ErrInvalidKey
 	}
 	h := sha256.Sum256([]byte(key))
-	now := time.Now()
+	now := a.now()
 	a.mu.Lock()
 	e, ok := a.cache[h]
 	a.mu.Unlock()

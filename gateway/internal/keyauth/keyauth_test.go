@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,7 +37,25 @@ func (a *approvals) AuthenticateKey(_ context.Context, req *approvalv1.Authentic
 	return &approvalv1.AuthenticateKeyResponse{DepartmentId: "d1", DepartmentName: "HR"}, nil
 }
 
-func setup(t *testing.T, ttl time.Duration) (*keyauth.Authenticator, *approvals) {
+// clock is a settable time for the Authenticator.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func setup(t *testing.T, ttl time.Duration, opts ...keyauth.Option) (*keyauth.Authenticator, *approvals) {
 	t.Helper()
 	srv := grpc.NewServer()
 	fake := &approvals{}
@@ -50,7 +69,7 @@ func setup(t *testing.T, ttl time.Duration) (*keyauth.Authenticator, *approvals)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	a, err := keyauth.New(approvalv1.NewApprovalServiceClient(conn), ttl)
+	a, err := keyauth.New(approvalv1.NewApprovalServiceClient(conn), ttl, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +90,37 @@ func TestValidKeysAreCached(t *testing.T) {
 }
 
 func TestRevocationTakesEffectAfterTheTTL(t *testing.T) {
-	a, fake := setup(t, 0) // no caching: every check asks
+	t.Parallel()
+	const ttl = 30 * time.Second
+	clk := &clock{now: time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)}
+	a, fake := setup(t, ttl, keyauth.WithClock(clk.Now))
+	if _, err := a.Authenticate(context.Background(), "hk_good"); err != nil {
+		t.Fatal(err)
+	}
+	fake.revoked.Store(true)
+
+	// Within the TTL the cached answer stands: the revoked key still works, without asking.
+	clk.Advance(ttl - time.Second)
+	if d, err := a.Authenticate(context.Background(), "hk_good"); err != nil || d.ID != "d1" {
+		t.Errorf("revoked key %v before the TTL: %+v, %v; want it still accepted from the cache", ttl-time.Second, d, err)
+	}
+	if n := fake.calls.Load(); n != 1 {
+		t.Errorf("%d calls to the approval service before the TTL, want 1", n)
+	}
+
+	// Once the TTL is over the key is checked again and refused.
+	clk.Advance(time.Second)
+	if _, err := a.Authenticate(context.Background(), "hk_good"); !errors.Is(err, keyauth.ErrInvalidKey) {
+		t.Errorf("revoked key at the TTL: %v, want ErrInvalidKey", err)
+	}
+	if n := fake.calls.Load(); n != 2 {
+		t.Errorf("%d calls to the approval service after the TTL, want 2", n)
+	}
+}
+
+func TestWithoutCachingRevocationIsImmediate(t *testing.T) {
+	t.Parallel()
+	a, fake := setup(t, 0)
 	if _, err := a.Authenticate(context.Background(), "hk_good"); err != nil {
 		t.Fatal(err)
 	}

@@ -242,4 +242,105 @@ func TestMailIsRetriedWhileSMTPIsDown(t *testing.T) {
 	if now, _ := f.store.DueOutbox(ctx, *f.now, 10); len(now) != 0 {
 		t.Errorf("failed emails are due again at once; want a backoff")
 	}
+
+	// SMTP comes back on the same address; once the backoff is over, the next drain delivers both emails,
+	// and a later drain sends nothing twice.
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("restart SMTP on %s: %v", addr, err)
+	}
+	srv := f.mail.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	*f.now = f.now.Add(time.Hour)
+	for range 2 {
+		if err := f.svc.DrainOutbox(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := f.links(t)
+	if len(f.mail.Messages()) != 2 || links["a@example.com"] == "" || links["b@example.com"] == "" {
+		t.Errorf("after SMTP came back: %d emails, links %v; want one per approver", len(f.mail.Messages()), links)
+	}
+	if due, err := f.store.DueOutbox(ctx, f.now.Add(24*time.Hour), 10); err != nil || len(due) != 0 {
+		t.Errorf("outbox after delivery = %+v, %v; want empty", due, err)
+	}
+	if v, err := f.svc.ViewApproval(ctx, token(links["a@example.com"])); err != nil || v.State != approval.LinkOpen {
+		t.Errorf("the link mailed late = %v, %v; want an open link", v.State, err)
+	}
+}
+
+// TestPublisherFailuresReachTheDepartment records the publisher's two bad outcomes and checks what the
+// department that asked sees: the status and the channel's reason, and the post's history.
+func TestPublisherFailuresReachTheDepartment(t *testing.T) {
+	tests := []struct {
+		name   string
+		record func(f fixture, id string) error
+		want   approval.Status
+		reason string
+	}{
+		{
+			name: "failed",
+			record: func(f fixture, id string) error {
+				return f.svc.RecordFailed(context.Background(), &eventsv1.PostFailed{PostId: id, Channel: "x", Reason: "X refused the post: duplicate content", FailedAt: timestamppb.Now()})
+			},
+			want: approval.StatusFailed, reason: "X refused the post: duplicate content",
+		},
+		{
+			name: "unknown",
+			record: func(f fixture, id string) error {
+				return f.svc.RecordUnknown(context.Background(), &eventsv1.PostUnknown{PostId: id, Channel: "x", Reason: "the call to X timed out", At: timestamppb.Now()})
+			},
+			want: approval.StatusUnknown, reason: "the call to X timed out",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := setup(t, "")
+			ctx := context.Background()
+			id := f.request(t, "Doomed")
+			if err := f.svc.DrainOutbox(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.Decide(ctx, token(f.links(t)["a@example.com"]), approval.OutcomeApprove, "", "127.0.0.1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.record(f, id); err != nil {
+				t.Fatal(err)
+			}
+			audit, err := f.svc.ListAudit(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last approval.AuditEntry
+			n := 0
+			for _, a := range audit {
+				if a.ToStatus == tt.want {
+					last = a
+					n++
+				}
+			}
+			if n != 1 || last.Actor != "publisher" || last.FromStatus != approval.StatusApproved || last.Comment != tt.reason {
+				t.Errorf("audit = %+v; want one entry from approved to %s by the publisher with the reason", audit, tt.want)
+			}
+			// The event redelivered (an acknowledgement lost) leaves what the department sees unchanged. (A
+			// redelivered PostUnknown does add a second unknown → unknown audit entry today, since
+			// RecordOutcome accepts unknown → unknown; that is left to the store's owners.)
+			if err := tt.record(f, id); err != nil {
+				t.Fatal(err)
+			}
+			for _, dept := range []string{f.dept.ID, ""} {
+				p, err := f.svc.GetPost(ctx, id, dept)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Status != tt.want || p.FailureReason != tt.reason || p.Decision != approval.OutcomeApprove || p.RemoteID != "" {
+					t.Errorf("GetPost(department %q) = %s, reason %q, decision %q, remote id %q; want %s, %q, approve, none",
+						dept, p.Status, p.FailureReason, p.Decision, p.RemoteID, tt.want, tt.reason)
+				}
+			}
+			if err := tt.record(f, ""); !errors.Is(err, approval.ErrInvalid) {
+				t.Errorf("event without a post id: %v, want ErrInvalid", err)
+			}
+		})
+	}
 }

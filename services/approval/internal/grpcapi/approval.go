@@ -63,13 +63,8 @@ func (s *approvalServer) GetApproval(ctx context.Context, req *approvalv1.GetApp
 }
 
 func (s *approvalServer) Decide(ctx context.Context, req *approvalv1.DecideRequest) (*approvalv1.DecideResponse, error) {
-	var outcome approval.Outcome
-	switch req.GetOutcome() {
-	case approvalv1.Outcome_OUTCOME_APPROVE:
-		outcome = approval.OutcomeApprove
-	case approvalv1.Outcome_OUTCOME_REJECT:
-		outcome = approval.OutcomeReject
-	}
+	// An unspecified or unknown outcome becomes "", which the domain refuses as invalid.
+	outcome := fromProtoOutcome[req.GetOutcome()]
 	p, err := s.svc.Decide(ctx, req.GetToken(), outcome, req.GetComment(), req.GetOrigin())
 	if err != nil {
 		return nil, toStatus(err)
@@ -101,13 +96,23 @@ var toProtoStatus = map[approval.Status]approvalv1.PostStatus{
 	approval.StatusCancelled: approvalv1.PostStatus_POST_STATUS_CANCELLED,
 }
 
-var fromProtoStatus = func() map[approvalv1.PostStatus]approval.Status {
-	m := make(map[approvalv1.PostStatus]approval.Status, len(toProtoStatus))
-	for k, v := range toProtoStatus {
-		m[v] = k
+var fromProtoStatus = invert(toProtoStatus)
+
+var toProtoOutcome = map[approval.Outcome]approvalv1.Outcome{
+	approval.OutcomeApprove: approvalv1.Outcome_OUTCOME_APPROVE,
+	approval.OutcomeReject:  approvalv1.Outcome_OUTCOME_REJECT,
+}
+
+var fromProtoOutcome = invert(toProtoOutcome)
+
+// invert returns the reverse of a one-to-one mapping. The mapping tests check that each is one-to-one.
+func invert[K, V comparable](m map[K]V) map[V]K {
+	out := make(map[V]K, len(m))
+	for k, v := range m {
+		out[v] = k
 	}
-	return m
-}()
+	return out
+}
 
 var linkStates = map[approval.LinkState]approvalv1.ApprovalState{
 	approval.LinkOpen:    approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
@@ -129,11 +134,7 @@ func toProtoPost(p approval.Post) *approvalv1.Post {
 		Status: toProtoStatus[p.Status], CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt), FailureReason: p.FailureReason,
 	}
 	if p.Decision != "" {
-		d := &approvalv1.Decision{Approver: p.DecidedBy, DecidedAt: ts(p.DecidedAt), Comment: p.Comment, Outcome: approvalv1.Outcome_OUTCOME_REJECT}
-		if p.Decision == approval.OutcomeApprove {
-			d.Outcome = approvalv1.Outcome_OUTCOME_APPROVE
-		}
-		out.Decision = d
+		out.Decision = &approvalv1.Decision{Approver: p.DecidedBy, DecidedAt: ts(p.DecidedAt), Comment: p.Comment, Outcome: toProtoOutcome[p.Decision]}
 	}
 	if p.RemoteID != "" {
 		out.Publication = &approvalv1.Publication{Channel: p.Channel, RemoteId: p.RemoteID, Url: p.RemoteURL, PublishedAt: ts(p.PublishedAt)}

@@ -5,11 +5,9 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +19,7 @@ import (
 
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
@@ -38,54 +37,27 @@ func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger, extra ...
 	if svc == nil || log == nil {
 		return nil, nil, errors.New("grpcapi: nil service or logger")
 	}
-	if len(tokens.Admin) < 16 || len(tokens.Gateway) < 16 {
-		return nil, nil, errors.New("grpcapi: admin and gateway tokens must be at least 16 characters")
+	auth, err := grpcauth.New(
+		map[string]string{"admin": tokens.Admin, "gateway": tokens.Gateway},
+		map[string][]string{
+			approvalv1.ApprovalService_ServiceDesc.ServiceName: {"admin", "gateway"},
+			approvalv1.AdminService_ServiceDesc.ServiceName:    {"admin"},
+		},
+		nil, // logging, below, already logs refused calls
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grpcapi: %w", err)
 	}
-	a := &authorizer{admin: sha256.Sum256([]byte(tokens.Admin)), gateway: sha256.Sum256([]byte(tokens.Gateway))}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(append(extra, logging(log), a.unary)...))
+	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(append(extra, logging(log), auth.Unary())...),
+		grpc.ChainStreamInterceptor(auth.Stream()),
+	)
 	approvalv1.RegisterApprovalServiceServer(srv, &approvalServer{svc: svc})
 	approvalv1.RegisterAdminServiceServer(srv, &adminServer{svc: svc})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	return srv, hs, nil
-}
-
-type authorizer struct {
-	admin, gateway [sha256.Size]byte
-}
-
-func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	switch {
-	case strings.HasPrefix(info.FullMethod, "/grpc.health.v1."), strings.HasPrefix(info.FullMethod, "/grpc.reflection."):
-		return handler(ctx, req)
-	case strings.HasPrefix(info.FullMethod, "/"+approvalv1.ApprovalService_ServiceDesc.ServiceName+"/"):
-		if a.is(ctx, a.admin) || a.is(ctx, a.gateway) {
-			return handler(ctx, req)
-		}
-	case strings.HasPrefix(info.FullMethod, "/"+approvalv1.AdminService_ServiceDesc.ServiceName+"/"):
-		if a.is(ctx, a.admin) {
-			return handler(ctx, req)
-		}
-	}
-	return nil, status.Error(codes.Unauthenticated, "missing or wrong bearer token in the authorization metadata")
-}
-
-// is reports whether the call carries the token with hash want. Hashing first makes the comparison
-// constant-time regardless of the presented token's length.
-func (a *authorizer) is(ctx context.Context, want [sha256.Size]byte) bool {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
-		tok, ok := strings.CutPrefix(v, "Bearer ")
-		if !ok {
-			continue
-		}
-		got := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			return true
-		}
-	}
-	return false
 }
 
 func logging(log *slog.Logger) grpc.UnaryServerInterceptor {

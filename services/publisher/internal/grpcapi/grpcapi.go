@@ -4,22 +4,20 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	publisherv1 "github.com/heraldhq/herald/proto/herald/publisher/v1"
+	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 )
 
@@ -29,27 +27,18 @@ func NewServer(store ledger.Store, adminToken string, log *slog.Logger, extra ..
 	if store == nil || log == nil {
 		return nil, nil, errors.New("grpcapi: nil store or logger")
 	}
-	if len(adminToken) < 16 {
-		return nil, nil, errors.New("grpcapi: the admin token must be at least 16 characters")
+	auth, err := grpcauth.New(
+		map[string]string{"admin": adminToken},
+		map[string][]string{publisherv1.PublisherService_ServiceDesc.ServiceName: {"admin"}},
+		log,
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grpcapi: %w", err)
 	}
-	want := sha256.Sum256([]byte(adminToken))
-	auth := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if strings.HasPrefix(info.FullMethod, "/grpc.health.v1.") || strings.HasPrefix(info.FullMethod, "/grpc.reflection.") {
-			return handler(ctx, req)
-		}
-		md, _ := metadata.FromIncomingContext(ctx)
-		for _, v := range md.Get("authorization") {
-			if tok, ok := strings.CutPrefix(v, "Bearer "); ok {
-				got := sha256.Sum256([]byte(tok))
-				if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-					return handler(ctx, req)
-				}
-			}
-		}
-		log.InfoContext(ctx, "grpc call refused: no valid bearer token", "method", info.FullMethod)
-		return nil, status.Error(codes.Unauthenticated, "missing or wrong bearer token in the authorization metadata")
-	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(append(extra, auth)...))
+	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(append(extra, auth.Unary())...),
+		grpc.ChainStreamInterceptor(auth.Stream()),
+	)
 	publisherv1.RegisterPublisherServiceServer(srv, &server{store: store})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

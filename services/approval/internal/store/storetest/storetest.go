@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"PostsAreCreatedOnce": testPostsCreatedOnce,
 		"ListPosts":           testListPosts,
 		"Decide":              testDecide,
+		"ParallelDecisions":   testParallelDecisions,
 		"RecordOutcome":       testRecordOutcome,
 		"Outbox":              testOutbox,
 	}

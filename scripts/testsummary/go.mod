@@ -1,0 +1,3 @@
+module github.com/heraldhq/herald/scripts/testsummary
+
+go 1.26.0

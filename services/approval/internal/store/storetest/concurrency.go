@@ -1,0 +1,106 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+)
+
+// testParallelDecisions has many approvers decide one post at the same moment, each through their own
+// link: exactly one decision may win, and it alone may leave a trace (token used, audit entry, outbox
+// event). The others must hear that the post is closed (or, for the same token, used), not a database
+// error such as a busy or serialization failure.
+func testParallelDecisions(t *testing.T, s approval.Store) {
+	const n = 20
+	ctx := context.Background()
+	hr := department(t, s, "HR")
+	p := post(t, s, hr, at)
+	when := at.Add(time.Minute)
+	params := make([]approval.DecideParams, n)
+	for i := range n {
+		a := approver(t, s, fmt.Sprintf("approver-%02d@example.com", i))
+		hash := fmt.Sprintf("parallel-token-%02d", i)
+		if err := s.CreateToken(ctx, approval.Token{Hash: hash, PostID: p.ID, ApproverID: a.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		outcome, status, kind := approval.OutcomeApprove, approval.StatusApproved, approval.OutboxPostApproved
+		if i%2 == 1 {
+			outcome, status, kind = approval.OutcomeReject, approval.StatusRejected, approval.OutboxPostRejected
+		}
+		params[i] = approval.DecideParams{
+			TokenHash: hash, PostID: p.ID, Status: status, Outcome: outcome, Approver: a.Email, Comment: hash, At: when,
+			Audit:        approval.AuditEntry{PostID: p.ID, At: when, Actor: a.Email, Action: string(outcome), FromStatus: approval.StatusPending, ToStatus: status, Comment: hash},
+			Announcement: approval.OutboxItem{Kind: kind, PostID: p.ID, CreatedAt: when, NextAttemptAt: when},
+		}
+	}
+
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Decide(ctx, params[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("decisions %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, approval.ErrClosed) && !errors.Is(err, approval.ErrTokenUsed):
+			t.Errorf("decision %d: %v; want success, ErrClosed or ErrTokenUsed", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no decision succeeded: %v", errs)
+	}
+	w := params[winner]
+
+	got, err := s.GetPost(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != w.Status || got.Decision != w.Outcome || got.DecidedBy != w.Approver || got.Comment != w.Comment {
+		t.Errorf("post = %s by %s (%q), want the winner's %s by %s", got.Status, got.DecidedBy, got.Comment, w.Status, w.Approver)
+	}
+	for i, pp := range params {
+		tok, err := s.GetToken(ctx, pp.TokenHash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used := !tok.UsedAt.IsZero(); used != (i == winner) {
+			t.Errorf("token %d used = %v; only the winner's (%d) may be", i, used, winner)
+		}
+	}
+	audit, err := s.ListAudit(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decisions []approval.AuditEntry
+	for _, a := range audit {
+		if a.FromStatus == approval.StatusPending {
+			decisions = append(decisions, a)
+		}
+	}
+	if len(decisions) != 1 || decisions[0].Actor != w.Approver || decisions[0].ToStatus != w.Status {
+		t.Errorf("decisions in the audit = %+v; want exactly the winner's", decisions)
+	}
+	due, err := s.DueOutbox(ctx, when.Add(time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].Kind != w.Announcement.Kind || due[0].PostID != p.ID {
+		t.Errorf("outbox = %+v; want exactly the winner's announcement (%s)", due, w.Announcement.Kind)
+	}
+}
