@@ -24,6 +24,8 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/approval/mailbox"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/seal"
+	"github.com/heraldhq/herald/services/heraldshared/seal/sealtest"
 	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
 )
 
@@ -34,6 +36,8 @@ type fixture struct {
 	js    jetstream.JetStream
 	dept  approval.Department
 	now   *time.Time
+	// keys trusts the key the service seals approvals with, as the publisher's keyring does.
+	keys *seal.Keyring
 }
 
 // setup wires the Service to real parts: SQLite, a real SMTP server (the mailbox) and JetStream.
@@ -69,7 +73,8 @@ func setup(t *testing.T, smtpURL string) fixture {
 	}
 	t.Cleanup(nc.Close)
 	pub, _ := eventbus.NewPublisher(js, 5*time.Second)
-	announcer, err := events.NewAnnouncer(pub)
+	signer, keys := sealtest.NewKey(t)
+	announcer, err := events.NewAnnouncer(pub, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +92,7 @@ func setup(t *testing.T, smtpURL string) fixture {
 			t.Fatal(err)
 		}
 	}
-	return fixture{svc: svc, mail: mb, store: store, js: js, dept: dept, now: &now}
+	return fixture{svc: svc, mail: mb, store: store, js: js, dept: dept, now: &now, keys: keys}
 }
 
 func (f fixture) request(t *testing.T, text string) string {
@@ -190,8 +195,13 @@ func TestFirstDecisionWinsAndIsPublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &eventsv1.PostApproved{PostId: id, DepartmentId: f.dept.ID, Text: "Approve me", ApprovedBy: "a@example.com", ApprovedAt: timestamppb.New(p.DecidedAt), Comment: "ok"}
-	if diff := cmp.Diff(want, &ev, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(want, &ev, protocmp.Transform(), protocmp.IgnoreFields(&eventsv1.PostApproved{}, "seal", "text_sha256")); diff != "" {
 		t.Errorf("PostApproved on the stream (-want +got):\n%s", diff)
+	}
+	// The publisher will post it only if its seal covers exactly this post, text, approver and time.
+	stmt := seal.Approval{PostID: id, DepartmentID: f.dept.ID, TextSHA256: seal.TextHash("Approve me"), Approver: "a@example.com", ApprovedAt: p.DecidedAt}
+	if err := f.keys.Verify(stmt, seal.Seal{KeyID: ev.GetSeal().GetKeyId(), Signature: ev.GetSeal().GetSignature()}); err != nil {
+		t.Errorf("the approval's seal does not verify: %v", err)
 	}
 	if got := last.Header.Get("Nats-Msg-Id"); got != id+":approved" {
 		t.Errorf("Nats-Msg-Id = %q, want %s:approved", got, id)
@@ -281,14 +291,14 @@ func TestPublisherFailuresReachTheDepartment(t *testing.T) {
 		{
 			name: "failed",
 			record: func(f fixture, id string) error {
-				return f.svc.RecordFailed(context.Background(), &eventsv1.PostFailed{PostId: id, Channel: "x", Reason: "X refused the post: duplicate content", FailedAt: timestamppb.Now()})
+				return f.svc.RecordFailed(context.Background(), approval.PublisherReport{PostID: id, Channel: "x", Reason: "X refused the post: duplicate content"})
 			},
 			want: approval.StatusFailed, reason: "X refused the post: duplicate content",
 		},
 		{
 			name: "unknown",
 			record: func(f fixture, id string) error {
-				return f.svc.RecordUnknown(context.Background(), &eventsv1.PostUnknown{PostId: id, Channel: "x", Reason: "the call to X timed out", At: timestamppb.Now()})
+				return f.svc.RecordUnknown(context.Background(), approval.PublisherReport{PostID: id, Channel: "x", Reason: "the call to X timed out"})
 			},
 			want: approval.StatusUnknown, reason: "the call to X timed out",
 		},
@@ -322,11 +332,13 @@ func TestPublisherFailuresReachTheDepartment(t *testing.T) {
 			if n != 1 || last.Actor != "publisher" || last.FromStatus != approval.StatusApproved || last.Comment != tt.reason {
 				t.Errorf("audit = %+v; want one entry from approved to %s by the publisher with the reason", audit, tt.want)
 			}
-			// The event redelivered (an acknowledgement lost) leaves what the department sees unchanged. (A
-			// redelivered PostUnknown does add a second unknown → unknown audit entry today, since
-			// RecordOutcome accepts unknown → unknown; that is left to the store's owners.)
+			// The event redelivered (an acknowledgement lost) changes nothing: no second audit entry, and
+			// the department sees the same.
 			if err := tt.record(f, id); err != nil {
 				t.Fatal(err)
+			}
+			if again, err := f.svc.ListAudit(ctx, id); err != nil || len(again) != len(audit) {
+				t.Errorf("after a redelivery the audit has %d entries, want %d (%v)", len(again), len(audit), err)
 			}
 			for _, dept := range []string{f.dept.ID, ""} {
 				p, err := f.svc.GetPost(ctx, id, dept)

@@ -69,7 +69,9 @@ UPDATE posts
 SET status = sqlc.arg(status), channel = sqlc.arg(channel), remote_id = sqlc.arg(remote_id),
     remote_url = sqlc.arg(remote_url), published_at = sqlc.arg(published_at),
     failure_reason = sqlc.arg(failure_reason), updated_at = sqlc.arg(updated_at)
-WHERE id = sqlc.arg(id) AND status IN ('approved', 'unknown');
+WHERE id = sqlc.arg(id)
+  -- An unknown outcome may still be settled (published or failed), but a repeated unknown changes nothing.
+  AND (status = 'approved' OR (status = 'unknown' AND sqlc.arg(status) <> 'unknown'));
 
 -- name: CreateToken :exec
 INSERT INTO approval_tokens (hash, post_id, approver_id, created_at, expires_at)

@@ -15,6 +15,7 @@ import (
 
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/seal/sealtest"
 	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
 	"github.com/heraldhq/herald/services/publisher/internal/events"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
@@ -56,7 +57,8 @@ func setup(t *testing.T) fixture {
 	}
 	t.Cleanup(nc.Close)
 	pub, _ := eventbus.NewPublisher(js, 5*time.Second)
-	announcer, err := events.NewAnnouncer(pub)
+	signer, _ := sealtest.NewKey(t)
+	announcer, err := events.NewAnnouncer(pub, signer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -565,7 +565,9 @@ UPDATE posts
 SET status = $1, channel = $2, remote_id = $3,
     remote_url = $4, published_at = $5,
     failure_reason = $6, updated_at = $7
-WHERE id = $8 AND status IN ('approved', 'unknown')
+WHERE id = $8
+  -- An unknown outcome may still be settled (published or failed), but a repeated unknown changes nothing.
+  AND (status = 'approved' OR (status = 'unknown' AND $1 <> 'unknown'))
 `
 
 type RecordOutcomeParams struct {
