@@ -103,6 +103,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 		})
 		if err != nil {
 			stopAll()
+			if ctx.Err() != nil {
+				return nil // stopped while starting, which is no failure
+			}
 			return fmt.Errorf("consumer %s: %w", name, err)
 		}
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
