@@ -159,7 +159,7 @@ Ops:
   grpcurl -plaintext -H 'authorization: Bearer {{.AdminToken}}' {{.ApprovalAddr}} herald.approval.v1.ApprovalService/ListPosts
 {{end}}
 {{- if .Quiet}}
-Logs follow on stderr (info logs were left out while starting, to keep this readable).
+Logs follow below (info logs were left out while starting, to keep this readable).
 {{end}}
 `
 

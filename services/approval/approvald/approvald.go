@@ -109,7 +109,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	if s.store, err = svcconfig.OpenStore(ctx, cfg.Database,
-		func(ctx context.Context, url string) (closableStore, error) { return postgres.Open(ctx, url, cfg.DatabaseSchema) },
+		func(ctx context.Context, url string) (closableStore, error) {
+			return postgres.Open(ctx, url, cfg.DatabaseSchema)
+		},
 		func(ctx context.Context, dir string) (closableStore, error) {
 			return sqlite.Open(ctx, filepath.Join(dir, "approval.db"))
 		}); err != nil {
