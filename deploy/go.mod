@@ -76,6 +76,7 @@ replace (
 )
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/heraldhq/herald/services/heraldshared v0.0.0
 )

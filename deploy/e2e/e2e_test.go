@@ -54,10 +54,15 @@ func start(t testing.TB) *stack.Stack {
 func startWithLogs(t testing.TB) (*stack.Stack, *logs, string) {
 	t.Helper()
 	dataDir := t.TempDir()
-	cfg := stack.Config{
-		DataDir: dataDir, GatewayAddr: "127.0.0.1:0", ApprovalAddr: "127.0.0.1:0", PublisherAddr: "127.0.0.1:0",
-		ApprovalOps: "127.0.0.1:0", PublisherOps: "127.0.0.1:0", SMTPAddr: "127.0.0.1:0", MailboxAddr: "127.0.0.1:0", SandboxAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
-		ConsumerPrefix: "e2e",
+	// The same parsing as deploy/local, from a fixed environment rather than the test process's.
+	cfg, err := stack.ParseConfig(map[string]string{
+		"HERALD_DATA_DIR": dataDir, "HERALD_GATEWAY_ADDR": "127.0.0.1:0", "HERALD_APPROVAL_GRPC_ADDR": "127.0.0.1:0",
+		"HERALD_PUBLISHER_GRPC_ADDR": "127.0.0.1:0", "HERALD_APPROVAL_HTTP_ADDR": "127.0.0.1:0", "HERALD_PUBLISHER_HTTP_ADDR": "127.0.0.1:0",
+		"HERALD_LOCAL_SMTP_ADDR": "127.0.0.1:0", "HERALD_LOCAL_MAILBOX_ADDR": "127.0.0.1:0", "HERALD_LOCAL_SANDBOX_ADDR": "127.0.0.1:0",
+		"HERALD_LOCAL_NATS_ADDR": "127.0.0.1:0", "HERALD_CONSUMER_PREFIX": "e2e",
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	captured := &logs{}
 	var out io.Writer = captured
@@ -224,16 +229,17 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		// credential the local stack generated (admin and gateway tokens, CSRF key, X secrets).
 		text := logged.String()
 		secrets := append([]string{key}, links...)
-		var generated map[string]string
+		var generated map[string]any
 		raw, err := os.ReadFile(filepath.Join(dataDir, "secrets.json"))
 		if err != nil || json.Unmarshal(raw, &generated) != nil {
 			t.Fatalf("read the stack's secrets: %v", err)
 		}
 		for _, name := range []string{"admin_token", "gateway_token", "csrf_key", "x_consumer_secret", "x_access_token_secret"} {
-			if generated[name] == "" {
+			v, _ := generated[name].(string)
+			if v == "" {
 				t.Fatalf("secrets.json has no %s", name)
 			}
-			secrets = append(secrets, generated[name])
+			secrets = append(secrets, v)
 		}
 		for _, s := range secrets {
 			if s != "" && strings.Contains(text, s[strings.LastIndex(s, "/")+1:]) {

@@ -2,12 +2,19 @@ package stack
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/heraldhq/herald/services/approval/approvald"
+	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
+	"github.com/heraldhq/herald/services/publisher/publisherd"
 )
 
 // secrets are the local stack's generated credentials, kept in the data directory (mode 0600) so that a
@@ -21,7 +28,14 @@ type secrets struct {
 	XConsumerSecret string `json:"x_consumer_secret"`
 	XAccessToken    string `json:"x_access_token"`
 	XAccessSecret   string `json:"x_access_token_secret"`
-	DemoAPIKey      string `json:"demo_api_key"`
+	// DemoAPIKeys holds the demo department's key for each database the stack has run on, by
+	// databaseFingerprint: a key is only good in the database that stores its hash.
+	DemoAPIKeys map[string]string `json:"demo_api_keys"`
+	// LegacyDemoAPIKey is the single key of data directories from before DemoAPIKeys; seed moves it to
+	// the database it works with.
+	LegacyDemoAPIKey string `json:"demo_api_key,omitempty"`
+
+	dir string
 }
 
 func randomToken() string {
@@ -43,6 +57,7 @@ func loadSecrets(dir string) (*secrets, error) {
 			return nil, fmt.Errorf("secrets %s: %w", path, err)
 		}
 	}
+	s.dir = dir
 	for _, f := range []*string{&s.AdminToken, &s.GatewayToken, &s.CSRFKey, &s.XConsumerSecret, &s.XAccessSecret} {
 		if *f == "" {
 			*f = randomToken()
@@ -54,17 +69,88 @@ func loadSecrets(dir string) (*secrets, error) {
 	if s.XAccessToken == "" {
 		s.XAccessToken = "1850000000000000001-" + randomToken()[:24]
 	}
-	return s, s.save(dir)
+	if s.DemoAPIKeys == nil {
+		s.DemoAPIKeys = map[string]string{}
+	}
+	return s, s.save()
 }
 
-func (s *secrets) save(dir string) error {
+func (s *secrets) save() error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("secrets: %w", err)
 	}
-	path := filepath.Join(dir, "secrets.json")
+	path := filepath.Join(s.dir, "secrets.json")
 	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
-	return os.Rename(path+".tmp", path)
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	return nil
+}
+
+// xCredentials are an X account's OAuth 1.0a credentials.
+type xCredentials struct {
+	ConsumerKey, ConsumerSecret, AccessToken, AccessTokenSecret string
+}
+
+func (c xCredentials) complete() bool {
+	return c.ConsumerKey != "" && c.ConsumerSecret != "" && c.AccessToken != "" && c.AccessTokenSecret != ""
+}
+
+// xCredentials are the generated credentials the sandbox accepts.
+func (s *secrets) xCredentials() xCredentials {
+	return xCredentials{ConsumerKey: s.XConsumerKey, ConsumerSecret: s.XConsumerSecret, AccessToken: s.XAccessToken, AccessTokenSecret: s.XAccessSecret}
+}
+
+// setXCredentials makes the publisher use c, and no credential files.
+func setXCredentials(p *publisherd.Config, c xCredentials) {
+	p.XConsumerKey, p.XConsumerSecret, p.XAccessToken, p.XAccessSecret = c.ConsumerKey, c.ConsumerSecret, c.AccessToken, c.AccessTokenSecret
+	p.XConsumerKeyFile, p.XConsumerSecretFile, p.XAccessTokenFile, p.XAccessSecretFile = "", "", "", ""
+}
+
+// databaseFingerprint names the approval service's database without its password: "sqlite" for the
+// data directory's own file, otherwise a hash of the PostgreSQL server, database, user and schema. A
+// password change keeps the fingerprint; another database or schema gets its own.
+func databaseFingerprint(cfg approvald.Config) string {
+	if !svcconfig.IsPostgres(cfg.DatabaseURL) {
+		return "sqlite"
+	}
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil {
+		return "postgres"
+	}
+	h := sha256.Sum256([]byte(u.Host + "\x00" + u.Path + "\x00" + u.User.Username() + "\x00" + cfg.DatabaseSchema))
+	return "postgres-" + hex.EncodeToString(h[:8])
+}
+
+// redactURL hides what authenticates in a URL: a password becomes "xxxxx", and a user name without a
+// password (NATS's token form) is hidden whole, as is a password query parameter.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx")
+		}
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// describeDatabase says which database the services use, for the banner.
+func describeDatabase(cfg Config) string {
+	if svcconfig.IsPostgres(cfg.Approval.DatabaseURL) {
+		return fmt.Sprintf("PostgreSQL %s (schemas %s, %s)", redactURL(cfg.Approval.DatabaseURL), cfg.Approval.DatabaseSchema, cfg.Publisher.DatabaseSchema)
+	}
+	return "SQLite in " + cfg.DataDir()
 }

@@ -6,6 +6,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,39 +34,6 @@ import (
 	"github.com/heraldhq/herald/services/publisher/xsandbox"
 )
 
-// Config is the local stack's configuration, read from the environment by deploy/local.
-type Config struct {
-	DataDir string `env:"HERALD_DATA_DIR" envDefault:".herald"`
-
-	GatewayAddr   string `env:"HERALD_GATEWAY_ADDR" envDefault:"127.0.0.1:8080"`
-	ApprovalAddr  string `env:"HERALD_APPROVAL_GRPC_ADDR" envDefault:"127.0.0.1:9090"`
-	PublisherAddr string `env:"HERALD_PUBLISHER_GRPC_ADDR" envDefault:"127.0.0.1:9091"`
-	ApprovalOps   string `env:"HERALD_APPROVAL_HTTP_ADDR" envDefault:"127.0.0.1:9190"`
-	PublisherOps  string `env:"HERALD_PUBLISHER_HTTP_ADDR" envDefault:"127.0.0.1:9191"`
-	SMTPAddr      string `env:"HERALD_LOCAL_SMTP_ADDR" envDefault:"127.0.0.1:1025"`
-	MailboxAddr   string `env:"HERALD_LOCAL_MAILBOX_ADDR" envDefault:"127.0.0.1:8025"`
-	SandboxAddr   string `env:"HERALD_LOCAL_SANDBOX_ADDR" envDefault:"127.0.0.1:8090"`
-	// NATSAddr is the embedded NATS server's address: not 4222, which is often a system NATS already.
-	NATSAddr string `env:"HERALD_LOCAL_NATS_ADDR" envDefault:"127.0.0.1:4223"`
-
-	// Real parts: when set, the built-in stand-in is not started.
-	NATSURL     string `env:"HERALD_NATS_URL"`
-	DatabaseURL string `env:"HERALD_DATABASE_URL"`
-	SMTPURL     string `env:"HERALD_SMTP_URL"`
-	XAPIBase    string `env:"HERALD_X_API_BASE"`
-	// PublicURL is the gateway's URL as approvers' browsers reach it; default http://localhost:<port>.
-	PublicURL string `env:"HERALD_PUBLIC_URL"`
-
-	// Consumer names, so that stacks sharing one NATS server (tests) do not take each other's messages.
-	ConsumerPrefix string `env:"HERALD_CONSUMER_PREFIX" envDefault:"herald"`
-
-	// With a real X API these are the account's credentials; with the sandbox they are generated.
-	XConsumerKey    string `env:"HERALD_X_CONSUMER_KEY,unset"`
-	XConsumerSecret string `env:"HERALD_X_CONSUMER_SECRET,unset"`
-	XAccessToken    string `env:"HERALD_X_ACCESS_TOKEN,unset"`
-	XAccessSecret   string `env:"HERALD_X_ACCESS_TOKEN_SECRET,unset"`
-}
-
 // Info is what the stack tells its user once it is ready.
 type Info struct {
 	GatewayURL    string
@@ -78,15 +46,23 @@ type Info struct {
 	ApprovalOpsURL  string
 	PublisherOpsURL string
 	NATSURL         string
-	AdminToken      string
-	DemoAPIKey      string
-	DemoDepartment  string
-	DemoApprover    string
-	StartedIn       time.Duration
+	// NATS and Database say which servers are in use, for people: passwords and tokens are redacted.
+	NATS           string
+	Database       string
+	AdminToken     string
+	DemoAPIKey     string
+	DemoDepartment string
+	DemoApprover   string
+	// ServiceEnv are the variables (NAME=value) that point services run on their own at the stand-ins.
+	ServiceEnv []string
+	StartedIn  time.Duration
 }
 
-// DemoApprover is the approver the stack creates on first start.
-const DemoApprover = "comms@example.com"
+// DemoDepartment and DemoApprover are what the stack creates in a database that lacks them.
+const (
+	DemoDepartment = "HR"
+	DemoApprover   = "comms@example.com"
+)
 
 // Stack is a running Herald.
 type Stack struct {
@@ -103,27 +79,33 @@ type Stack struct {
 // calling Wait, or with Close.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err error) {
 	began := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	st := &Stack{log: log, cancel: cancel}
-	g, gctx := errgroup.WithContext(ctx)
-	st.g = g
+	st, gctx, sec, err := begin(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			st.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	// Generated secrets stand in for the tokens whose variables are unset.
+	for _, f := range []struct {
+		dst *string
+		val string
+	}{
+		{&cfg.Approval.AdminToken, sec.AdminToken}, {&cfg.Publisher.AdminToken, sec.AdminToken},
+		{&cfg.Approval.GatewayToken, sec.GatewayToken}, {&cfg.Gateway.GatewayToken, sec.GatewayToken},
+		{&cfg.Gateway.CSRFKey, sec.CSRFKey},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.val
+		}
 	}
-	sec, err := loadSecrets(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	st.Info.AdminToken = sec.AdminToken
+	st.Info.AdminToken = cfg.Approval.AdminToken
 
 	// Listeners first: with port 0 the real ports are known before anything needs them.
 	lis := map[string]net.Listener{}
-	for name, addr := range map[string]string{"gateway": cfg.GatewayAddr, "approval": cfg.ApprovalAddr, "publisher": cfg.PublisherAddr, "approval ops": cfg.ApprovalOps, "publisher ops": cfg.PublisherOps} {
+	for name, addr := range map[string]string{"gateway": cfg.Gateway.HTTPAddr, "approval": cfg.Approval.GRPCAddr, "publisher": cfg.Publisher.GRPCAddr, "approval ops": cfg.Approval.Ops.Addr(approvald.DefaultOpsAddr), "publisher ops": cfg.Publisher.Ops.Addr(publisherd.DefaultOpsAddr)} {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			st.closeListeners(lis)
@@ -132,88 +114,157 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		lis[name] = l
 	}
 	st.closers = append(st.closers, func() { st.closeListeners(lis) })
-	gatewayPort := lis["gateway"].Addr().(*net.TCPAddr).Port
-	st.Info.GatewayURL = fmt.Sprintf("http://localhost:%d", gatewayPort)
+	st.Info.GatewayURL = fmt.Sprintf("http://localhost:%d", lis["gateway"].Addr().(*net.TCPAddr).Port)
 	st.Info.ApprovalAddr = localhost(lis["approval"].Addr())
 	st.Info.PublisherAddr = localhost(lis["publisher"].Addr())
 	st.Info.ApprovalOpsURL = "http://" + localhost(lis["approval ops"].Addr())
 	st.Info.PublisherOpsURL = "http://" + localhost(lis["publisher ops"].Addr())
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		publicURL = st.Info.GatewayURL
+	if cfg.Approval.PublicURL == "" {
+		cfg.Approval.PublicURL = st.Info.GatewayURL
+	}
+	if cfg.Gateway.ApprovalAddr == "" {
+		cfg.Gateway.ApprovalAddr = st.Info.ApprovalAddr
 	}
 
-	// NATS with JetStream.
-	natsURL := cfg.NATSURL
-	if natsURL == "" {
-		if natsURL, err = st.startNATS(cfg); err != nil {
+	// NATS with JetStream: the embedded server for every service that was given no URL.
+	natsURL := cmp.Or(cfg.Approval.NATSURL, cfg.Publisher.NATSURL, cfg.Gateway.NATSURL)
+	if cfg.Approval.NATSURL == "" || cfg.Publisher.NATSURL == "" || cfg.Gateway.NATSURL == "" {
+		if natsURL, err = st.startNATS(cfg.Local.NATSAddr, cfg.DataDir()); err != nil {
 			return nil, err
+		}
+		for _, u := range []*string{&cfg.Approval.NATSURL, &cfg.Publisher.NATSURL, &cfg.Gateway.NATSURL} {
+			if *u == "" {
+				*u = natsURL
+			}
 		}
 	}
 	st.Info.NATSURL = natsURL
+	st.Info.NATS = redactURL(natsURL)
+	if st.nats != nil {
+		st.Info.NATS += " (embedded, data in " + filepath.Join(cfg.DataDir(), "nats") + ")"
+	}
 
 	// Mail.
-	smtpURL := cfg.SMTPURL
-	if smtpURL == "" {
-		if smtpURL, err = st.startMailbox(cfg); err != nil {
+	if cfg.Approval.SMTPURL == "" {
+		if cfg.Approval.SMTPURL, err = st.startMailbox(cfg.Local, cfg.DataDir()); err != nil {
 			return nil, err
 		}
 	}
 
-	// X.
-	xBase, creds := cfg.XAPIBase, sec
-	if xBase == "" {
-		if xBase, err = st.startSandbox(cfg, sec); err != nil {
+	// X: the sandbox accepts the generated credentials, which the publisher then uses.
+	if cfg.Publisher.XAPIBase == "" {
+		creds := sec.xCredentials()
+		if cfg.Publisher.XAPIBase, err = st.startSandbox(cfg.Local.SandboxAddr, cfg.DataDir(), creds); err != nil {
 			return nil, err
 		}
-	} else {
-		creds = &secrets{XConsumerKey: cfg.XConsumerKey, XConsumerSecret: cfg.XConsumerSecret, XAccessToken: cfg.XAccessToken, XAccessSecret: cfg.XAccessSecret}
+		setXCredentials(&cfg.Publisher, creds)
 	}
+	st.Info.Database = describeDatabase(cfg)
 
-	approvalSvc, err := approvald.New(ctx, approvald.Config{
-		DatabaseURL: cfg.DatabaseURL, DatabaseSchema: "herald_approval", DataDir: cfg.DataDir, NATSURL: natsURL,
-		SMTPURL: smtpURL, MailFrom: "Herald <herald@localhost>", PublicURL: publicURL,
-		AdminToken: sec.AdminToken, GatewayToken: sec.GatewayToken, ApprovalTTL: 72 * time.Hour,
-		Consumer: cfg.ConsumerPrefix + "-approval", Listener: lis["approval"], HTTPListener: lis["approval ops"],
-	}, log.With("service", "approval"))
+	cfg.Approval.Listener, cfg.Approval.HTTPListener = lis["approval"], lis["approval ops"]
+	approvalSvc, err := approvald.New(ctx, cfg.Approval, log.With("service", "approval"))
 	if err != nil {
 		return nil, fmt.Errorf("approval service: %w", err)
 	}
 	delete(lis, "approval")
 	delete(lis, "approval ops")
-	g.Go(func() error { return approvalSvc.Run(gctx) })
+	st.g.Go(func() error { return approvalSvc.Run(gctx) })
 
-	publisherSvc, err := publisherd.New(ctx, publisherd.Config{
-		DatabaseURL: cfg.DatabaseURL, DatabaseSchema: "herald_publisher", DataDir: cfg.DataDir, NATSURL: natsURL,
-		AdminToken: sec.AdminToken, Consumer: cfg.ConsumerPrefix + "-publisher", XAPIBase: xBase,
-		XConsumerKey: creds.XConsumerKey, XConsumerSecret: creds.XConsumerSecret, XAccessToken: creds.XAccessToken, XAccessSecret: creds.XAccessSecret,
-		XTimeout: 30 * time.Second, Listener: lis["publisher"], HTTPListener: lis["publisher ops"],
-	}, log.With("service", "publisher"))
+	cfg.Publisher.Listener, cfg.Publisher.HTTPListener = lis["publisher"], lis["publisher ops"]
+	publisherSvc, err := publisherd.New(ctx, cfg.Publisher, log.With("service", "publisher"))
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
 	delete(lis, "publisher")
 	delete(lis, "publisher ops")
-	g.Go(func() error { return publisherSvc.Run(gctx) })
+	st.g.Go(func() error { return publisherSvc.Run(gctx) })
 
-	gatewaySvc, err := gatewayd.New(ctx, gatewayd.Config{
-		NATSURL: natsURL, ApprovalAddr: st.Info.ApprovalAddr, GatewayToken: sec.GatewayToken, CSRFKey: sec.CSRFKey,
-		MaxBodyBytes: 1 << 20, KeyCacheTTL: 30 * time.Second, RetryAfter: 5 * time.Second, Listener: lis["gateway"],
-	}, log.With("service", "gateway"))
+	cfg.Gateway.Listener = lis["gateway"]
+	gatewaySvc, err := gatewayd.New(ctx, cfg.Gateway, log.With("service", "gateway"))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	delete(lis, "gateway")
-	g.Go(func() error { return gatewaySvc.Run(gctx) })
+	st.g.Go(func() error { return gatewaySvc.Run(gctx) })
 
-	if err := st.seed(ctx, sec, cfg.DataDir); err != nil {
+	if st.Info.DemoAPIKey, err = st.seed(ctx, cfg.Approval, sec); err != nil {
 		return nil, err
 	}
-	st.Info.DemoAPIKey = sec.DemoAPIKey
-	st.Info.DemoDepartment = "HR"
+	st.Info.DemoDepartment = DemoDepartment
 	st.Info.DemoApprover = DemoApprover
 	st.Info.StartedIn = time.Since(began)
 	return st, nil
+}
+
+// StandIns names the stand-ins StartStandIns runs.
+type StandIns struct {
+	NATS, Mailbox, Sandbox bool
+}
+
+// StartStandIns runs only the chosen stand-ins, for the three services run as processes of their own.
+// The sandbox accepts the publisher's HERALD_X_* credentials when all four are set (an environment file
+// shared with the services), generated ones otherwise; Info.ServiceEnv says what to give the services.
+func StartStandIns(ctx context.Context, cfg Config, which StandIns, log *slog.Logger) (_ *Stack, err error) {
+	began := time.Now()
+	st, gctx, sec, err := begin(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+	if which.NATS {
+		if st.Info.NATSURL, err = st.startNATS(cfg.Local.NATSAddr, cfg.DataDir()); err != nil {
+			return nil, err
+		}
+		st.Info.NATS = st.Info.NATSURL
+		st.Info.ServiceEnv = append(st.Info.ServiceEnv, "HERALD_NATS_URL="+st.Info.NATSURL)
+	}
+	if which.Mailbox {
+		smtpURL, err := st.startMailbox(cfg.Local, cfg.DataDir())
+		if err != nil {
+			return nil, err
+		}
+		st.Info.ServiceEnv = append(st.Info.ServiceEnv, "HERALD_SMTP_URL="+smtpURL)
+	}
+	if which.Sandbox {
+		p := cfg.Publisher
+		creds := xCredentials{ConsumerKey: p.XConsumerKey, ConsumerSecret: p.XConsumerSecret, AccessToken: p.XAccessToken, AccessTokenSecret: p.XAccessSecret}
+		if !creds.complete() {
+			creds = sec.xCredentials()
+		}
+		url, err := st.startSandbox(cfg.Local.SandboxAddr, cfg.DataDir(), creds)
+		if err != nil {
+			return nil, err
+		}
+		st.Info.ServiceEnv = append(st.Info.ServiceEnv, "HERALD_X_API_BASE="+url,
+			"HERALD_X_CONSUMER_KEY="+creds.ConsumerKey, "HERALD_X_CONSUMER_SECRET="+creds.ConsumerSecret,
+			"HERALD_X_ACCESS_TOKEN="+creds.AccessToken, "HERALD_X_ACCESS_TOKEN_SECRET="+creds.AccessTokenSecret)
+	}
+	// Nothing else runs: the group only waits for ctx, so that Wait returns when it ends.
+	st.g.Go(func() error { <-gctx.Done(); return nil })
+	st.Info.StartedIn = time.Since(began)
+	return st, nil
+}
+
+// begin makes the data directory, loads (or makes) the local secrets and returns a Stack whose group
+// runs in the returned context.
+func begin(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, context.Context, *secrets, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	st := &Stack{log: log, cancel: cancel, g: g}
+	if err := os.MkdirAll(cfg.DataDir(), 0o700); err != nil {
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	sec, err := loadSecrets(cfg.DataDir())
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return st, gctx, sec, nil
 }
 
 func localhost(a net.Addr) string {
@@ -226,8 +277,8 @@ func (st *Stack) closeListeners(lis map[string]net.Listener) {
 	}
 }
 
-func (st *Stack) startNATS(cfg Config) (string, error) {
-	host, port, err := net.SplitHostPort(cfg.NATSAddr)
+func (st *Stack) startNATS(addr, dataDir string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("HERALD_LOCAL_NATS_ADDR: %w", err)
 	}
@@ -239,7 +290,7 @@ func (st *Stack) startNATS(cfg Config) (string, error) {
 	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "herald-local", Host: host, Port: p, JetStream: true,
-		StoreDir: filepath.Join(cfg.DataDir, "nats"), NoSigs: true, NoLog: true,
+		StoreDir: filepath.Join(dataDir, "nats"), NoSigs: true, NoLog: true,
 	})
 	if err != nil {
 		return "", fmt.Errorf("embedded nats: %w", err)
@@ -247,24 +298,25 @@ func (st *Stack) startNATS(cfg Config) (string, error) {
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return "", fmt.Errorf("embedded nats did not start on %s (is the port taken?)", cfg.NATSAddr)
+		return "", fmt.Errorf("embedded nats did not start on %s (is the port taken?)", addr)
 	}
 	st.nats = ns
 	return ns.ClientURL(), nil
 }
 
-func (st *Stack) startMailbox(cfg Config) (string, error) {
-	mb, err := mailbox.New(filepath.Join(cfg.DataDir, "mail"), st.log.With("service", "mailbox"))
+// startMailbox starts the SMTP server and its page, and returns the URL the approval service sends to.
+func (st *Stack) startMailbox(local Local, dataDir string) (string, error) {
+	mb, err := mailbox.New(filepath.Join(dataDir, "mail"), st.log.With("service", "mailbox"))
 	if err != nil {
 		return "", err
 	}
-	sl, err := net.Listen("tcp", cfg.SMTPAddr)
+	sl, err := net.Listen("tcp", local.SMTPAddr)
 	if err != nil {
-		return "", fmt.Errorf("listen for smtp on %s: %w", cfg.SMTPAddr, err)
+		return "", fmt.Errorf("listen for smtp on %s: %w", local.SMTPAddr, err)
 	}
 	smtpSrv := mb.Serve(sl)
 	st.closers = append(st.closers, func() { smtpSrv.Close() })
-	url, err := st.serveHTTP("mailbox", cfg.MailboxAddr, mb.Handler())
+	url, err := st.serveHTTP("mailbox", local.MailboxAddr, mb.Handler())
 	if err != nil {
 		return "", err
 	}
@@ -273,15 +325,16 @@ func (st *Stack) startMailbox(cfg Config) (string, error) {
 	return "smtp+plain://" + sl.Addr().String(), nil
 }
 
-func (st *Stack) startSandbox(cfg Config, sec *secrets) (string, error) {
+// startSandbox starts the X API sandbox accepting creds and returns its URL.
+func (st *Stack) startSandbox(addr, dataDir string, creds xCredentials) (string, error) {
 	sb, err := xsandbox.New(xsandbox.Config{
-		ConsumerKey: sec.XConsumerKey, ConsumerSecret: sec.XConsumerSecret, AccessToken: sec.XAccessToken, AccessTokenSecret: sec.XAccessSecret,
-		Username: "contoso", DataFile: filepath.Join(cfg.DataDir, "x-sandbox.json"),
+		ConsumerKey: creds.ConsumerKey, ConsumerSecret: creds.ConsumerSecret, AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret,
+		Username: "contoso", DataFile: filepath.Join(dataDir, "x-sandbox.json"),
 	}, st.log.With("service", "x-sandbox"))
 	if err != nil {
 		return "", err
 	}
-	url, err := st.serveHTTP("x sandbox", cfg.SandboxAddr, sb.Handler())
+	url, err := st.serveHTTP("x sandbox", addr, sb.Handler())
 	if err != nil {
 		return "", err
 	}
@@ -309,49 +362,71 @@ func (st *Stack) serveHTTP(name, addr string, h http.Handler) (string, error) {
 	return fmt.Sprintf("http://localhost:%d", l.Addr().(*net.TCPAddr).Port), nil
 }
 
-// seed creates the demo department, its API key and the demo approver on first start, through the
-// approval service's AdminService like an operator would.
-func (st *Stack) seed(ctx context.Context, sec *secrets, dataDir string) error {
-	if sec.DemoAPIKey != "" {
-		return nil
-	}
+// seed makes sure the database the approval service uses has the demo department, its approver and an
+// API key that works, through AdminService like an operator would, and returns that key. The key is
+// kept per database (see secrets.DemoAPIKeys): one saved for this database is checked with
+// AuthenticateKey and replaced when it no longer works (the database was reset, or the key revoked).
+func (st *Stack) seed(ctx context.Context, cfg approvald.Config, sec *secrets) (string, error) {
 	conn, err := grpc.NewClient(st.Info.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return err
+		return "", fmt.Errorf("seed: %w", err)
 	}
 	defer conn.Close()
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+sec.AdminToken)
-	admin := approvalv1.NewAdminServiceClient(conn)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+cfg.AdminToken)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	approvals := approvalv1.NewApprovalServiceClient(conn)
+	admin := approvalv1.NewAdminServiceClient(conn)
+
+	db := databaseFingerprint(cfg)
+	// A key from before keys were kept per database is tried too, so that an existing data directory
+	// keeps its key.
+	for _, key := range []string{sec.DemoAPIKeys[db], sec.LegacyDemoAPIKey} {
+		if key == "" {
+			continue
+		}
+		_, err := approvals.AuthenticateKey(ctx, &approvalv1.AuthenticateKeyRequest{ApiKey: key}, grpc.WaitForReady(true))
+		switch {
+		case err == nil:
+			if sec.DemoAPIKeys[db] != key {
+				sec.DemoAPIKeys[db], sec.LegacyDemoAPIKey = key, ""
+				return key, sec.save()
+			}
+			return key, nil
+		case status.Code(err) != codes.NotFound:
+			return "", fmt.Errorf("seed: check the saved demo API key: %w", err)
+		}
+	}
 
 	deptID := ""
-	dep, err := admin.CreateDepartment(ctx, &approvalv1.CreateDepartmentRequest{Name: "HR"}, grpc.WaitForReady(true))
+	dep, err := admin.CreateDepartment(ctx, &approvalv1.CreateDepartmentRequest{Name: DemoDepartment}, grpc.WaitForReady(true))
 	switch {
 	case err == nil:
 		deptID = dep.GetDepartment().GetId()
 	case status.Code(err) == codes.AlreadyExists:
 		list, err := admin.ListDepartments(ctx, &approvalv1.ListDepartmentsRequest{})
 		if err != nil {
-			return fmt.Errorf("seed: %w", err)
+			return "", fmt.Errorf("seed: %w", err)
 		}
 		for _, d := range list.GetDepartments() {
-			if strings.EqualFold(d.GetName(), "HR") {
+			if strings.EqualFold(d.GetName(), DemoDepartment) {
 				deptID = d.GetId()
 			}
 		}
 	default:
-		return fmt.Errorf("seed department: %w", err)
+		return "", fmt.Errorf("seed department: %w", err)
 	}
-	if _, err := admin.CreateApprover(ctx, &approvalv1.CreateApproverRequest{Email: DemoApprover, Name: "Communications team"}); err != nil {
-		return fmt.Errorf("seed approver: %w", err)
+	_, err = admin.CreateApprover(ctx, &approvalv1.CreateApproverRequest{Email: DemoApprover, Name: "Communications team"})
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return "", fmt.Errorf("seed approver: %w", err)
 	}
 	key, err := admin.CreateAPIKey(ctx, &approvalv1.CreateAPIKeyRequest{DepartmentId: deptID, Label: "demo (deploy/local)"})
 	if err != nil {
-		return fmt.Errorf("seed api key: %w", err)
+		return "", fmt.Errorf("seed api key: %w", err)
 	}
-	sec.DemoAPIKey = key.GetSecret()
-	return sec.save(dataDir)
+	st.log.Info("created the demo department's API key for this database", "database", st.Info.Database)
+	sec.DemoAPIKeys[db] = key.GetSecret()
+	return key.GetSecret(), sec.save()
 }
 
 // Wait blocks until every service has stopped, then stops the stand-ins, and returns the first error.

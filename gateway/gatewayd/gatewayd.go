@@ -25,16 +25,20 @@ import (
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
+	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 )
 
-// Config is the gateway's configuration, read from HERALD_* environment variables.
+// Config is the gateway's configuration, read from HERALD_* environment variables. NATS comes from
+// svcconfig, shared with the other services.
 type Config struct {
+	svcconfig.NATS
+
 	HTTPAddr string `env:"HERALD_GATEWAY_ADDR" envDefault:":8080"`
-	NATSURL  string `env:"HERALD_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	// ApprovalAddr is the approval service's gRPC address.
 	ApprovalAddr string `env:"HERALD_APPROVAL_ADDR" envDefault:"127.0.0.1:9090"`
-	// GatewayToken is the bearer token the approval service expects from the gateway.
-	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,required,unset"`
+	// GatewayToken is the bearer token the approval service expects from the gateway. Required (see
+	// Validate).
+	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,unset"`
 	// CSRFKey signs approval forms. Set the same value on every replica; if empty, a random key is made
 	// at start and forms opened before a restart must be reloaded.
 	CSRFKey      string        `env:"HERALD_CSRF_KEY,unset"`
@@ -44,6 +48,14 @@ type Config struct {
 
 	// Listener, if set, is used instead of listening on HTTPAddr.
 	Listener net.Listener `env:"-"`
+}
+
+// Validate reports the required settings that are missing.
+func (c Config) Validate() error {
+	if c.GatewayToken == "" {
+		return errors.New("HERALD_GATEWAY_TOKEN is required")
+	}
+	return nil
 }
 
 // bearer attaches the gateway's token to every call to the approval service.
@@ -82,12 +94,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 			s.close()
 		}
 	}()
-	nc, js, err := eventbus.Connect(ctx, cfg.NATSURL, "herald-gateway")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	nc, js, err := cfg.NATS.Connect(ctx, "herald-gateway")
 	if err != nil {
 		return nil, err
 	}
 	s.nc = nc
-	pub, err := eventbus.NewPublisher(js, 5*time.Second)
+	pub, err := eventbus.NewPublisher(js, 5*time.Second, eventbus.WithStream(cfg.Stream))
 	if err != nil {
 		return nil, err
 	}
@@ -113,12 +128,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	reg := ops.NewRegistry()
 	handler, err := httpapi.New(
 		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf},
-		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: func(context.Context) error {
-			if !nc.IsConnected() {
-				return errors.New("not connected to NATS")
-			}
-			return nil
-		}},
+		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
 	)
 	if err != nil {
 		return nil, err

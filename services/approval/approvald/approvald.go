@@ -5,14 +5,11 @@ package approvald
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -30,40 +27,53 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 )
 
-// Config is the approval service's configuration, read from HERALD_* environment variables.
+// Config is the approval service's configuration, read from HERALD_* environment variables. The pieces
+// every service shares (database, NATS, ops listener, admin token) come from svcconfig.
 type Config struct {
+	svcconfig.Database
+	svcconfig.NATS
+	svcconfig.Admin
+	// Ops serves /healthz, /readyz and /metrics on HERALD_APPROVAL_HTTP_ADDR (DefaultOpsAddr when unset).
+	svcconfig.Ops `envPrefix:"HERALD_APPROVAL_"`
+
 	// GRPCAddr is where the gRPC API listens.
 	GRPCAddr string `env:"HERALD_APPROVAL_GRPC_ADDR" envDefault:":9090"`
-	// HTTPAddr is where /healthz, /readyz and /metrics are served.
-	HTTPAddr string `env:"HERALD_APPROVAL_HTTP_ADDR" envDefault:":9190"`
-	// DatabaseURL selects the store: a postgres:// URL for PostgreSQL; empty for SQLite under DataDir.
-	DatabaseURL string `env:"HERALD_DATABASE_URL"`
 	// DatabaseSchema is the PostgreSQL schema that holds this service's tables.
 	DatabaseSchema string `env:"HERALD_APPROVAL_DB_SCHEMA" envDefault:"herald_approval"`
-	// DataDir holds the SQLite file when no DatabaseURL is set.
-	DataDir string `env:"HERALD_DATA_DIR" envDefault:".herald"`
-	// NATSURL is the NATS server with JetStream.
-	NATSURL string `env:"HERALD_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	// SMTPURL is the mail server for approval emails (see notify.NewSMTP for the schemes).
 	SMTPURL string `env:"HERALD_SMTP_URL" envDefault:"smtp+plain://127.0.0.1:1025"`
 	// MailFrom is the sender of approval emails.
 	MailFrom string `env:"HERALD_MAIL_FROM" envDefault:"Herald <herald@localhost>"`
 	// PublicURL is the gateway's public base URL, for the links in approval emails.
 	PublicURL string `env:"HERALD_PUBLIC_URL" envDefault:"http://localhost:8080"`
-	// AdminToken authorises ops on every gRPC method.
-	AdminToken string `env:"HERALD_ADMIN_TOKEN,required,unset"`
-	// GatewayToken authorises the gateway on ApprovalService.
-	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,required,unset"`
+	// GatewayToken authorises the gateway on ApprovalService. Required (see Validate).
+	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,unset"`
 	// ApprovalTTL is how long an approval link stays valid.
 	ApprovalTTL time.Duration `env:"HERALD_APPROVAL_TTL" envDefault:"72h"`
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_APPROVAL_CONSUMER" envDefault:"herald-approval"`
 
-	// Listener and HTTPListener, if set, are used instead of listening on GRPCAddr and HTTPAddr.
-	Listener     net.Listener `env:"-"`
-	HTTPListener net.Listener `env:"-"`
+	// Listener, if set, is used instead of listening on GRPCAddr.
+	Listener net.Listener `env:"-"`
+}
+
+// DefaultOpsAddr is where /healthz, /readyz and /metrics listen when HERALD_APPROVAL_HTTP_ADDR is unset.
+const DefaultOpsAddr = ":9190"
+
+// Validate reports the required settings that are missing. The tokens have no default on purpose: the
+// local stack generates them, a deployment must choose them.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Admin.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.GatewayToken == "" {
+		errs = append(errs, errors.New("HERALD_GATEWAY_TOKEN is required"))
+	}
+	return errors.Join(errs...)
 }
 
 type closableStore interface {
@@ -95,13 +105,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 			s.close()
 		}
 	}()
-	if s.store, err = openStore(ctx, cfg); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if s.nc, s.js, err = eventbus.Connect(ctx, cfg.NATSURL, "herald-approval"); err != nil {
+	if s.store, err = svcconfig.OpenStore(ctx, cfg.Database,
+		func(ctx context.Context, url string) (closableStore, error) {
+			return postgres.Open(ctx, url, cfg.DatabaseSchema)
+		},
+		func(ctx context.Context, dir string) (closableStore, error) {
+			return sqlite.Open(ctx, filepath.Join(dir, "approval.db"))
+		}); err != nil {
 		return nil, err
 	}
-	pub, err := eventbus.NewPublisher(s.js, 5*time.Second)
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, "herald-approval"); err != nil {
+		return nil, err
+	}
+	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
 	if err != nil {
 		return nil, err
 	}
@@ -123,42 +142,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)
-	s.ops = &http.Server{Handler: ops.Handler(reg, s.ready), ReadHeaderTimeout: 10 * time.Second}
+	s.ops = &http.Server{Handler: ops.Handler(reg, ops.Ready(s.nc, s.store.Ping)), ReadHeaderTimeout: 10 * time.Second}
 	if s.lis, err = ops.Listen(cfg.Listener, cfg.GRPCAddr); err != nil {
 		return nil, err
 	}
-	if s.opsLis, err = ops.Listen(cfg.HTTPListener, cfg.HTTPAddr); err != nil {
+	if s.opsLis, err = cfg.Ops.Listen(DefaultOpsAddr); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// ready reports whether the database and NATS answer.
-func (s *Service) ready(ctx context.Context) error {
-	if !s.nc.IsConnected() {
-		return errors.New("not connected to NATS")
-	}
-	if err := s.store.Ping(ctx); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	return nil
-}
-
 // OpsAddr is the address of /healthz, /readyz and /metrics.
 func (s *Service) OpsAddr() net.Addr { return s.opsLis.Addr() }
-
-func openStore(ctx context.Context, cfg Config) (closableStore, error) {
-	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
-		return postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseSchema)
-	}
-	if cfg.DatabaseURL != "" {
-		return nil, errors.New("HERALD_DATABASE_URL must be a postgres:// URL (leave it empty for SQLite)")
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "approval.db"))
-}
 
 // Addr is the address the gRPC API listens on.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
@@ -173,7 +168,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
-		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects()}, events.Handler(s.domain), s.log)
+		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream}, events.Handler(s.domain), s.log)
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
 	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())

@@ -67,6 +67,8 @@ type ConsumerConfig struct {
 	// Durable is the consumer's name; it survives restarts, so nothing published meanwhile is missed.
 	Durable  string
 	Subjects []string
+	// Stream is the stream the consumer reads; empty means Stream.
+	Stream string
 	// HandlerTimeout bounds one message's handling; it is also the ack wait.
 	HandlerTimeout time.Duration
 }
@@ -101,7 +103,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	}
 	for _, subject := range cfg.Subjects {
 		name := cfg.Durable + "-" + subject[strings.LastIndex(subject, ".")+1:]
-		cons, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
+		cons, err := js.CreateOrUpdateConsumer(ctx, streamName(cfg.Stream), jetstream.ConsumerConfig{
 			Durable:       name,
 			FilterSubject: subject,
 			AckPolicy:     jetstream.AckExplicitPolicy,
@@ -112,6 +114,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 		})
 		if err != nil {
 			stopAll()
+			if ctx.Err() != nil {
+				return nil // stopped while starting, which is no failure
+			}
 			return fmt.Errorf("consumer %s: %w", name, err)
 		}
 		cc, err := cons.Consume(func(msg jetstream.Msg) {

@@ -16,8 +16,37 @@ import (
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
 
-// Stream is the JetStream stream that holds every post event.
+// Stream is the default name of the JetStream stream that holds every post event. WithStream names
+// another (HERALD_STREAM), for a NATS server where that name is taken.
 const Stream = "HERALD_POSTS"
+
+// Option changes how Connect and NewPublisher use the stream.
+type Option func(*options)
+
+type options struct {
+	stream string
+}
+
+// WithStream names the stream; an empty name keeps Stream.
+func WithStream(name string) Option {
+	return func(o *options) { o.stream = streamName(name) }
+}
+
+func resolve(opts []Option) options {
+	o := options{stream: Stream}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// streamName is name, or Stream when name is empty: every configuration may leave it unset.
+func streamName(name string) string {
+	if name == "" {
+		return Stream
+	}
+	return name
+}
 
 // Subjects of the post events. Payloads are the messages of proto/herald/events/v1 with the same name.
 const (
@@ -33,10 +62,10 @@ const (
 // the window only spares them most of the duplicate work.
 const DedupeWindow = time.Hour
 
-// StreamConfig is the configuration of Stream.
-func StreamConfig() jetstream.StreamConfig {
+// StreamConfig is the configuration of the stream named name (Stream when empty).
+func StreamConfig(name string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        Stream,
+		Name:        streamName(name),
 		Description: "Herald post requests and their outcomes",
 		Subjects:    []string{"herald.posts.>"},
 		Storage:     jetstream.FileStorage,
@@ -50,9 +79,9 @@ func StreamConfig() jetstream.StreamConfig {
 // Callers must not tell anyone the message was accepted.
 var ErrUnavailable = errors.New("event bus unavailable")
 
-// Connect dials NATS and returns a connection and its JetStream context, with the stream created or
-// updated. name identifies the client in the server's monitoring.
-func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetStream, error) {
+// Connect dials NATS and returns a connection and its JetStream context, with the stream (Stream, or the
+// one WithStream names) created or updated. name identifies the client in the server's monitoring.
+func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -66,7 +95,7 @@ func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetSt
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := ensureStream(ctx, js); err != nil {
+	if err := ensureStream(ctx, js, resolve(opts).stream); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -76,13 +105,14 @@ func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetSt
 // ensureStream creates the stream, and updates it only when its configuration differs. Every service
 // calls this at start; an unconditional update would rewrite the stream's configuration each time, while
 // other services create consumers on it (which nats-server v2.15's race detector flags).
-func ensureStream(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.CreateStream(ctx, StreamConfig())
+func ensureStream(ctx context.Context, js jetstream.JetStream, stream string) error {
+	cfg := StreamConfig(stream)
+	_, err := js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		_, err = js.UpdateStream(ctx, StreamConfig())
+		_, err = js.UpdateStream(ctx, cfg)
 	}
 	if err != nil {
-		return fmt.Errorf("create stream %s: %w", Stream, err)
+		return fmt.Errorf("create stream %s: %w", stream, err)
 	}
 	return nil
 }
@@ -91,17 +121,19 @@ func ensureStream(ctx context.Context, js jetstream.JetStream) error {
 type Publisher struct {
 	js      jetstream.JetStream
 	timeout time.Duration
+	stream  string
 }
 
-// NewPublisher returns a Publisher that gives JetStream at most timeout to acknowledge each message.
-func NewPublisher(js jetstream.JetStream, timeout time.Duration) (*Publisher, error) {
+// NewPublisher returns a Publisher that gives JetStream at most timeout to acknowledge each message, and
+// expects the stream Connect was given (Stream unless WithStream says otherwise).
+func NewPublisher(js jetstream.JetStream, timeout time.Duration, opts ...Option) (*Publisher, error) {
 	if js == nil {
 		return nil, errors.New("eventbus: nil JetStream")
 	}
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	return &Publisher{js: js, timeout: timeout}, nil
+	return &Publisher{js: js, timeout: timeout, stream: resolve(opts).stream}, nil
 }
 
 // PublishProto marshals m and publishes it like Publish.
@@ -126,7 +158,7 @@ func (p *Publisher) Publish(ctx context.Context, subject, msgID string, data []b
 	if id := requestid.FromContext(ctx); id != "" {
 		msg.Header.Set(requestid.BusHeader, id)
 	}
-	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream)); err != nil {
+	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(p.stream)); err != nil {
 		return fmt.Errorf("publish %s %s: %w: %w", subject, msgID, ErrUnavailable, err)
 	}
 	return nil

@@ -166,3 +166,52 @@ func TestErrorMarks(t *testing.T) {
 		}
 	}
 }
+
+// A named stream (HERALD_STREAM) is the one created, published to and consumed from: an embedded server
+// only, since the machine's server already has HERALD_POSTS claiming the same subjects.
+func TestNamedStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const name = "HERALD_POSTS_NAMED"
+	nc, js, err := eventbus.Connect(ctx, natstest.Embedded(t), "eventbus-test", eventbus.WithStream(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pub, err := eventbus.NewPublisher(js, 5*time.Second, eventbus.WithStream(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(ctx, eventbus.SubjectRequested, uuid.NewString(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(ctx, eventbus.Stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("default stream lookup = %v, want ErrStreamNotFound", err)
+	}
+	got := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		cfg := eventbus.ConsumerConfig{Durable: "named", Subjects: []string{eventbus.SubjectRequested}, Stream: name}
+		errc <- eventbus.Consume(ctx, js, cfg, func(_ context.Context, msg jetstream.Msg) error {
+			select {
+			case got <- string(msg.Data()):
+			default:
+			}
+			return nil
+		}, slog.New(slog.DiscardHandler))
+	}()
+	select {
+	case body := <-got:
+		if body != "hello" {
+			t.Errorf("consumed %q, want hello", body)
+		}
+	case err := <-errc:
+		t.Fatalf("consume: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing consumed from the named stream")
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -153,7 +153,7 @@ func checkGrants(t *testing.T, url string) {
 	}
 
 	// Only the approval service may create the stream.
-	cfg := eventbus.StreamConfig()
+	cfg := eventbus.StreamConfig(stream)
 	if _, err := gateway.js.CreateStream(short(t), cfg); err == nil {
 		t.Error("the gateway created the stream")
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 	"github.com/heraldhq/herald/services/publisher/internal/events"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
@@ -36,14 +37,18 @@ import (
 // Config is the publisher's configuration, read from HERALD_* environment variables. The X credentials
 // may be given as files (HERALD_X_*_FILE), the usual way to mount secrets.
 type Config struct {
-	GRPCAddr       string `env:"HERALD_PUBLISHER_GRPC_ADDR" envDefault:":9091"`
-	HTTPAddr       string `env:"HERALD_PUBLISHER_HTTP_ADDR" envDefault:":9191"`
-	DatabaseURL    string `env:"HERALD_DATABASE_URL"`
+	svcconfig.Database
+	svcconfig.NATS
+	svcconfig.Admin
+	// Ops serves /healthz, /readyz and /metrics on HERALD_PUBLISHER_HTTP_ADDR (DefaultOpsAddr when unset).
+	svcconfig.Ops `envPrefix:"HERALD_PUBLISHER_"`
+
+	// GRPCAddr is where the gRPC ops API listens.
+	GRPCAddr string `env:"HERALD_PUBLISHER_GRPC_ADDR" envDefault:":9091"`
+	// DatabaseSchema is the PostgreSQL schema that holds the ledger.
 	DatabaseSchema string `env:"HERALD_PUBLISHER_DB_SCHEMA" envDefault:"herald_publisher"`
-	DataDir        string `env:"HERALD_DATA_DIR" envDefault:".herald"`
-	NATSURL        string `env:"HERALD_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
-	AdminToken     string `env:"HERALD_ADMIN_TOKEN,required,unset"`
-	Consumer       string `env:"HERALD_PUBLISHER_CONSUMER" envDefault:"herald-publisher"`
+	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
+	Consumer string `env:"HERALD_PUBLISHER_CONSUMER" envDefault:"herald-publisher"`
 
 	// XAPIBase is the X API's base URL.
 	XAPIBase            string        `env:"HERALD_X_API_BASE" envDefault:"https://api.x.com"`
@@ -57,9 +62,17 @@ type Config struct {
 	XAccessSecretFile   string        `env:"HERALD_X_ACCESS_TOKEN_SECRET_FILE"`
 	XTimeout            time.Duration `env:"HERALD_X_TIMEOUT" envDefault:"30s"`
 
-	// Listener and HTTPListener, if set, are used instead of listening on GRPCAddr and HTTPAddr.
-	Listener     net.Listener `env:"-"`
-	HTTPListener net.Listener `env:"-"`
+	// Listener, if set, is used instead of listening on GRPCAddr.
+	Listener net.Listener `env:"-"`
+}
+
+// DefaultOpsAddr is where /healthz, /readyz and /metrics listen when HERALD_PUBLISHER_HTTP_ADDR is unset.
+const DefaultOpsAddr = ":9191"
+
+// Validate reports the required settings that are missing; the X credentials are checked when New
+// resolves them, since they may come from files.
+func (c Config) Validate() error {
+	return c.Admin.Validate()
 }
 
 // credentials resolves each X secret from its variable or its file.
@@ -115,6 +128,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 			s.close()
 		}
 	}()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	creds, err := cfg.credentials()
 	if err != nil {
 		return nil, err
@@ -129,13 +145,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	} else {
 		log.Info("posting to X as", "username", me.Username, "api", cfg.XAPIBase)
 	}
-	if s.store, err = openStore(ctx, cfg); err != nil {
+	if s.store, err = svcconfig.OpenStore(ctx, cfg.Database,
+		func(ctx context.Context, url string) (closableStore, error) {
+			return postgres.Open(ctx, url, cfg.DatabaseSchema)
+		},
+		func(ctx context.Context, dir string) (closableStore, error) {
+			return sqlite.Open(ctx, filepath.Join(dir, "publisher.db"))
+		}); err != nil {
 		return nil, err
 	}
-	if s.nc, s.js, err = eventbus.Connect(ctx, cfg.NATSURL, "herald-publisher"); err != nil {
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, "herald-publisher"); err != nil {
 		return nil, err
 	}
-	pub, err := eventbus.NewPublisher(s.js, 5*time.Second)
+	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
 	if err != nil {
 		return nil, err
 	}
@@ -157,42 +179,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)
-	s.ops = &http.Server{Handler: ops.Handler(reg, s.ready), ReadHeaderTimeout: 10 * time.Second}
+	// The ledger has no Ping: listing one row shows that it answers.
+	ping := func(ctx context.Context) error { _, err := s.store.List(ctx, 1); return err }
+	s.ops = &http.Server{Handler: ops.Handler(reg, ops.Ready(s.nc, ping)), ReadHeaderTimeout: 10 * time.Second}
 	if s.lis, err = ops.Listen(cfg.Listener, cfg.GRPCAddr); err != nil {
 		return nil, err
 	}
-	if s.opsLis, err = ops.Listen(cfg.HTTPListener, cfg.HTTPAddr); err != nil {
+	if s.opsLis, err = cfg.Ops.Listen(DefaultOpsAddr); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// ready reports whether the ledger and NATS answer.
-func (s *Service) ready(ctx context.Context) error {
-	if !s.nc.IsConnected() {
-		return errors.New("not connected to NATS")
-	}
-	if _, err := s.store.List(ctx, 1); err != nil {
-		return fmt.Errorf("ledger: %w", err)
-	}
-	return nil
-}
-
 // OpsAddr is the address of /healthz, /readyz and /metrics.
 func (s *Service) OpsAddr() net.Addr { return s.opsLis.Addr() }
-
-func openStore(ctx context.Context, cfg Config) (closableStore, error) {
-	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
-		return postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseSchema)
-	}
-	if cfg.DatabaseURL != "" {
-		return nil, errors.New("HERALD_DATABASE_URL must be a postgres:// URL (leave it empty for SQLite)")
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "publisher.db"))
-}
 
 // Addr is the address the gRPC API listens on.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
@@ -206,7 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
-		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
+		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream, HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
 		return eventbus.Consume(gctx, s.js, cfg, events.Handler(s.ledger), s.log)
 	})
 	s.log.Info("publisher listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
