@@ -180,5 +180,12 @@ Give the services (see deploy/local/herald.env.example for the rest):
 {{range .ServiceEnv}}
   {{.}}
 {{- end}}
+{{- range $service, $vars := .ServiceEnvFor}}
+
+and the {{$service}} its own NATS user:
+{{range $vars}}
+  {{.}}
+{{- end}}
+{{- end}}
 {{end}}
 `

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/heraldhq/herald/services/approval/approvald"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 	"github.com/heraldhq/herald/services/publisher/publisherd"
 )
@@ -31,6 +32,8 @@ type secrets struct {
 	// DemoAPIKeys holds the demo department's key for each database the stack has run on, by
 	// databaseFingerprint: a key is only good in the database that stores its hash.
 	DemoAPIKeys map[string]string `json:"demo_api_keys"`
+	// NATSPasswords are the embedded NATS server's passwords, one per service.
+	NATSPasswords map[string]string `json:"nats_passwords,omitempty"`
 	// LegacyDemoAPIKey is the single key of data directories from before DemoAPIKeys; seed moves it to
 	// the database it works with.
 	LegacyDemoAPIKey string `json:"demo_api_key,omitempty"`
@@ -73,6 +76,18 @@ func loadSecrets(dir string) (*secrets, error) {
 		s.DemoAPIKeys = map[string]string{}
 	}
 	return s, s.save()
+}
+
+// natsPassword returns service's password on the embedded NATS server, made and saved on first use.
+func (s *secrets) natsPassword(service eventbus.Service) (string, error) {
+	if s.NATSPasswords == nil {
+		s.NATSPasswords = map[string]string{}
+	}
+	if p := s.NATSPasswords[string(service)]; p != "" {
+		return p, nil
+	}
+	s.NATSPasswords[string(service)] = randomToken()
+	return s.NATSPasswords[string(service)], s.save()
 }
 
 func (s *secrets) save() error {

@@ -30,6 +30,8 @@ import (
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/approval/approvald"
 	"github.com/heraldhq/herald/services/approval/mailbox"
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 	"github.com/heraldhq/herald/services/publisher/publisherd"
 	"github.com/heraldhq/herald/services/publisher/xsandbox"
 )
@@ -55,6 +57,8 @@ type Info struct {
 	DemoApprover   string
 	// ServiceEnv are the variables (NAME=value) that point services run on their own at the stand-ins.
 	ServiceEnv []string
+	// ServiceEnvFor are the variables that differ per service (its own NATS user), by service name.
+	ServiceEnvFor map[string][]string
 	StartedIn  time.Duration
 }
 
@@ -126,15 +130,35 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		cfg.Gateway.ApprovalAddr = st.Info.ApprovalAddr
 	}
 
-	// NATS with JetStream: the embedded server for every service that was given no URL.
+	// Seals: the approval service's and the publisher's keys, generated once into the data directory.
+	keys, err := ensureSealKeys(cfg.DataDir())
+	if err != nil {
+		return nil, err
+	}
+	useSealKeys(&cfg, keys)
+
+	// NATS with JetStream: the embedded server for every service that was given no URL. Each service
+	// connects as its own user, allowed only its own subjects, as in production.
 	natsURL := cmp.Or(cfg.Approval.NATSURL, cfg.Publisher.NATSURL, cfg.Gateway.NATSURL)
 	if cfg.Approval.NATSURL == "" || cfg.Publisher.NATSURL == "" || cfg.Gateway.NATSURL == "" {
-		if natsURL, err = st.startNATS(cfg.Local.NATSAddr, cfg.DataDir()); err != nil {
+		accounts, err := natsAccounts(cfg, sec)
+		if err != nil {
 			return nil, err
 		}
-		for _, u := range []*string{&cfg.Approval.NATSURL, &cfg.Publisher.NATSURL, &cfg.Gateway.NATSURL} {
-			if *u == "" {
-				*u = natsURL
+		users, err := natsServerUsers(cfg, accounts)
+		if err != nil {
+			return nil, err
+		}
+		if natsURL, err = st.startNATS(cfg.Local.NATSAddr, cfg.DataDir(), users); err != nil {
+			return nil, err
+		}
+		for _, svc := range []struct {
+			nats *svcconfig.NATS
+			as   eventbus.Service
+		}{{&cfg.Approval.NATS, eventbus.ServiceApproval}, {&cfg.Publisher.NATS, eventbus.ServicePublisher}, {&cfg.Gateway.NATS, eventbus.ServiceGateway}} {
+			if svc.nats.NATSURL == "" {
+				a := account(accounts, svc.as)
+				svc.nats.NATSURL, svc.nats.NATSUser, svc.nats.NATSPassword, svc.nats.NATSPasswordFile, svc.nats.NATSCredsFile = natsURL, a.User, a.Password, "", ""
 			}
 		}
 	}
@@ -215,12 +239,33 @@ func StartStandIns(ctx context.Context, cfg Config, which StandIns, log *slog.Lo
 			st.Close()
 		}
 	}()
+	// The services' seal keys, whatever runs: each service reads only its own variables, so one
+	// environment file can hold them all.
+	keys, err := ensureSealKeys(cfg.DataDir())
+	if err != nil {
+		return nil, err
+	}
+	st.Info.ServiceEnv = append(st.Info.ServiceEnv,
+		"HERALD_APPROVAL_SEAL_KEY_FILE="+keys.ApprovalKey, "HERALD_PUBLISHER_PUBLIC_KEYS_FILE="+keys.PublisherPub,
+		"HERALD_PUBLISHER_SEAL_KEY_FILE="+keys.PublisherKey, "HERALD_APPROVAL_PUBLIC_KEYS_FILE="+keys.ApprovalPub)
 	if which.NATS {
-		if st.Info.NATSURL, err = st.startNATS(cfg.Local.NATSAddr, cfg.DataDir()); err != nil {
+		accounts, err := natsAccounts(cfg, sec)
+		if err != nil {
+			return nil, err
+		}
+		users, err := natsServerUsers(cfg, accounts)
+		if err != nil {
+			return nil, err
+		}
+		if st.Info.NATSURL, err = st.startNATS(cfg.Local.NATSAddr, cfg.DataDir(), users); err != nil {
 			return nil, err
 		}
 		st.Info.NATS = st.Info.NATSURL
 		st.Info.ServiceEnv = append(st.Info.ServiceEnv, "HERALD_NATS_URL="+st.Info.NATSURL)
+		st.Info.ServiceEnvFor = map[string][]string{}
+		for _, a := range accounts {
+			st.Info.ServiceEnvFor[string(a.Service)] = []string{"HERALD_NATS_USER=" + a.User, "HERALD_NATS_PASSWORD=" + a.Password}
+		}
 	}
 	if which.Mailbox {
 		smtpURL, err := st.startMailbox(cfg.Local, cfg.DataDir())
@@ -277,7 +322,8 @@ func (st *Stack) closeListeners(lis map[string]net.Listener) {
 	}
 }
 
-func (st *Stack) startNATS(addr, dataDir string) (string, error) {
+// startNATS starts the embedded NATS server, which admits only users: anonymous connections are refused.
+func (st *Stack) startNATS(addr, dataDir string, users []*server.User) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("HERALD_LOCAL_NATS_ADDR: %w", err)
@@ -290,7 +336,7 @@ func (st *Stack) startNATS(addr, dataDir string) (string, error) {
 	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "herald-local", Host: host, Port: p, JetStream: true,
-		StoreDir: filepath.Join(dataDir, "nats"), NoSigs: true, NoLog: true,
+		StoreDir: filepath.Join(dataDir, "nats"), NoSigs: true, NoLog: true, Users: users,
 	})
 	if err != nil {
 		return "", fmt.Errorf("embedded nats: %w", err)

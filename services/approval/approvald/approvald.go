@@ -5,6 +5,7 @@ package approvald
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -27,6 +29,7 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/heraldshared/seal"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 )
 
@@ -55,6 +58,12 @@ type Config struct {
 	ApprovalTTL time.Duration `env:"HERALD_APPROVAL_TTL" envDefault:"72h"`
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_APPROVAL_CONSUMER" envDefault:"herald-approval"`
+	// SealKeyFile is the approval service's Ed25519 private key (PKCS#8 PEM, mode 0600), which seals every
+	// PostApproved; the publisher posts nothing else. Required.
+	SealKeyFile string `env:"HERALD_APPROVAL_SEAL_KEY_FILE"`
+	// PublisherKeysFile holds the publisher's public keys (PEM, several during a rotation); outcome events
+	// not sealed by one of them are refused. Required.
+	PublisherKeysFile string `env:"HERALD_PUBLISHER_PUBLIC_KEYS_FILE"`
 
 	// Listener, if set, is used instead of listening on GRPCAddr.
 	Listener net.Listener `env:"-"`
@@ -73,6 +82,12 @@ func (c Config) Validate() error {
 	if c.GatewayToken == "" {
 		errs = append(errs, errors.New("HERALD_GATEWAY_TOKEN is required"))
 	}
+	if c.SealKeyFile == "" {
+		errs = append(errs, errors.New("HERALD_APPROVAL_SEAL_KEY_FILE is required: approvals are sealed with it"))
+	}
+	if c.PublisherKeysFile == "" {
+		errs = append(errs, errors.New("HERALD_PUBLISHER_PUBLIC_KEYS_FILE is required: the publisher's outcomes are checked against it"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -90,6 +105,7 @@ type Service struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	domain *approval.Service
+	events eventbus.Handler
 	grpc   *grpc.Server
 	health *health.Server
 	lis    net.Listener
@@ -117,7 +133,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		}); err != nil {
 		return nil, err
 	}
-	if s.nc, s.js, err = cfg.NATS.Connect(ctx, "herald-approval"); err != nil {
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServiceApproval, "herald-approval"); err != nil {
 		return nil, err
 	}
 	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
@@ -128,7 +144,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	announcer, err := events.NewAnnouncer(pub)
+	signer, err := seal.LoadSigner(cfg.SealKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_APPROVAL_SEAL_KEY_FILE: %w", err)
+	}
+	publisherKeys, err := seal.LoadKeyring(cfg.PublisherKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_PUBLISHER_PUBLIC_KEYS_FILE: %w", err)
+	}
+	log.Info("event seals", "signing_key", signer.KeyID(), "trusted_publisher_keys", publisherKeys.KeyIDs())
+	announcer, err := events.NewAnnouncer(pub, signer)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +161,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	reg := ops.NewRegistry()
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_approval_refused_events_total",
+		Help: "Events refused because their seal is missing, from an unknown key or does not verify, by subject and reason.",
+	}, []string{"subject", "reason"})
+	reg.MustRegister(refused)
+	if s.events, err = events.Handler(s.domain, publisherKeys, func(subject, reason string) { refused.WithLabelValues(subject, reason).Inc() }); err != nil {
+		return nil, err
+	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(grpcMetrics)
 	if s.grpc, s.health, err = grpcapi.NewServer(s.domain, grpcapi.Tokens{Admin: cfg.AdminToken, Gateway: cfg.GatewayToken}, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
@@ -168,7 +201,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
-		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream}, events.Handler(s.domain), s.log)
+		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream}, s.events, s.log)
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
 	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -102,7 +101,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 		}
 	}
 	for _, subject := range cfg.Subjects {
-		name := cfg.Durable + "-" + subject[strings.LastIndex(subject, ".")+1:]
+		name := ConsumerName(cfg.Durable, subject)
 		cons, err := js.CreateOrUpdateConsumer(ctx, streamName(cfg.Stream), jetstream.ConsumerConfig{
 			Durable:       name,
 			FilterSubject: subject,

@@ -24,7 +24,22 @@ const Stream = "HERALD_POSTS"
 type Option func(*options)
 
 type options struct {
-	stream string
+	stream  string
+	service Service
+	nats    []nats.Option
+}
+
+// AsService connects as one of Herald's services: replies come to the service's own inbox prefix (its
+// NATS user may subscribe to nothing else), and only a service that manages the stream creates or updates
+// it; the others wait for it to exist. Without AsService, Connect manages the stream itself, as tests and
+// tools with full rights do.
+func AsService(s Service) Option {
+	return func(o *options) { o.service = s }
+}
+
+// WithNATSOptions adds options to the NATS connection: credentials and TLS (see svcconfig.NATS).
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(o *options) { o.nats = append(o.nats, opts...) }
 }
 
 // WithStream names the stream; an empty name keeps Stream.
@@ -80,13 +95,19 @@ func StreamConfig(name string) jetstream.StreamConfig {
 var ErrUnavailable = errors.New("event bus unavailable")
 
 // Connect dials NATS and returns a connection and its JetStream context, with the stream (Stream, or the
-// one WithStream names) created or updated. name identifies the client in the server's monitoring.
+// one WithStream names) created or updated, or, for a service that does not manage it, known to exist.
+// name identifies the client in the server's monitoring.
 func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url,
+	o := resolve(opts)
+	natsOpts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(false),
-	)
+	}, o.nats...)
+	if o.service != "" {
+		natsOpts = append(natsOpts, nats.CustomInboxPrefix(o.service.InboxPrefix()))
+	}
+	nc, err := nats.Connect(url, natsOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats at %s: %w", url, err)
 	}
@@ -95,16 +116,22 @@ func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn,
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := ensureStream(ctx, js, resolve(opts).stream); err != nil {
+	if o.service == "" || o.service.ManagesStream() {
+		err = ensureStream(ctx, js, o.stream)
+	} else {
+		err = awaitStream(ctx, js, o.stream, 30*time.Second)
+	}
+	if err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
 	return nc, js, nil
 }
 
-// ensureStream creates the stream, and updates it only when its configuration differs. Every service
-// calls this at start; an unconditional update would rewrite the stream's configuration each time, while
-// other services create consumers on it (which nats-server v2.15's race detector flags).
+// ensureStream creates the stream, or updates it when it exists with another configuration (creating
+// a stream that exists with the same configuration succeeds without touching it). Updating only then
+// matters: an unconditional update at every start raced with other services creating consumers (which
+// nats-server v2.15's race detector flags).
 func ensureStream(ctx context.Context, js jetstream.JetStream, stream string) error {
 	cfg := StreamConfig(stream)
 	_, err := js.CreateStream(ctx, cfg)
@@ -115,6 +142,27 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, stream string) er
 		return fmt.Errorf("create stream %s: %w", stream, err)
 	}
 	return nil
+}
+
+// awaitStream waits up to limit for the stream to exist: services that may not create it start after
+// (or beside) the approval service, which does.
+func awaitStream(ctx context.Context, js jetstream.JetStream, stream string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		_, err := js.Stream(ctx, stream)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s: %w", stream, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s does not exist after %s: the approval service creates it; is it running against this NATS?", stream, limit)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Publisher publishes protobuf events with a message id, waiting for JetStream's acknowledgement.

@@ -52,17 +52,84 @@ func OpenStore[S any](ctx context.Context, db Database, openPostgres func(ctx co
 	return openSQLite(ctx, db.DataDir)
 }
 
-// NATS is the NATS server with JetStream that carries Herald's events.
+// NATS is the NATS server with JetStream that carries Herald's events, and this service's own
+// credentials on it: each service has its own NATS user, allowed only its own subjects
+// (eventbus.GrantsFor; deploy/nats holds the server's side).
 type NATS struct {
 	NATSURL string `env:"HERALD_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	// Stream is the JetStream stream's name; empty means eventbus.Stream. Set it when another
 	// application on a shared NATS server already uses that name.
 	Stream string `env:"HERALD_STREAM"`
+	// NATSUser and NATSPassword (or NATSPasswordFile, for mounted secrets) are this service's NATS user.
+	NATSUser         string `env:"HERALD_NATS_USER"`
+	NATSPassword     string `env:"HERALD_NATS_PASSWORD,unset"`
+	NATSPasswordFile string `env:"HERALD_NATS_PASSWORD_FILE"`
+	// NATSCredsFile is a NATS credentials file (user JWT and nkey seed), for servers using decentralised
+	// authentication instead of a user and password.
+	NATSCredsFile string `env:"HERALD_NATS_CREDS_FILE"`
+	// NATSCAFile turns on TLS to NATS, trusting this CA; NATSCertFile and NATSKeyFile add a client
+	// certificate for mutual TLS.
+	NATSCAFile   string `env:"HERALD_NATS_CA_FILE"`
+	NATSCertFile string `env:"HERALD_NATS_CERT_FILE"`
+	NATSKeyFile  string `env:"HERALD_NATS_KEY_FILE"`
 }
 
-// Connect dials NATS as the client name, with the stream created or updated.
-func (n NATS) Connect(ctx context.Context, name string) (*nats.Conn, jetstream.JetStream, error) {
-	return eventbus.Connect(ctx, n.NATSURL, name, eventbus.WithStream(n.Stream))
+// Connect dials NATS as service (its credentials, its inbox), with the client name in the server's
+// monitoring. The approval service creates or updates the stream; the others wait for it.
+func (n NATS) Connect(ctx context.Context, service eventbus.Service, name string) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := n.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	return eventbus.Connect(ctx, n.NATSURL, name, eventbus.WithStream(n.Stream), eventbus.AsService(service), eventbus.WithNATSOptions(opts...))
+}
+
+// options turns the credentials and TLS settings into connection options.
+func (n NATS) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	password, err := secret(n.NATSPassword, n.NATSPasswordFile, "HERALD_NATS_PASSWORD")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case n.NATSCredsFile != "" && n.NATSUser != "":
+		return nil, errors.New("set HERALD_NATS_CREDS_FILE or HERALD_NATS_USER, not both")
+	case n.NATSCredsFile != "":
+		opts = append(opts, nats.UserCredentials(n.NATSCredsFile))
+	case n.NATSUser != "":
+		if password == "" {
+			return nil, errors.New("HERALD_NATS_USER needs HERALD_NATS_PASSWORD or HERALD_NATS_PASSWORD_FILE")
+		}
+		opts = append(opts, nats.UserInfo(n.NATSUser, password))
+	case password != "":
+		return nil, errors.New("HERALD_NATS_PASSWORD needs HERALD_NATS_USER")
+	}
+	if n.NATSCAFile != "" {
+		opts = append(opts, nats.RootCAs(n.NATSCAFile))
+	}
+	if (n.NATSCertFile == "") != (n.NATSKeyFile == "") {
+		return nil, errors.New("HERALD_NATS_CERT_FILE and HERALD_NATS_KEY_FILE go together")
+	}
+	if n.NATSCertFile != "" {
+		opts = append(opts, nats.ClientCert(n.NATSCertFile, n.NATSKeyFile))
+	}
+	return opts, nil
+}
+
+// secret returns value, or the trimmed contents of file when value is empty: the usual way to mount a
+// secret. Setting both is an error rather than a silent choice.
+func secret(value, file, name string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("set %s or %s_FILE, not both", name, name)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // Ops is where a service serves /healthz, /readyz and /metrics. Each service embeds it under its own

@@ -19,12 +19,14 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
+	"github.com/heraldhq/herald/services/heraldshared/seal"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 	"github.com/heraldhq/herald/services/publisher/internal/events"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
@@ -49,6 +51,12 @@ type Config struct {
 	DatabaseSchema string `env:"HERALD_PUBLISHER_DB_SCHEMA" envDefault:"herald_publisher"`
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_PUBLISHER_CONSUMER" envDefault:"herald-publisher"`
+	// ApprovalKeysFile holds the approval service's public keys (PEM, several during a rotation): an
+	// approval not sealed by one of them is never posted. Required.
+	ApprovalKeysFile string `env:"HERALD_APPROVAL_PUBLIC_KEYS_FILE"`
+	// SealKeyFile is the publisher's Ed25519 private key (PKCS#8 PEM, mode 0600), which seals its outcome
+	// events for the approval service. Required.
+	SealKeyFile string `env:"HERALD_PUBLISHER_SEAL_KEY_FILE"`
 
 	// XAPIBase is the X API's base URL.
 	XAPIBase            string        `env:"HERALD_X_API_BASE" envDefault:"https://api.x.com"`
@@ -72,7 +80,17 @@ const DefaultOpsAddr = ":9191"
 // Validate reports the required settings that are missing; the X credentials are checked when New
 // resolves them, since they may come from files.
 func (c Config) Validate() error {
-	return c.Admin.Validate()
+	var errs []error
+	if err := c.Admin.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ApprovalKeysFile == "" {
+		errs = append(errs, errors.New("HERALD_APPROVAL_PUBLIC_KEYS_FILE is required: only approvals sealed by the approval service are posted"))
+	}
+	if c.SealKeyFile == "" {
+		errs = append(errs, errors.New("HERALD_PUBLISHER_SEAL_KEY_FILE is required: outcomes are sealed with it"))
+	}
+	return errors.Join(errs...)
 }
 
 // credentials resolves each X secret from its variable or its file.
@@ -113,6 +131,7 @@ type Service struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	ledger *ledger.Service
+	events eventbus.Handler
 	grpc   *grpc.Server
 	health *health.Server
 	lis    net.Listener
@@ -135,6 +154,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	signer, err := seal.LoadSigner(cfg.SealKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_PUBLISHER_SEAL_KEY_FILE: %w", err)
+	}
+	approvalKeys, err := seal.LoadKeyring(cfg.ApprovalKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_APPROVAL_PUBLIC_KEYS_FILE: %w", err)
+	}
+	log.Info("event seals", "signing_key", signer.KeyID(), "trusted_approval_keys", approvalKeys.KeyIDs())
 	client, err := xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
 	if err != nil {
 		return nil, err
@@ -154,7 +182,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		}); err != nil {
 		return nil, err
 	}
-	if s.nc, s.js, err = cfg.NATS.Connect(ctx, "herald-publisher"); err != nil {
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServicePublisher, "herald-publisher"); err != nil {
 		return nil, err
 	}
 	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
@@ -166,11 +194,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	announcer, err := events.NewAnnouncer(pub)
+	announcer, err := events.NewAnnouncer(pub, signer)
 	if err != nil {
 		return nil, err
 	}
 	if s.ledger, err = ledger.NewService(s.store, channel, announcer, log); err != nil {
+		return nil, err
+	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_publisher_refused_approvals_total",
+		Help: "Approvals refused and never posted because their seal is missing, from an unknown key, does not verify or covers other text, by reason.",
+	}, []string{"reason"})
+	reg.MustRegister(refused)
+	if s.events, err = events.Handler(s.ledger, approvalKeys, func(reason string) { refused.WithLabelValues(reason).Inc() }); err != nil {
 		return nil, err
 	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
@@ -207,7 +243,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream, HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
-		return eventbus.Consume(gctx, s.js, cfg, events.Handler(s.ledger), s.log)
+		return eventbus.Consume(gctx, s.js, cfg, s.events, s.log)
 	})
 	s.log.Info("publisher listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()
