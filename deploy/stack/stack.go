@@ -59,7 +59,7 @@ type Info struct {
 	ServiceEnv []string
 	// ServiceEnvFor are the variables that differ per service (its own NATS user), by service name.
 	ServiceEnvFor map[string][]string
-	StartedIn  time.Duration
+	StartedIn     time.Duration
 }
 
 // DemoDepartment and DemoApprover are what the stack creates in a database that lacks them.

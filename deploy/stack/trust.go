@@ -43,7 +43,10 @@ func ensureSealKeys(dataDir string) (sealKeys, error) {
 
 // useSealKeys gives each service the generated keys for the variables left unset.
 func useSealKeys(cfg *Config, k sealKeys) {
-	for _, f := range []struct{ dst *string; val string }{
+	for _, f := range []struct {
+		dst *string
+		val string
+	}{
 		{&cfg.Approval.SealKeyFile, k.ApprovalKey}, {&cfg.Approval.PublisherKeysFile, k.PublisherPub},
 		{&cfg.Publisher.SealKeyFile, k.PublisherKey}, {&cfg.Publisher.ApprovalKeysFile, k.ApprovalPub},
 	} {
