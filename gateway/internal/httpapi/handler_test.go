@@ -346,15 +346,15 @@ func TestPostsRoutes(t *testing.T) {
 		},
 		{
 			name: "syntax error", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet" "x"}`,
-			wantStatus: 400, wantJSON: errJSON("invalid_json", "malformed JSON at byte 10", ""),
+			wantStatus: 400, wantJSON: errJSON("invalid_json", `malformed JSON at byte 9: invalid character '"' after object name (expecting ':')`, ""),
 		},
 		{
 			name: "unknown field", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "x", "requestedby": "jo", "colour": "red"}`,
-			wantStatus: 400, wantJSON: errJSON("unknown_field", `unknown field "colour"; the fields are tweet, requestedby and media`, "colour"),
+			wantStatus: 400, wantJSON: errJSON("unknown_field", `unknown field "colour"; the fields are tweet, requestedby and media (names are case-sensitive)`, "colour"),
 		},
 		{
 			name: "tweet of the wrong type", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": 7, "requestedby": "jo"}`,
-			wantStatus: 400, wantJSON: errJSON("invalid_json", "tweet must be a string", "tweet"),
+			wantStatus: 400, wantJSON: errJSON("invalid_json", "tweet must be a string, not a number", "tweet"),
 		},
 		{
 			name: "two JSON values", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "x", "requestedby": "jo"} {}`,

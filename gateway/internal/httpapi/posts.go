@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -152,8 +153,12 @@ func (s *server) decodePost(w http.ResponseWriter, r *http.Request) (intake.Requ
 // decoder would let `{"TWEET": ...}` or a second "tweet" silently decide what gets posted.
 func decodePostBody(body []byte) (postRequest, error) {
 	var pr postRequest
-	if err := json.Unmarshal(body, &pr, json.RejectUnknownMembers(true)); err != nil {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if err := json.UnmarshalDecode(dec, &pr, json.RejectUnknownMembers(true)); err != nil {
 		return postRequest{}, jsonError(err)
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return postRequest{}, badRequest("invalid_json", "the body must hold exactly one JSON object", "")
 	}
 	if len(pr.Media) > 0 && pr.Media.Kind() != 'n' && string(pr.Media) != "[]" {
 		return postRequest{}, badRequest("unsupported", "media attachments are not supported yet; send text only", "media")
