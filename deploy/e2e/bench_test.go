@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -25,11 +26,13 @@ import (
 // each (store the post, mail the approver) and the difference is the gateway's own.
 // scripts/bench.sh prints the ratio; the absolute numbers depend on the machine.
 func BenchmarkIntake(b *testing.B) {
-	st := start(b)
+	st, _, dataDir := startWithLogs(b)
 	dept := demoDepartmentID(b, st)
 
 	b.Run("jetstream", func(b *testing.B) {
-		nc, js, err := eventbus.Connect(context.Background(), st.Info.NATSURL, "bench")
+		// As the gateway's NATS user, the only one allowed to publish requests.
+		nc, js, err := eventbus.Connect(context.Background(), st.Info.NATSURL, "bench", eventbus.AsService(eventbus.ServiceGateway),
+			eventbus.WithNATSOptions(nats.UserInfo("herald-gateway", natsPassword(b, dataDir, eventbus.ServiceGateway))))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -24,9 +24,8 @@ import (
 	"github.com/heraldhq/herald/services/heraldshared/seal/sealtest"
 )
 
-// connectAs connects to the stack's NATS as one of Herald's services, with the credentials the local
-// stack generated for it: an attacker who stole that service's NATS password.
-func connectAs(t *testing.T, natsURL, dataDir string, s eventbus.Service) jetstream.JetStream {
+// natsPassword is the password the local stack generated for service's NATS user.
+func natsPassword(t testing.TB, dataDir string, s eventbus.Service) string {
 	t.Helper()
 	var sec struct {
 		NATSPasswords map[string]string `json:"nats_passwords"`
@@ -35,7 +34,14 @@ func connectAs(t *testing.T, natsURL, dataDir string, s eventbus.Service) jetstr
 	if err != nil || json.Unmarshal(raw, &sec) != nil || sec.NATSPasswords[string(s)] == "" {
 		t.Fatalf("no NATS password for %s in secrets.json: %v", s, err)
 	}
-	nc, err := nats.Connect(natsURL, nats.UserInfo("herald-"+string(s), sec.NATSPasswords[string(s)]), nats.CustomInboxPrefix(s.InboxPrefix()))
+	return sec.NATSPasswords[string(s)]
+}
+
+// connectAs connects to the stack's NATS as one of Herald's services, with the credentials the local
+// stack generated for it: an attacker who stole that service's NATS password.
+func connectAs(t *testing.T, natsURL, dataDir string, s eventbus.Service) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(natsURL, nats.UserInfo("herald-"+string(s), natsPassword(t, dataDir, s)), nats.CustomInboxPrefix(s.InboxPrefix()))
 	if err != nil {
 		t.Fatalf("connect as %s: %v", s, err)
 	}
