@@ -370,7 +370,7 @@ func TestPostsRoutes(t *testing.T) {
 		},
 		{
 			name: "tweet over 280 characters", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "` + strings.Repeat("é", 281) + `", "requestedby": "jo"}`,
-			wantStatus: 400, wantJSON: errJSON("invalid_request", "tweet is 281 characters long; X allows at most 280", "tweet"),
+			wantStatus: 400, wantJSON: errJSON("invalid_request", "tweet is 281 characters long as X counts them (a URL counts 23, CJK characters and emoji 2); X allows at most 280", "tweet"),
 		},
 		{
 			name: "media", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "x", "requestedby": "jo", "media": [{"url": "https://example.com/a.png"}]}`,
