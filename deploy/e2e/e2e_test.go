@@ -208,7 +208,8 @@ func pollFinal(t *testing.T, st *stack.Stack, key, location string) response {
 	t.Helper()
 	var r response
 	eventually(t, "a final status for "+location, func() bool {
-		r = do(t, "GET", st.Info.GatewayURL+location, nil, map[string]string{"X-API-Key": key})
+		// Location is absolute (HERALD_PUBLIC_URL, the gateway's URL locally), as Logic Apps requires.
+		r = do(t, "GET", location, nil, map[string]string{"X-API-Key": key})
 		if r.status == http.StatusAccepted {
 			if r.header.Get("Retry-After") == "" {
 				t.Fatalf("202 without Retry-After")
@@ -263,7 +264,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		}
 		body := r.json(t)
 		id, _ := body["id"].(string)
-		if body["status"] != "pending" || id == "" || r.header.Get("Location") != "/v1/posts/"+id || r.header.Get("Retry-After") == "" {
+		if body["status"] != "pending" || id == "" || r.header.Get("Location") != st.Info.GatewayURL+"/v1/posts/"+id || r.header.Get("Retry-After") == "" {
 			t.Fatalf("202 answer: headers %v body %s", r.header, r.body)
 		}
 		// Polled at once, before the approval service may have recorded it, the post is pending, not missing.
@@ -505,7 +506,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 			})
 		}
 		// The other department sees its own post; the API key may also come as a query parameter.
-		if r := do(t, "GET", st.Info.GatewayURL+theirs+"?api_key="+url.QueryEscape(otherKey), nil, nil); r.status != http.StatusAccepted {
+		if r := do(t, "GET", theirs+"?api_key="+url.QueryEscape(otherKey), nil, nil); r.status != http.StatusAccepted {
 			t.Errorf("owner polling its post with ?api_key= got %d", r.status)
 		}
 	})

@@ -302,7 +302,7 @@ func validDomainLength(domain string) bool {
 }
 
 func isHyphenOrUnderscore(r rune) bool { return r == '-' || r == '_' }
-func isDigit(c byte) bool             { return c >= '0' && c <= '9' }
+func isDigit(c byte) bool              { return c >= '0' && c <= '9' }
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
