@@ -287,7 +287,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		if d := decide(t, link, "approve", "Lovely, go ahead"); d.status != http.StatusOK || !bytes.Contains(d.body, []byte("Approved")) {
 			t.Fatalf("approve: %d\n%s", d.status, d.body)
 		}
-		final := pollFinal(t, st, key, "/v1/posts/"+id)
+		final := pollFinal(t, st, key, r.header.Get("Location"))
 		t.Logf("approve → published and visible to the department in %v", time.Since(approvedAt))
 		got := final.json(t)
 		if final.status != http.StatusOK || got["status"] != "published" {
@@ -455,8 +455,9 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 
 	t.Run("bad input", func(t *testing.T) {
 		otherKey := otherDepartmentKey(t, st)
-		ours := postJSON(t, st, key, `{"tweet": "HR only", "requestedby": "jo"}`).header.Get("Location")
-		theirs := postJSON(t, st, otherKey, `{"tweet": "Finance only", "requestedby": "kim"}`).header.Get("Location")
+		// Paths, for the table below: Location is absolute.
+		ours := strings.TrimPrefix(postJSON(t, st, key, `{"tweet": "HR only", "requestedby": "jo"}`).header.Get("Location"), st.Info.GatewayURL)
+		theirs := strings.TrimPrefix(postJSON(t, st, otherKey, `{"tweet": "Finance only", "requestedby": "kim"}`).header.Get("Location"), st.Info.GatewayURL)
 		json := map[string]string{"Content-Type": "application/json", "X-API-Key": key}
 		tests := []struct {
 			name, method, path, body string
@@ -506,7 +507,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 			})
 		}
 		// The other department sees its own post; the API key may also come as a query parameter.
-		if r := do(t, "GET", theirs+"?api_key="+url.QueryEscape(otherKey), nil, nil); r.status != http.StatusAccepted {
+		if r := do(t, "GET", st.Info.GatewayURL+theirs+"?api_key="+url.QueryEscape(otherKey), nil, nil); r.status != http.StatusAccepted {
 			t.Errorf("owner polling its post with ?api_key= got %d", r.status)
 		}
 	})
