@@ -208,7 +208,8 @@ func pollFinal(t *testing.T, st *stack.Stack, key, location string) response {
 	t.Helper()
 	var r response
 	eventually(t, "a final status for "+location, func() bool {
-		r = do(t, "GET", st.Info.GatewayURL+location, nil, map[string]string{"X-API-Key": key})
+		// Location is absolute (HERALD_PUBLIC_URL, the gateway's URL locally), as Logic Apps requires.
+		r = do(t, "GET", location, nil, map[string]string{"X-API-Key": key})
 		if r.status == http.StatusAccepted {
 			if r.header.Get("Retry-After") == "" {
 				t.Fatalf("202 without Retry-After")
@@ -263,7 +264,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		}
 		body := r.json(t)
 		id, _ := body["id"].(string)
-		if body["status"] != "pending" || id == "" || r.header.Get("Location") != "/v1/posts/"+id || r.header.Get("Retry-After") == "" {
+		if body["status"] != "pending" || id == "" || r.header.Get("Location") != st.Info.GatewayURL+"/v1/posts/"+id || r.header.Get("Retry-After") == "" {
 			t.Fatalf("202 answer: headers %v body %s", r.header, r.body)
 		}
 		// Polled at once, before the approval service may have recorded it, the post is pending, not missing.
@@ -286,7 +287,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		if d := decide(t, link, "approve", "Lovely, go ahead"); d.status != http.StatusOK || !bytes.Contains(d.body, []byte("Approved")) {
 			t.Fatalf("approve: %d\n%s", d.status, d.body)
 		}
-		final := pollFinal(t, st, key, "/v1/posts/"+id)
+		final := pollFinal(t, st, key, r.header.Get("Location"))
 		t.Logf("approve → published and visible to the department in %v", time.Since(approvedAt))
 		got := final.json(t)
 		if final.status != http.StatusOK || got["status"] != "published" {
@@ -454,8 +455,9 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 
 	t.Run("bad input", func(t *testing.T) {
 		otherKey := otherDepartmentKey(t, st)
-		ours := postJSON(t, st, key, `{"tweet": "HR only", "requestedby": "jo"}`).header.Get("Location")
-		theirs := postJSON(t, st, otherKey, `{"tweet": "Finance only", "requestedby": "kim"}`).header.Get("Location")
+		// Paths, for the table below: Location is absolute.
+		ours := strings.TrimPrefix(postJSON(t, st, key, `{"tweet": "HR only", "requestedby": "jo"}`).header.Get("Location"), st.Info.GatewayURL)
+		theirs := strings.TrimPrefix(postJSON(t, st, otherKey, `{"tweet": "Finance only", "requestedby": "kim"}`).header.Get("Location"), st.Info.GatewayURL)
 		json := map[string]string{"Content-Type": "application/json", "X-API-Key": key}
 		tests := []struct {
 			name, method, path, body string

@@ -20,7 +20,7 @@ import (
 //   - Approval.SMTPURL: the mailbox, an SMTP server with a page;
 //   - Publisher.XAPIBase: the X API sandbox, with generated credentials;
 //   - the admin and gateway tokens and Gateway.CSRFKey: generated and kept in the data directory;
-//   - Approval.PublicURL: the gateway's own URL;
+//   - Approval.PublicURL and Gateway.PublicURL: the gateway's own URL;
 //   - Gateway.ApprovalAddr: the approval service's listener.
 type Config struct {
 	Approval  approvald.Config
@@ -80,7 +80,7 @@ func ParseConfig(environ map[string]string) (Config, error) {
 		c.Publisher.XAPIBase = ""
 	}
 	if unset("HERALD_PUBLIC_URL") {
-		c.Approval.PublicURL = ""
+		c.Approval.PublicURL, c.Gateway.PublicURL = "", ""
 	}
 	if unset("HERALD_APPROVAL_ADDR") {
 		c.Gateway.ApprovalAddr = ""

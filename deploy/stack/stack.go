@@ -126,6 +126,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	if cfg.Approval.PublicURL == "" {
 		cfg.Approval.PublicURL = st.Info.GatewayURL
 	}
+	if cfg.Gateway.PublicURL == "" {
+		cfg.Gateway.PublicURL = st.Info.GatewayURL
+	}
 	if cfg.Gateway.ApprovalAddr == "" {
 		cfg.Gateway.ApprovalAddr = st.Info.ApprovalAddr
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	MaxBodyBytes int64         `env:"HERALD_MAX_BODY_BYTES" envDefault:"1048576"`
 	KeyCacheTTL  time.Duration `env:"HERALD_KEY_CACHE_TTL" envDefault:"30s"`
 	RetryAfter   time.Duration `env:"HERALD_RETRY_AFTER" envDefault:"5s"`
+	// PublicURL is the gateway as departments' platforms reach it, the same variable the approval service
+	// reads for its links: the connector definition's host and basePath, and the base of the absolute
+	// Location header the asynchronous pattern needs.
+	PublicURL string `env:"HERALD_PUBLIC_URL" envDefault:"http://localhost:8080"`
 
 	// Listener, if set, is used instead of listening on HTTPAddr.
 	Listener net.Listener `env:"-"`
@@ -127,7 +131,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	reg := ops.NewRegistry()
 	handler, err := httpapi.New(
-		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf},
+		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf, PublicURL: cfg.PublicURL},
 		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
 	)
 	if err != nil {

@@ -167,6 +167,8 @@ type options struct {
 	// queued.
 	natsDown bool
 	ready    func(context.Context) error
+	// publicURL is the gateway's HERALD_PUBLIC_URL; empty keeps Location relative.
+	publicURL string
 }
 
 func setup(t *testing.T, opt options) *env {
@@ -209,7 +211,7 @@ func setup(t *testing.T, opt options) *env {
 	if opt.ready == nil {
 		opt.ready = func(context.Context) error { return nil }
 	}
-	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, CSRFKey: []byte(strings.Repeat("k", 32))}, httpapi.Deps{
+	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL}, httpapi.Deps{
 		Intake: in, Keys: keys, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 	})
 	if err != nil {
@@ -370,7 +372,7 @@ func TestPostsRoutes(t *testing.T) {
 		},
 		{
 			name: "tweet over 280 characters", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "` + strings.Repeat("é", 281) + `", "requestedby": "jo"}`,
-			wantStatus: 400, wantJSON: errJSON("invalid_request", "tweet is 281 characters long; X allows at most 280", "tweet"),
+			wantStatus: 400, wantJSON: errJSON("invalid_request", "tweet is 281 characters long as X counts them (a URL counts 23, CJK characters and emoji 2); X allows at most 280", "tweet"),
 		},
 		{
 			name: "media", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "x", "requestedby": "jo", "media": [{"url": "https://example.com/a.png"}]}`,

@@ -274,9 +274,11 @@ func (s *server) answerPost(w http.ResponseWriter, p *approvalv1.Post) {
 	}
 }
 
-// accepted answers 202 with the polling headers of the asynchronous request-reply pattern.
+// accepted answers 202 with the polling headers of the asynchronous request-reply pattern. Location is
+// absolute when the public URL is known: Logic Apps requires "the absolute path to a URL" there
+// (learn.microsoft.com, "Create custom APIs you can call from Azure Logic Apps", asynchronous pattern).
 func (s *server) accepted(w http.ResponseWriter, status int, v postView) {
-	w.Header().Set("Location", "/v1/posts/"+v.ID)
+	w.Header().Set("Location", s.cfg.PublicURL+"/v1/posts/"+v.ID)
 	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
 	writeJSON(w, status, v)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldhq/herald/gateway/internal/connector"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
@@ -30,6 +31,10 @@ type Config struct {
 	RetryAfter time.Duration
 	// CSRFKey signs the approval form; every gateway replica needs the same one.
 	CSRFKey []byte
+	// PublicURL is the gateway as departments' platforms reach it (HERALD_PUBLIC_URL): the served
+	// connector definition's host, and the base of the absolute Location the asynchronous pattern needs.
+	// Empty leaves both relative to wherever the request came in.
+	PublicURL string
 }
 
 // Deps are what the handler talks to.
@@ -47,6 +52,8 @@ type Deps struct {
 type server struct {
 	cfg  Config
 	deps Deps
+	// definition is the connector's OpenAPI document, made once at start.
+	definition []byte
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -66,9 +73,15 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 5 * time.Second
 	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	definition, err := connector.Definition(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
 	s := &server{
-		cfg:  cfg,
-		deps: deps,
+		cfg:        cfg,
+		deps:       deps,
+		definition: definition,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_gateway_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -83,6 +96,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.route(mux, "POST /v1/posts", s.createPost)
 	s.route(mux, "GET /v1/posts/{id}", s.getPost)
+	s.route(mux, "GET /openapi.json", s.openAPI)
 	s.route(mux, "GET /approvals/{token}", s.showApproval)
 	// CrossOriginProtection refuses cross-site POSTs that browsers mark (Sec-Fetch-Site, Origin); the form
 	// token covers clients that send neither.

@@ -18,11 +18,11 @@ import (
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/humantext"
+	"github.com/heraldhq/herald/services/heraldshared/tweetlen"
 )
 
-// MaxTweetLength is X's limit. The count here is in characters (runes); X's weighted count (URLs 23,
-// CJK 2) is stricter for some texts and comes later.
-const MaxTweetLength = 280
+// MaxTweetLength is X's limit on a tweet's weighted length (see tweetlen).
+var MaxTweetLength = tweetlen.MaxLength
 
 // Request is a department's request to post.
 type Request struct {
@@ -46,11 +46,13 @@ func Validate(r Request) error {
 	if err := humantext.CheckMultiline(r.Tweet); err != nil {
 		return &ValidationError{"tweet", err.Error()}
 	}
-	switch n := utf8.RuneCountInString(r.Tweet); {
+	// X counts a tweet's weighted length, not its characters: counting runes would let through a text
+	// X refuses after the approver approved it.
+	switch n := tweetlen.Count(r.Tweet); {
 	case strings.TrimSpace(r.Tweet) == "":
 		return &ValidationError{"tweet", "is required and must not be blank"}
 	case n > MaxTweetLength:
-		return &ValidationError{"tweet", fmt.Sprintf("is %d characters long; X allows at most %d", n, MaxTweetLength)}
+		return &ValidationError{"tweet", fmt.Sprintf("is %d characters long as X counts them (a URL counts 23, CJK characters and emoji 2); X allows at most %d", n, MaxTweetLength)}
 	}
 	if err := humantext.CheckLine(r.RequestedBy); err != nil {
 		return &ValidationError{"requestedby", err.Error()}

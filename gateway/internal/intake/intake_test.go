@@ -16,7 +16,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{"plain", intake.Request{Tweet: "Hello", RequestedBy: "jo"}, ""},
 		{"280 characters, multibyte", intake.Request{Tweet: strings.Repeat("é", 280), RequestedBy: "jo"}, ""},
-		{"emoji count as characters here", intake.Request{Tweet: strings.Repeat("👋", 280), RequestedBy: "jo"}, ""},
+		{"140 emoji weigh 280", intake.Request{Tweet: strings.Repeat("👋", 140), RequestedBy: "jo"}, ""},
+		{"141 emoji weigh 282", intake.Request{Tweet: strings.Repeat("👋", 141), RequestedBy: "jo"}, "tweet"},
+		{"141 CJK characters weigh 282", intake.Request{Tweet: strings.Repeat("字", 141), RequestedBy: "jo"}, "tweet"},
+		{"a long URL counts 23", intake.Request{Tweet: strings.Repeat("a", 250) + " https://example.com/" + strings.Repeat("p", 100), RequestedBy: "jo"}, ""},
 		{"281 characters", intake.Request{Tweet: strings.Repeat("a", 281), RequestedBy: "jo"}, "tweet"},
 		{"empty tweet", intake.Request{Tweet: "", RequestedBy: "jo"}, "tweet"},
 		{"blank tweet", intake.Request{Tweet: " \n\t", RequestedBy: "jo"}, "tweet"},
@@ -61,5 +64,15 @@ func TestPostID(t *testing.T) {
 	}
 	if intake.PostID("dept-a", "") == intake.PostID("dept-a", "") {
 		t.Error("requests without a key must get fresh ids")
+	}
+}
+
+// TestValidateTellsTheCountedLength checks that the error gives the weighted length X would count, so
+// that a department can see by how much to shorten.
+func TestValidateTellsTheCountedLength(t *testing.T) {
+	err := intake.Validate(intake.Request{Tweet: strings.Repeat("字", 141), RequestedBy: "jo"})
+	var ve *intake.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Message, "is 282 characters long as X counts them") || !strings.Contains(ve.Message, "at most 280") {
+		t.Fatalf("Validate = %v, want the counted length 282 and the limit", err)
 	}
 }

@@ -1,0 +1,242 @@
+// Package connector is the one source of Herald's custom-connector definition: the OpenAPI 2.0
+// (Swagger) document the gateway serves at /openapi.json and the files in deploy/connector/ that
+// Microsoft's connector tooling (paconn, the Power Automate and Logic Apps import) reads. Power
+// Automate and Logic Apps accept only OpenAPI 2.0, and their extensions (x-ms-summary, x-ms-visibility)
+// decide what a department sees, so the document is written here with those in mind rather than
+// generated from the handlers.
+package connector
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/heraldhq/herald/services/heraldshared/tweetlen"
+)
+
+// PlaceholderURL is the public URL written into the files in deploy/connector/: whoever imports them
+// replaces the host with their gateway's, or imports from their gateway's /openapi.json instead.
+const PlaceholderURL = "https://herald.example.com"
+
+type obj = map[string]any
+
+// Definition returns the connector's OpenAPI 2.0 document for a gateway reached at publicURL
+// (HERALD_PUBLIC_URL): host, basePath and scheme come from it, so the document is right behind a
+// reverse proxy. An empty publicURL leaves them out, which OpenAPI reads as "where this document was
+// served from".
+func Definition(publicURL string) ([]byte, error) {
+	doc := obj{
+		"swagger": "2.0",
+		"info": obj{
+			"title":   "Herald",
+			"version": "1.0",
+			"description": "Post to the company's X (Twitter) account without holding its credentials: every post " +
+				"waits for the communications team's approval, and the action finishes once it is published or rejected.",
+			"contact": obj{"name": "Herald (communications team)"},
+		},
+		"consumes":            []string{"application/json"},
+		"produces":            []string{"application/json"},
+		"paths":               paths(),
+		"definitions":         definitions(),
+		"securityDefinitions": obj{"api_key": obj{"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The department's Herald API key, issued by the communications team."}},
+		"security":            []obj{{"api_key": []string{}}},
+	}
+	if publicURL != "" {
+		u, err := url.Parse(publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("connector: the public URL %q must be http(s)://host[:port][/path]", publicURL)
+		}
+		// Microsoft's schema wants host without a scheme, and basePath starting with a slash.
+		doc["host"] = u.Host
+		doc["basePath"] = "/" + strings.Trim(u.Path, "/")
+		doc["schemes"] = []string{u.Scheme}
+	}
+	return marshal(doc)
+}
+
+// APIProperties returns deploy/connector/apiProperties.json: the connection's one parameter (the API
+// key, as a secure string) and the connector's look, in the layout paconn reads.
+func APIProperties() ([]byte, error) {
+	return marshal(obj{
+		"properties": obj{
+			"iconBrandColor": "#1f4e79",
+			"capabilities":   []string{"actions"},
+			"publisher":      "Herald",
+			"stackOwner":     "Herald",
+			"connectionParameters": obj{
+				"api_key": obj{
+					"type": "securestring",
+					"uiDefinition": obj{
+						"displayName": "API key",
+						"description": "Your department's Herald API key (it starts with hk_), from the communications team",
+						"tooltip":     "Herald sends it in the X-API-Key header",
+						"constraints": obj{"tabIndex": 2, "clearText": false, "required": "true"},
+					},
+				},
+			},
+		},
+	})
+}
+
+// marshal writes JSON as people and diffs like it: indented, keys sorted, no HTML escaping.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func paths() obj {
+	errs := func(codes ...string) obj {
+		r := obj{}
+		for _, c := range codes {
+			r[c] = obj{"description": errorDescriptions[c], "schema": ref("Error")}
+		}
+		return r
+	}
+	post := errs("400", "401", "409", "413", "415", "422", "429", "503")
+	post["202"] = obj{
+		"description": "Accepted and waiting for approval (or being published). Power Automate and Logic Apps follow Location, after Retry-After seconds, until the answer is 200.",
+		"schema":      ref("Post"),
+		"headers":     pollingHeaders(),
+	}
+	post["200"] = obj{
+		"description": "The post is final: published, rejected, failed or unknown. A flow branches on status and decision.",
+		"schema":      ref("Post"),
+	}
+	get := errs("401", "404", "429", "503")
+	get["202"] = post["202"]
+	get["200"] = post["200"]
+	return obj{
+		"/v1/posts": obj{"post": obj{
+			"operationId": "PostToSocialMedia",
+			"summary":     "Post to social media",
+			"description": fmt.Sprintf("Asks the communications team to approve a tweet (at most %d characters as X counts them: a link counts 23, CJK characters and emoji 2) and waits. "+
+				"The action ends when the tweet is published on X, or when an approver rejects it; the result says which, who decided and why.", tweetlen.MaxLength),
+			"x-ms-visibility": "important",
+			"parameters": []obj{
+				{
+					"name": "body", "in": "body", "required": true, "schema": ref("PostRequest"),
+					"x-ms-summary": "Post", "description": "The tweet and who asks for it.",
+				},
+				{
+					"name": "Idempotency-Key", "in": "header", "required": false, "type": "string", "maxLength": 255,
+					"x-ms-summary": "Idempotency key", "x-ms-visibility": "advanced",
+					"description": "Any unique string (a flow run id, say). Sending the same key again, however late, names the same post instead of making a second one; the same key with another tweet is refused.",
+				},
+			},
+			"responses": post,
+		}},
+		"/v1/posts/{id}": obj{"get": obj{
+			"operationId": "GetPostStatus",
+			"summary":     "Get the status of a post",
+			"description": "Reads where a post requested earlier stands: waiting for approval, published (with its link on X), rejected (with the approver's comment) or failed. " +
+				"Post to social media already waits for the outcome; use this to look a post up later by its ID.",
+			"x-ms-visibility": "advanced",
+			"parameters": []obj{{
+				"name": "id", "in": "path", "required": true, "type": "string", "format": "uuid",
+				"x-ms-summary": "Post ID", "description": "The ID that Post to social media returned.",
+			}},
+			"responses": get,
+		}},
+	}
+}
+
+var errorDescriptions = map[string]string{
+	"400": "The request is wrong: malformed JSON, an unknown field, a missing tweet or requester, or a tweet longer than X allows (the message gives the counted length). Do not retry unchanged.",
+	"401": "The API key is missing, unknown or revoked.",
+	"404": "No such post, or it belongs to another department.",
+	"409": "A request with the same Idempotency-Key is still being handled; retry after a moment.",
+	"413": "The body is larger than the gateway accepts.",
+	"415": "The body is not JSON (send Content-Type: application/json).",
+	"422": "This Idempotency-Key was already used for a different tweet.",
+	"429": "Too many requests, or too many posts waiting for approval; retry after Retry-After seconds.",
+	"503": "Herald cannot take the request right now and nothing was queued; retry after Retry-After seconds.",
+}
+
+func pollingHeaders() obj {
+	return obj{
+		"Location": obj{
+			"type": "string", "x-ms-summary": "Status URL", "x-ms-visibility": "internal",
+			"description": "The absolute URL of this post's status, which the platform polls.",
+		},
+		"Retry-After": obj{
+			"type": "integer", "x-ms-summary": "Retry after", "x-ms-visibility": "internal",
+			"description": "Seconds to wait before polling the status URL again.",
+		},
+	}
+}
+
+func ref(name string) obj { return obj{"$ref": "#/definitions/" + name} }
+
+func str(summary, description string, extra ...any) obj {
+	o := obj{"type": "string", "x-ms-summary": summary, "description": description}
+	for i := 0; i+1 < len(extra); i += 2 {
+		o[extra[i].(string)] = extra[i+1]
+	}
+	return o
+}
+
+func definitions() obj {
+	return obj{
+		"PostRequest": obj{
+			"type":     "object",
+			"required": []string{"tweet", "requestedby"},
+			"properties": obj{
+				"tweet": str("Tweet", fmt.Sprintf("The text to post, exactly as it should appear. At most %d as X counts: a link counts 23, CJK characters and most emoji 2.", tweetlen.MaxLength),
+					"minLength", 1, "x-ms-visibility", "important"),
+				"requestedby": str("Requested by", "Who in the department asks for this post (a name or email address); the approver sees it.",
+					"minLength", 1, "maxLength", 200, "x-ms-visibility", "important"),
+			},
+		},
+		"Post": obj{
+			"type": "object",
+			"properties": obj{
+				"id": str("Post ID", "Herald's ID of the post."),
+				"status": str("Status", "Where the post stands: pending (waiting for an approver), approved (being published), published, rejected, failed (X refused it; see failure reason), unknown (X may or may not have posted it; the communications team checks), expired (nobody decided in time) or cancelled.",
+					"enum", []string{"pending", "approved", "published", "rejected", "failed", "unknown", "expired", "cancelled"}),
+				"tweet":          str("Tweet", "The text as approved and posted (or as requested, while pending)."),
+				"requestedby":    str("Requested by", "Who in the department asked for the post.", "x-ms-visibility", "advanced"),
+				"created_at":     str("Requested at", "When Herald accepted the request.", "format", "date-time", "x-ms-visibility", "advanced"),
+				"failure_reason": str("Failure reason", "Why the post is failed or unknown; empty otherwise."),
+				"decision": obj{
+					"type": "object", "x-ms-summary": "Decision", "description": "The approver's decision; absent while pending.",
+					"properties": obj{
+						"outcome":    str("Outcome", "approved or rejected.", "enum", []string{"approved", "rejected"}),
+						"approver":   str("Approver", "The email address of the approver who decided."),
+						"comment":    str("Approver comment", "What the approver wrote with the decision; may be empty."),
+						"decided_at": str("Decided at", "When the approver decided.", "format", "date-time", "x-ms-visibility", "advanced"),
+					},
+				},
+				"publication": obj{
+					"type": "object", "x-ms-summary": "Publication", "description": "Where the post was published; absent until it is.",
+					"properties": obj{
+						"channel":      str("Channel", "Where it was posted (x).", "x-ms-visibility", "advanced"),
+						"remote_id":    str("Tweet ID", "The post's ID on X."),
+						"url":          str("Tweet URL", "The link to the post on X.", "format", "uri"),
+						"published_at": str("Published at", "When X accepted the post.", "format", "date-time", "x-ms-visibility", "advanced"),
+					},
+				},
+			},
+		},
+		"Error": obj{
+			"type": "object", "required": []string{"error"},
+			"properties": obj{
+				"error": obj{
+					"type": "object", "x-ms-summary": "Error", "description": "What went wrong.", "required": []string{"code", "message"},
+					"properties": obj{
+						"code":    str("Error code", "A stable, machine-readable code, such as invalid_request or unauthorized."),
+						"message": str("Error message", "What went wrong, for a person."),
+						"target":  str("Error target", "The input to blame (a JSON field such as tweet, or the Idempotency-Key header), when there is one.", "x-ms-visibility", "advanced"),
+					},
+				},
+			},
+		},
+	}
+}
