@@ -102,7 +102,7 @@ func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn,
 	natsOpts := append([]nats.Option{
 		nats.Name(name),
 		// Longer than nats.go's 2 s: a loaded machine (CI running the race detector) is slow to handshake.
-		nats.Timeout(10*time.Second),
+		nats.Timeout(10 * time.Second),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(false),
 	}, o.nats...)
