@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
+	"github.com/heraldhq/herald/services/heraldshared/sqlitefile"
 )
 
 //go:embed migrations/*.sql
@@ -32,6 +33,9 @@ var _ approval.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := sqlitefile.Prepare(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
