@@ -191,6 +191,9 @@ func handle(parent context.Context, consumer string, cfg ConsumerConfig, msg jet
 // server then neither redelivers it nor waits for its ack.
 func giveUp(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, cause error, l *slog.Logger) {
 	if cfg.GiveUp != nil {
+		// A fresh deadline: the handler may have failed by running out of its own.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HandlerTimeout)
+		defer cancel()
 		if err := cfg.GiveUp(ctx, msg, cause); err != nil {
 			l.Error("recording a message given up failed", "err", err, "cause", cause)
 		}
