@@ -68,7 +68,7 @@ func BenchmarkIntake(b *testing.B) {
 	})
 }
 
-func demoDepartmentID(b *testing.B, st *stack.Stack) string {
+func demoDepartmentID(b testing.TB, st *stack.Stack) string {
 	b.Helper()
 	conn, err := grpc.NewClient(st.Info.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

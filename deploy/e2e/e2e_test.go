@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -78,6 +79,8 @@ func startWithLogs(t testing.TB) (*stack.Stack, *logs, string) {
 		if err := st.Close(); err != nil {
 			t.Errorf("stop herald: %v", err)
 		}
+		// After the test's traffic, so the mail, the sandbox's timeline and the WAL files exist.
+		checkPrivate(t, dataDir)
 	})
 	return st, captured, dataDir
 }
@@ -596,5 +599,28 @@ func TestNATSDownMeansNoAcceptance(t *testing.T) {
 		if r := do(t, "GET", base+"/readyz", nil, nil); r.status != http.StatusServiceUnavailable {
 			t.Errorf("%s/readyz with NATS down = %d, want 503", base, r.status)
 		}
+	}
+}
+
+// checkPrivate fails t for every file or directory under dir that its group or others may use at all:
+// the data directory holds the databases, mail with live approval links, and the stack's secrets.
+func checkPrivate(t testing.TB, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			rel, _ := filepath.Rel(dir, path)
+			t.Errorf("%s has mode %v: group or others may use it", rel, perm)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }

@@ -303,7 +303,13 @@ func begin(ctx context.Context, cfg Config, log *slog.Logger) (*Stack, context.C
 	ctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	st := &Stack{log: log, cancel: cancel, g: g}
+	// Everything in the data directory is private: databases, mail, the NATS store, the secrets. MkdirAll
+	// leaves an existing directory's mode alone, hence the Chmod.
 	if err := os.MkdirAll(cfg.DataDir(), 0o700); err != nil {
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir(), 0o700); err != nil {
 		st.Close()
 		return nil, nil, nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -337,9 +343,18 @@ func (st *Stack) startNATS(addr, dataDir string, users []*server.User) (string, 
 			return "", fmt.Errorf("HERALD_LOCAL_NATS_ADDR: bad port %q", port)
 		}
 	}
+	// The server makes its files 0600 and directories 0700, but not the store directory it is given if
+	// it exists already (an older stack may have left it open).
+	storeDir := filepath.Join(dataDir, "nats")
+	if err := os.MkdirAll(storeDir, 0o700); err != nil {
+		return "", fmt.Errorf("embedded nats store: %w", err)
+	}
+	if err := os.Chmod(storeDir, 0o700); err != nil {
+		return "", fmt.Errorf("embedded nats store: %w", err)
+	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "herald-local", Host: host, Port: p, JetStream: true,
-		StoreDir: filepath.Join(dataDir, "nats"), NoSigs: true, NoLog: true, Users: users,
+		StoreDir: storeDir, NoSigs: true, NoLog: true, Users: users,
 	})
 	if err != nil {
 		return "", fmt.Errorf("embedded nats: %w", err)

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -65,6 +66,7 @@ func TestDemoKeyPerDatabase(t *testing.T) {
 	if !strings.Contains(sqlite.Database, "SQLite") {
 		t.Errorf("Info.Database = %q, want SQLite", sqlite.Database)
 	}
+	checkPrivate(t, dir)
 
 	pg := map[string]string{
 		"HERALD_DATABASE_URL":        strings.Replace(pgtest.BaseURL(), "postgres@", "postgres:hunter2@", 1),
@@ -94,5 +96,28 @@ func TestDemoKeyPerDatabase(t *testing.T) {
 	}
 	if fresh := startOn(t, dir, nil); fresh.DemoAPIKey == sqlite.DemoAPIKey {
 		t.Error("a fresh database was given the old, unknown key")
+	}
+}
+
+// checkPrivate fails t for every file or directory under dir that its group or others may use at all:
+// the data directory holds the databases, mail with live approval links, and the stack's secrets.
+func checkPrivate(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			rel, _ := filepath.Rel(dir, path)
+			t.Errorf("%s has mode %v: group or others may use it", rel, perm)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

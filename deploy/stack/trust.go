@@ -15,7 +15,8 @@ import (
 )
 
 // sealKeys are the paths of the local stack's seal key pairs, generated into the data directory on
-// first start (private keys 0600 in a 0700 directory) and kept, like secrets.json.
+// first start (0600 in a 0700 directory, public halves too: nothing in the data directory is for anyone
+// else) and kept, like secrets.json.
 type sealKeys struct {
 	ApprovalKey, ApprovalPub, PublisherKey, PublisherPub string
 }
@@ -35,6 +36,10 @@ func ensureSealKeys(dataDir string) (sealKeys, error) {
 				return sealKeys{}, fmt.Errorf("seal keys: %w", err)
 			}
 		case err != nil:
+			return sealKeys{}, fmt.Errorf("seal keys: %w", err)
+		}
+		// WriteKeyPair makes public halves 0644, fit to hand out; here the services read them in place.
+		if err := os.Chmod(filepath.Join(dir, name+".pub"), 0o600); err != nil {
 			return sealKeys{}, fmt.Errorf("seal keys: %w", err)
 		}
 	}

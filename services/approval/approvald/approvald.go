@@ -58,6 +58,9 @@ type Config struct {
 	ApprovalTTL time.Duration `env:"HERALD_APPROVAL_TTL" envDefault:"72h"`
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_APPROVAL_CONSUMER" envDefault:"herald-approval"`
+	// MaxDeliveries is how often a consumed event is delivered before it is given up: a post request still
+	// failing then ends as a failed post the department can read (see eventbus.ConsumerConfig).
+	MaxDeliveries int `env:"HERALD_APPROVAL_MAX_DELIVERIES" envDefault:"10"`
 	// SealKeyFile is the approval service's Ed25519 private key (PKCS#8 PEM, mode 0600), which seals every
 	// PostApproved; the publisher posts nothing else. Required.
 	SealKeyFile string `env:"HERALD_APPROVAL_SEAL_KEY_FILE"`
@@ -106,6 +109,7 @@ type Service struct {
 	js     jetstream.JetStream
 	domain *approval.Service
 	events eventbus.Handler
+	giveUp func(ctx context.Context, msg jetstream.Msg, cause error) error
 	grpc   *grpc.Server
 	health *health.Server
 	lis    net.Listener
@@ -169,6 +173,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.events, err = events.Handler(s.domain, publisherKeys, func(subject, reason string) { refused.WithLabelValues(subject, reason).Inc() }); err != nil {
 		return nil, err
 	}
+	givenUp := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_approval_events_given_up_total",
+		Help: "Consumed events given up without being applied (refused for good, or still failing on their last allowed delivery), by subject.",
+	}, []string{"subject"})
+	reg.MustRegister(givenUp)
+	if s.giveUp, err = events.GiveUp(s.domain, func(subject string) { givenUp.WithLabelValues(subject).Inc() }); err != nil {
+		return nil, err
+	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(grpcMetrics)
 	if s.grpc, s.health, err = grpcapi.NewServer(s.domain, grpcapi.Tokens{Admin: cfg.AdminToken, Gateway: cfg.GatewayToken}, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
@@ -201,7 +213,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
-		return eventbus.Consume(gctx, s.js, eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream}, s.events, s.log)
+		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream, MaxDeliveries: s.cfg.MaxDeliveries, GiveUp: s.giveUp}
+		return eventbus.Consume(gctx, s.js, cfg, s.events, s.log)
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
 	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())

@@ -70,7 +70,20 @@ type ConsumerConfig struct {
 	Stream string
 	// HandlerTimeout bounds one message's handling; it is also the ack wait.
 	HandlerTimeout time.Duration
+	// MaxDeliveries bounds how often a message is delivered: a message whose handler still fails on its
+	// last delivery is given up (see GiveUp) rather than redelivered forever. Zero means
+	// DefaultMaxDeliveries; with the growing delay between deliveries, that many span about six minutes.
+	MaxDeliveries int
+	// GiveUp, if set, is called once for a message that will not be delivered again although its handler
+	// did not succeed: the handler failed permanently, or failed on the last delivery MaxDeliveries
+	// allows. cause is the handler's error. It is the place to record the failure where the sender sees
+	// it, in a way that cannot meet the same failure. Its error is logged; the message is terminated
+	// either way.
+	GiveUp func(ctx context.Context, msg jetstream.Msg, cause error) error
 }
+
+// DefaultMaxDeliveries is how many times a message is delivered when ConsumerConfig.MaxDeliveries is zero.
+const DefaultMaxDeliveries = 10
 
 // Consume runs h on every message of the durable consumer until ctx ends, then stops taking messages and
 // waits for the ones in hand. Messages are acknowledged only after h returns nil.
@@ -80,6 +93,9 @@ type ConsumerConfig struct {
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h Handler, log *slog.Logger) error {
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = 30 * time.Second
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = DefaultMaxDeliveries
 	}
 	var running []jetstream.ConsumeContext
 	stopAll := func() {
@@ -108,7 +124,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       cfg.HandlerTimeout + 5*time.Second,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
-			MaxDeliver:    -1,
+			MaxDeliver:    cfg.MaxDeliveries,
 			MaxAckPending: 256,
 		})
 		if err != nil {
@@ -119,7 +135,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 			return fmt.Errorf("consumer %s: %w", name, err)
 		}
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			handle(ctx, name, cfg.HandlerTimeout, msg, h, log)
+			handle(ctx, name, cfg, msg, h, log)
 		})
 		if err != nil {
 			stopAll()
@@ -132,10 +148,10 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	return nil
 }
 
-func handle(parent context.Context, consumer string, timeout time.Duration, msg jetstream.Msg, h Handler, log *slog.Logger) {
+func handle(parent context.Context, consumer string, cfg ConsumerConfig, msg jetstream.Msg, h Handler, log *slog.Logger) {
 	// The handler gets its own deadline rather than parent: a message already taken is finished during a
 	// graceful stop instead of being abandoned half-way.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cfg.HandlerTimeout)
 	defer cancel()
 	meta, _ := msg.Metadata()
 	delivered := uint64(1)
@@ -157,7 +173,10 @@ func handle(parent context.Context, consumer string, timeout time.Duration, msg 
 		l.Debug("message handled")
 	case IsPermanent(err):
 		l.Error("message dropped: it can never be handled", "err", err)
-		_ = msg.TermWithReason(err.Error())
+		giveUp(ctx, cfg, msg, err, l)
+	case delivered >= uint64(cfg.MaxDeliveries):
+		l.Error("message given up: its last allowed delivery failed too", "err", err, "max_deliveries", cfg.MaxDeliveries)
+		giveUp(ctx, cfg, msg, err, l)
 	default:
 		delay := redeliveryDelay(delivered)
 		if after, ok := RetryDelay(err); ok && after > delay {
@@ -166,6 +185,23 @@ func handle(parent context.Context, consumer string, timeout time.Duration, msg 
 		l.Warn("message handling failed; will retry", "err", err, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
 	}
+}
+
+// giveUp hands a message that will not be delivered again to the GiveUp hook, then terminates it: the
+// server then neither redelivers it nor waits for its ack.
+func giveUp(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, cause error, l *slog.Logger) {
+	if cfg.GiveUp != nil {
+		// A fresh deadline: the handler may have failed by running out of its own.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HandlerTimeout)
+		defer cancel()
+		if err := cfg.GiveUp(ctx, msg, cause); err != nil {
+			l.Error("recording a message given up failed", "err", err, "cause", cause)
+		}
+	}
+	// Term, not TermWithReason: NATS servers before 2.10 (Debian's among them) do not know the reason form
+	// and ignore it, leaving the message to be redelivered once the ack wait runs out. The log has the
+	// reason.
+	_ = msg.Term()
 }
 
 // redeliveryDelay grows with each delivery: 1s, 2s, 4s ... capped at two minutes.

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -117,6 +120,96 @@ func TestConsumeRedeliversFailuresAndDropsPermanentOnes(t *testing.T) {
 			t.Errorf("deliveries = %v; want poison once, flaky twice, fine once", seen)
 		}
 		_ = js.DeleteConsumer(context.Background(), eventbus.Stream, durable+"-"+subject[len("herald.posts."):])
+	})
+}
+
+// TestConsumeGivesUpAfterMaxDeliveries shows a message that always fails delivered MaxDeliveries times,
+// then handed to GiveUp once and terminated: nothing of it is left pending on the consumer.
+func TestConsumeGivesUpAfterMaxDeliveries(t *testing.T) {
+	servers(t, func(t *testing.T, url string) {
+		js := connect(t, url)
+		pub, _ := eventbus.NewPublisher(js, 5*time.Second)
+		subject := subjectFor(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+
+		type gaveUp struct {
+			body, cause string
+			deliveries  int
+		}
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var given []gaveUp
+		done := make(chan struct{})
+		handler := func(_ context.Context, msg jetstream.Msg) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[string(msg.Data())]++
+			if string(msg.Data()) == "poison" {
+				return eventbus.Permanent(errors.New("cannot decode"))
+			}
+			return errors.New("the store refuses it")
+		}
+		giveUp := func(_ context.Context, msg jetstream.Msg, cause error) error {
+			mu.Lock()
+			defer mu.Unlock()
+			given = append(given, gaveUp{string(msg.Data()), cause.Error(), seen[string(msg.Data())]})
+			if len(given) == 2 {
+				close(done)
+			}
+			return nil
+		}
+		durable := "test-" + uuid.NewString()[:8]
+		cfg := eventbus.ConsumerConfig{Durable: durable, Subjects: []string{subject}, HandlerTimeout: 5 * time.Second, MaxDeliveries: 3, GiveUp: giveUp}
+		errc := make(chan error, 1)
+		go func() { errc <- eventbus.Consume(ctx, js, cfg, handler, slog.New(slog.DiscardHandler)) }()
+		for _, body := range []string{"poison", "doomed"} {
+			if err := pub.Publish(ctx, subject, uuid.NewString(), []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("not given up in time: deliveries %v, given up %v", seen, given)
+		}
+		name := eventbus.ConsumerName(durable, subject)
+		cons, err := js.Consumer(ctx, eventbus.Stream, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Terminated messages are acknowledged as far as the server is concerned: poll until it says so.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Config.MaxDeliver != 3 {
+				t.Errorf("consumer MaxDeliver = %d, want 3", info.Config.MaxDeliver)
+			}
+			if info.NumAckPending == 0 && info.NumPending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("messages still pending after being given up: %+v", info)
+			}
+			runtime.Gosched()
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		want := []gaveUp{{"poison", "cannot decode", 1}, {"doomed", "the store refuses it", 3}}
+		if diff := cmp.Diff(want, given, cmp.AllowUnexported(gaveUp{}), cmpopts.SortSlices(func(a, b gaveUp) bool { return a.body < b.body })); diff != "" {
+			t.Errorf("given up (-want +got):\n%s", diff)
+		}
+		if seen["doomed"] != 3 {
+			t.Errorf("doomed delivered %d times, want 3", seen["doomed"])
+		}
+		_ = js.DeleteConsumer(context.Background(), eventbus.Stream, name)
 	})
 }
 

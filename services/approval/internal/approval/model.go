@@ -172,6 +172,9 @@ var (
 	ErrTokenExpired = errors.New("this approval link has expired")
 	// ErrClosed means the post was settled (or cancelled) before this decision arrived.
 	ErrClosed = errors.New("this post was already decided")
+	// ErrLinkRevoked means the approval link was sent to an approver who has since been removed: it no
+	// longer works, and adding the address again does not bring it back.
+	ErrLinkRevoked = errors.New("this approval link no longer works: the approver it was sent to was removed from Herald")
 )
 
 // invalid returns an ErrInvalid that says what is wrong.

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/heraldhq/herald/services/heraldshared/humantext"
 )
 
 // Mailer sends the approval email to one approver.
@@ -91,6 +93,9 @@ func (s *Service) CreateDepartment(ctx context.Context, name string) (Department
 	if name == "" || utf8.RuneCountInString(name) > 100 {
 		return Department{}, invalid("department name must be 1 to 100 characters")
 	}
+	if err := humantext.CheckLine(name); err != nil {
+		return Department{}, invalid("department name %v", err)
+	}
 	d := Department{ID: uuid.NewString(), Name: name, CreatedAt: s.now()}
 	if err := s.store.CreateDepartment(ctx, d); err != nil {
 		return Department{}, fmt.Errorf("create department %q: %w", name, err)
@@ -164,6 +169,10 @@ func (s *Service) AddApprover(ctx context.Context, email, name string) (Approver
 	if utf8.RuneCountInString(name) > 100 {
 		return Approver{}, invalid("approver name must be at most 100 characters")
 	}
+	// The name goes into the To header of every approval email: a line break there made each one fail.
+	if err := humantext.CheckLine(name); err != nil {
+		return Approver{}, invalid("approver name %v", err)
+	}
 	a := Approver{ID: uuid.NewString(), Email: strings.ToLower(addr.Address), Name: strings.TrimSpace(name), CreatedAt: s.now()}
 	return s.store.UpsertApprover(ctx, a)
 }
@@ -173,7 +182,8 @@ func (s *Service) ListApprovers(ctx context.Context) ([]Approver, error) {
 	return s.store.ListApprovers(ctx)
 }
 
-// RemoveApprover removes an approver; links already sent to them stop working.
+// RemoveApprover removes an approver for good: links already sent to them stop working, and adding the
+// address again makes a new approver rather than bringing those links back.
 func (s *Service) RemoveApprover(ctx context.Context, id string) error {
 	return s.store.RemoveApprover(ctx, id, s.now())
 }
@@ -186,6 +196,14 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 	}
 	if strings.TrimSpace(r.Text) == "" {
 		return invalid("post %s has no text", r.PostID)
+	}
+	// The gateway checks both already; a request that reached the bus some other way is held to the same
+	// rules, before anything is stored or mailed.
+	if err := humantext.CheckMultiline(r.Text); err != nil {
+		return invalid("the text %v", err)
+	}
+	if err := humantext.CheckLine(r.RequestedBy); err != nil {
+		return invalid("requested_by %v", err)
 	}
 	if _, err := s.store.GetDepartment(ctx, r.DepartmentID); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -294,9 +312,9 @@ func (s *Service) ViewApproval(ctx context.Context, token string) (ApprovalView,
 	if err != nil {
 		return ApprovalView{}, fmt.Errorf("approval post %s: %w", t.PostID, err)
 	}
-	a, err := s.store.GetApprover(ctx, t.ApproverID)
+	a, err := s.linkApprover(ctx, t)
 	if err != nil {
-		return ApprovalView{}, fmt.Errorf("approval approver %s: %w", t.ApproverID, err)
+		return ApprovalView{}, err
 	}
 	d, err := s.store.GetDepartment(ctx, p.DepartmentID)
 	if err != nil {
@@ -316,6 +334,19 @@ func (s *Service) linkState(t Token, p Post) LinkState {
 	default:
 		return LinkOpen
 	}
+}
+
+// linkApprover returns the approver a link was sent to, or ErrLinkRevoked once they were removed: a
+// removed approver's id never comes back, so neither does the link.
+func (s *Service) linkApprover(ctx context.Context, t Token) (Approver, error) {
+	a, err := s.store.GetApprover(ctx, t.ApproverID)
+	if errors.Is(err, ErrNotFound) {
+		return Approver{}, ErrLinkRevoked
+	}
+	if err != nil {
+		return Approver{}, fmt.Errorf("approval link approver %s: %w", t.ApproverID, err)
+	}
+	return a, nil
 }
 
 func (s *Service) lookupToken(ctx context.Context, token string) (Token, error) {
@@ -354,9 +385,9 @@ func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, com
 	case LinkExpired:
 		return Post{}, ErrTokenExpired
 	}
-	a, err := s.store.GetApprover(ctx, t.ApproverID)
+	a, err := s.linkApprover(ctx, t)
 	if err != nil {
-		return Post{}, fmt.Errorf("decide %s: approver: %w", p.ID, err)
+		return Post{}, err
 	}
 	now := s.now()
 	params := DecideParams{TokenHash: t.Hash, PostID: p.ID, Outcome: outcome, Approver: a.Email, Comment: comment, At: now}

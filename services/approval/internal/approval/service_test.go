@@ -3,6 +3,7 @@ package approval_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -354,5 +356,160 @@ func TestPublisherFailuresReachTheDepartment(t *testing.T) {
 				t.Errorf("event without a post id: %v, want ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// TestRemovedApproverLinksStayDead: the links mailed to an approver stop working when they are removed,
+// say so plainly, and do not come back when the same address is added again.
+func TestRemovedApproverLinksStayDead(t *testing.T) {
+	f := setup(t, "")
+	ctx := context.Background()
+	f.request(t, "Approve me")
+	if err := f.svc.DrainOutbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	links := f.links(t)
+	approvers, err := f.svc.ListApprovers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed approval.Approver
+	for _, a := range approvers {
+		if a.Email == "a@example.com" {
+			removed = a
+		}
+	}
+	if err := f.svc.RemoveApprover(ctx, removed.ID); err != nil {
+		t.Fatal(err)
+	}
+	tok := token(links["a@example.com"])
+	check := func(when string) {
+		t.Helper()
+		if _, err := f.svc.ViewApproval(ctx, tok); !errors.Is(err, approval.ErrLinkRevoked) {
+			t.Errorf("%s: viewing the removed approver's link: %v, want ErrLinkRevoked", when, err)
+		}
+		if _, err := f.svc.Decide(ctx, tok, approval.OutcomeApprove, "", ""); !errors.Is(err, approval.ErrLinkRevoked) {
+			t.Errorf("%s: deciding through the removed approver's link: %v, want ErrLinkRevoked", when, err)
+		}
+	}
+	check("after removal")
+	back, err := f.svc.AddApprover(ctx, "a@example.com", "A again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ID == removed.ID {
+		t.Errorf("re-added approver has the removed one's id %s", removed.ID)
+	}
+	check("after the address was added again")
+	if p, err := f.svc.Decide(ctx, token(links["b@example.com"]), approval.OutcomeReject, "", ""); err != nil || p.Status != approval.StatusRejected {
+		t.Errorf("the other approver's link = %+v, %v; want it to still work", p, err)
+	}
+}
+
+func TestNamesRefuseControlCharacters(t *testing.T) {
+	f := setup(t, "")
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		value   string
+		wantErr bool
+	}{
+		{"plain", "Comms Team", false},
+		{"accents and right-to-left marks", "Équipe\u200f", false},
+		{"CR LF", "Jo\r\nBcc: x@example.com", true},
+		{"tab", "Jo\tSmith", true},
+		{"NUL", "Jo\x00", true},
+		{"bidi override", "Jo\u202eevil", true},
+		{"invalid UTF-8", "Jo\xff", true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.svc.CreateDepartment(ctx, tt.value)
+			if got := errors.Is(err, approval.ErrInvalid); got != tt.wantErr || (!tt.wantErr && err != nil) {
+				t.Errorf("CreateDepartment(%q) = %v; want ErrInvalid %v", tt.value, err, tt.wantErr)
+			}
+			_, err = f.svc.AddApprover(ctx, fmt.Sprintf("n%d@example.com", i), tt.value)
+			if got := errors.Is(err, approval.ErrInvalid); got != tt.wantErr || (!tt.wantErr && err != nil) {
+				t.Errorf("AddApprover(name %q) = %v; want ErrInvalid %v", tt.value, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSubmitRefusesControlCharacters(t *testing.T) {
+	f := setup(t, "")
+	ctx := context.Background()
+	tests := []struct {
+		name        string
+		text, by    string
+		wantInvalid bool
+	}{
+		{"lines and tabs", "Line one\r\nLine two\n\tindented", "jo", false},
+		{"NUL in the text", "Hello\x00", "jo", true},
+		{"bidi override in the text", "Pay \u202e0001", "jo", true},
+		{"escape in the text", "\x1b[31mred", "jo", true},
+		{"line break in the requester", "Hello", "jo\r\nx", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.svc.Submit(ctx, approval.Request{PostID: uuid.NewString(), DepartmentID: f.dept.ID, Text: tt.text, RequestedBy: tt.by})
+			if errors.Is(err, approval.ErrInvalid) != tt.wantInvalid || (!tt.wantInvalid && err != nil) {
+				t.Errorf("Submit = %v; want ErrInvalid %v", err, tt.wantInvalid)
+			}
+		})
+	}
+}
+
+// TestFailRequestRecordsAFailedPost: a request that can never be processed becomes a failed post with a
+// reason, without its text and without asking anyone; a request that names nothing real is refused.
+func TestFailRequestRecordsAFailedPost(t *testing.T) {
+	f := setup(t, "")
+	ctx := context.Background()
+	r := approval.Request{PostID: uuid.NewString(), DepartmentID: f.dept.ID, Text: "Hi\x00", RequestedBy: "jo", IdempotencyKey: "k\x00"}
+	cause := f.svc.Submit(ctx, r)
+	if !errors.Is(cause, approval.ErrInvalid) {
+		t.Fatalf("Submit = %v, want ErrInvalid", cause)
+	}
+	for range 2 { // a redelivered failure changes nothing
+		if err := f.svc.FailRequest(ctx, r, cause); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.svc.GetPost(ctx, r.PostID, f.dept.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := approval.Post{
+		ID: r.PostID, DepartmentID: f.dept.ID, RequestedBy: "jo", Status: approval.StatusFailed,
+		FailureReason: "Herald refused this request: the text contains the control character U+0000 at character 3",
+	}
+	if diff := cmp.Diff(want, p, cmpopts.IgnoreFields(approval.Post{}, "CreatedAt", "UpdatedAt")); diff != "" {
+		t.Errorf("failed post (-want +got):\n%s", diff)
+	}
+	audit, err := f.svc.ListAudit(ctx, r.PostID)
+	if err != nil || len(audit) != 1 || audit[0].ToStatus != approval.StatusFailed {
+		t.Errorf("audit = %+v, %v; want one entry to failed", audit, err)
+	}
+	if err := f.svc.DrainOutbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.mail.Messages()); n != 0 {
+		t.Errorf("%d approval emails for a failed request, want none", n)
+	}
+
+	other := approval.Request{PostID: uuid.NewString(), DepartmentID: f.dept.ID, Text: "Hello"}
+	if err := f.svc.FailRequest(ctx, other, errors.New("pq: connection reset")); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := f.svc.GetPost(ctx, other.PostID, ""); p.Status != approval.StatusFailed || p.FailureReason != approval.ReasonNotProcessed {
+		t.Errorf("post given up after transient failures = %q, %q; want failed with the generic reason", p.Status, p.FailureReason)
+	}
+	for name, bad := range map[string]approval.Request{
+		"post id that is not a UUID": {PostID: "nope", DepartmentID: f.dept.ID},
+		"unknown department":         {PostID: uuid.NewString(), DepartmentID: "nope"},
+	} {
+		if err := f.svc.FailRequest(ctx, bad, cause); !errors.Is(err, approval.ErrInvalid) {
+			t.Errorf("%s: FailRequest = %v, want ErrInvalid", name, err)
+		}
 	}
 }

@@ -54,14 +54,18 @@ type Store interface {
 	// RevokeAPIKey revokes a key; revoking a revoked key changes nothing and returns it.
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) (APIKey, error)
 
-	// UpsertApprover adds an approver, or brings back a removed one with the same email.
+	// UpsertApprover adds an approver, or renames the current approver with that email and returns them. A
+	// removed approver is never brought back: their email becomes a new approver with a.ID, so that links
+	// bound to the removed approver's id stay dead.
 	UpsertApprover(ctx context.Context, a Approver) (Approver, error)
 	GetApprover(ctx context.Context, id string) (Approver, error)
 	ListApprovers(ctx context.Context) ([]Approver, error)
+	// RemoveApprover removes a current approver for good; ErrNotFound if there is none with that id.
 	RemoveApprover(ctx context.Context, id string, at time.Time) error
 
-	// CreatePost stores a new post with its audit entry and outbox items. If a post with that id exists it
-	// writes nothing and returns false: a redelivered request is a no-op.
+	// CreatePost stores a new post (with its status and failure reason as given) with its audit entry and
+	// outbox items. If a post with that id exists it writes nothing and returns false: a redelivered request
+	// is a no-op.
 	CreatePost(ctx context.Context, p Post, audit AuditEntry, outbox []OutboxItem) (bool, error)
 	GetPost(ctx context.Context, id string) (Post, error)
 	ListPosts(ctx context.Context, f PostFilter) ([]Post, error)

@@ -26,6 +26,8 @@ type Domain interface {
 	RecordPublished(ctx context.Context, r approval.PublisherReport) error
 	RecordFailed(ctx context.Context, r approval.PublisherReport) error
 	RecordUnknown(ctx context.Context, r approval.PublisherReport) error
+	// FailRequest records a post request that will never be processed as a failed post.
+	FailRequest(ctx context.Context, r approval.Request, cause error) error
 }
 
 // Subjects returns the subjects the approval service consumes.
@@ -110,6 +112,33 @@ func verify(keys *seal.Keyring, stmt seal.Outcome, s *eventsv1.Seal) error {
 
 func isSealError(err error) bool {
 	return errors.Is(err, seal.ErrUnsigned) || errors.Is(err, seal.ErrUnknownKey) || errors.Is(err, seal.ErrBadSignature) || errors.Is(err, seal.ErrTextMismatch)
+}
+
+// GivenUp is told of every event given up, with its subject; it counts them.
+type GivenUp func(subject string)
+
+// GiveUp returns the eventbus.ConsumerConfig.GiveUp hook for the handler's events: an event that will not
+// be delivered again (refused for good, or still failing on its last allowed delivery) is counted, and a
+// post request becomes a failed post the department can read, with the reason, instead of vanishing. An
+// outcome that can never be applied changes nothing: the post keeps the state it has.
+func GiveUp(d Domain, given GivenUp) (func(ctx context.Context, msg jetstream.Msg, cause error) error, error) {
+	if d == nil || given == nil {
+		return nil, errors.New("events: nil domain or give-up counter")
+	}
+	return func(ctx context.Context, msg jetstream.Msg, cause error) error {
+		given(msg.Subject())
+		if msg.Subject() != eventbus.SubjectRequested {
+			return nil
+		}
+		var ev eventsv1.PostRequested
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil // no post id to record anything under; the bus logged why
+		}
+		if err := d.FailRequest(ctx, toRequest(&ev), cause); err != nil {
+			return fmt.Errorf("record post request %q as failed: %w", ev.GetPostId(), err)
+		}
+		return nil
+	}, nil
 }
 
 // classify is the one place where domain errors become redelivery decisions: what the domain calls

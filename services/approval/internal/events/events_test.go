@@ -46,6 +46,11 @@ func (d *fakeDomain) RecordUnknown(_ context.Context, r approval.PublisherReport
 	return d.err
 }
 
+func (d *fakeDomain) FailRequest(_ context.Context, r approval.Request, cause error) error {
+	d.calls = append(d.calls, "fail", r, cause.Error())
+	return d.err
+}
+
 // msg is a JetStream message with a subject and a payload; the handler reads nothing else.
 type msg struct {
 	jetstream.Msg
@@ -314,5 +319,52 @@ func TestNewAnnouncerRejectsNil(t *testing.T) {
 	}
 	if _, err := Handler(&fakeDomain{}, keys, nil); err == nil {
 		t.Error("Handler without a refusal counter succeeded")
+	}
+}
+
+func TestGiveUpFailsRequestsAndCountsEverything(t *testing.T) {
+	t.Parallel()
+	requested := &eventsv1.PostRequested{PostId: "p1", DepartmentId: "d1", Text: "Hello", RequestedBy: "jo", RequestedAt: timestamppb.New(at)}
+	cause := errors.New("the store refuses it")
+	tests := []struct {
+		name      string
+		subject   string
+		data      []byte
+		domainErr error
+		wantCalls []any
+		wantErr   bool
+	}{
+		{
+			name: "post request", subject: eventbus.SubjectRequested, data: encode(t, requested),
+			wantCalls: []any{"fail", approval.Request{PostID: "p1", DepartmentID: "d1", Text: "Hello", RequestedBy: "jo", RequestedAt: at}, cause.Error()},
+		},
+		{
+			name: "post request that cannot be recorded", subject: eventbus.SubjectRequested, data: encode(t, requested),
+			domainErr: approval.ErrInvalid, wantErr: true,
+			wantCalls: []any{"fail", approval.Request{PostID: "p1", DepartmentID: "d1", Text: "Hello", RequestedBy: "jo", RequestedAt: at}, cause.Error()},
+		},
+		{name: "post request that does not decode", subject: eventbus.SubjectRequested, data: []byte{0xff, 0xff}},
+		{name: "outcome", subject: eventbus.SubjectPublished, data: encode(t, &eventsv1.PostPublished{PostId: "p1"})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := &fakeDomain{err: tt.domainErr}
+			given := map[string]int{}
+			hook, err := GiveUp(d, func(subject string) { given[subject]++ })
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = hook(context.Background(), msg{subject: tt.subject, data: tt.data}, cause)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("hook = %v; want error %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.wantCalls, d.calls); diff != "" {
+				t.Errorf("domain calls (-want +got):\n%s", diff)
+			}
+			if given[tt.subject] != 1 {
+				t.Errorf("given up = %v; want %s counted once", given, tt.subject)
+			}
+		})
 	}
 }

@@ -1,7 +1,12 @@
 package grpcapi
 
 import (
+	"errors"
+	"fmt"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
@@ -99,5 +104,31 @@ func TestToProtoPostCarriesTheDecision(t *testing.T) {
 	}
 	if got := toProtoPost(approval.Post{ID: "p"}).GetDecision(); got != nil {
 		t.Errorf("an undecided post has a decision: %v", got)
+	}
+}
+
+// TestToStatus: each domain error becomes the code the gateway turns into the approver's plain answer.
+func TestToStatus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want codes.Code
+	}{
+		{fmt.Errorf("x: %w", approval.ErrNotFound), codes.NotFound},
+		{approval.ErrInvalid, codes.InvalidArgument},
+		{approval.ErrTokenUsed, codes.FailedPrecondition},
+		{approval.ErrTokenExpired, codes.FailedPrecondition},
+		{approval.ErrClosed, codes.FailedPrecondition},
+		{approval.ErrLinkRevoked, codes.FailedPrecondition},
+		{errors.New("sql: connection reset"), codes.Internal},
+	}
+	for _, tt := range tests {
+		st := status.Convert(toStatus(tt.err))
+		if st.Code() != tt.want {
+			t.Errorf("toStatus(%v) = %v, want %v", tt.err, st.Code(), tt.want)
+		}
+		if tt.want == codes.FailedPrecondition && st.Message() != tt.err.Error() {
+			t.Errorf("toStatus(%v) says %q; the approver should read the domain's words", tt.err, st.Message())
+		}
 	}
 }

@@ -93,7 +93,8 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, approval.ErrUnauthorized):
 		code = codes.Unauthenticated
-	case errors.Is(err, approval.ErrTokenUsed), errors.Is(err, approval.ErrTokenExpired), errors.Is(err, approval.ErrClosed):
+	case errors.Is(err, approval.ErrTokenUsed), errors.Is(err, approval.ErrTokenExpired), errors.Is(err, approval.ErrClosed),
+		errors.Is(err, approval.ErrLinkRevoked):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded

@@ -28,9 +28,11 @@ SELECT * FROM api_keys WHERE department_id = sqlc.arg(department_id) ORDER BY cr
 -- name: RevokeAPIKey :exec
 UPDATE api_keys SET revoked_at = sqlc.arg(revoked_at) WHERE id = sqlc.arg(id) AND revoked_at = 0;
 
+-- A current approver's address updates their name; a removed one's is a new approver with a new id, so the
+-- links sent to the removed one stay dead (the email is unique only among current approvers).
 -- name: UpsertApprover :one
 INSERT INTO approvers (id, email, name, created_at) VALUES (sqlc.arg(id), sqlc.arg(email), sqlc.arg(name), sqlc.arg(created_at))
-ON CONFLICT (email) DO UPDATE SET name = excluded.name, removed_at = 0
+ON CONFLICT (email) WHERE removed_at = 0 DO UPDATE SET name = excluded.name
 RETURNING *;
 
 -- name: GetApprover :one
@@ -43,9 +45,9 @@ SELECT * FROM approvers WHERE removed_at = 0 ORDER BY email;
 UPDATE approvers SET removed_at = sqlc.arg(removed_at) WHERE id = sqlc.arg(id) AND removed_at = 0;
 
 -- name: InsertPost :execrows
-INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at)
+INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason)
 VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(text), sqlc.arg(requested_by), sqlc.arg(idempotency_key),
-        sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at))
+        sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(failure_reason))
 ON CONFLICT (id) DO NOTHING;
 
 -- name: GetPost :one

@@ -235,7 +235,7 @@ func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.
 	err := s.inTx(ctx, func(q *pgdb.Queries) error {
 		n, err := q.InsertPost(ctx, pgdb.InsertPostParams{
 			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
-			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt),
+			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
 		})
 		if err != nil || n == 0 {
 			return err

@@ -67,17 +67,70 @@ func TestOutboxMigrationConvertsQueuedRows(t *testing.T) {
 	}
 
 	// Going back is refused while an announcement is queued, and converts the emails once it is not.
-	if _, err := p.Down(ctx); err == nil {
+	if _, err := p.DownTo(ctx, 1); err == nil {
 		t.Fatal("migrating down with queued announcements succeeded")
 	}
 	if _, err := db.ExecContext(ctx, `DELETE FROM outbox WHERE kind <> 'approval_email'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Down(ctx); err != nil {
+	if _, err := p.DownTo(ctx, 1); err != nil {
 		t.Fatalf("migrate down: %v", err)
 	}
 	var subject, msgID string
 	if err := db.QueryRowContext(ctx, `SELECT subject, msg_id FROM outbox`).Scan(&subject, &msgID); err != nil || subject != "approver-1" || msgID != "post-1" {
 		t.Errorf("email after migrating down: subject %q, msg_id %q, %v", subject, msgID, err)
+	}
+}
+
+// TestApproverIdentityMigrationKeepsRowsAndReferences rebuilds the approvers table under existing tokens:
+// the rows survive, the tokens still refer to them, and foreign keys are enforced again afterwards.
+func TestApproverIdentityMigrationKeepsRowsAndReferences(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "approval.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO departments (id, name, created_at) VALUES ('d', 'HR', 1)`,
+		`INSERT INTO approvers (id, email, name, created_at, removed_at) VALUES ('a', 'a@example.com', 'A', 1, 2)`,
+		`INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at) VALUES ('p', 'd', 'hi', 'hr', '', 'pending', 1, 1)`,
+		`INSERT INTO approval_tokens (hash, post_id, approver_id, created_at, expires_at) VALUES ('h', 'p', 'a', 1, 2)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrate up: %v", err)
+	}
+	rows, err := db.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows.Next() {
+		t.Error("foreign key violations after the migration")
+	}
+	rows.Close()
+	s := &Store{db: db, q: sqlitedb.New(db)}
+	back, err := s.UpsertApprover(ctx, approval.Approver{ID: "a2", Email: "a@example.com", Name: "A again", CreatedAt: time.UnixMicro(3)})
+	if err != nil || back.ID != "a2" {
+		t.Errorf("re-adding a removed address = %+v, %v; want the new id a2", back, err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO approval_tokens (hash, post_id, approver_id, created_at, expires_at) VALUES ('h2', 'p', 'nobody', 1, 2)`); err == nil {
+		t.Error("a token for an unknown approver was stored: foreign keys are off after the migration")
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
+	"github.com/heraldhq/herald/services/heraldshared/sqlitefile"
 )
 
 //go:embed migrations/*.sql
@@ -32,6 +33,9 @@ var _ approval.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := sqlitefile.Prepare(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -211,7 +215,7 @@ func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.
 	err := s.inTx(ctx, func(q *sqlitedb.Queries) error {
 		n, err := q.InsertPost(ctx, sqlitedb.InsertPostParams{
 			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
-			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt),
+			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
 		})
 		if err != nil || n == 0 {
 			return err

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"APIKeys":             testAPIKeys,
 		"Approvers":           testApprovers,
 		"PostsAreCreatedOnce": testPostsCreatedOnce,
+		"FailedPost":          testFailedPost,
 		"ListPosts":           testListPosts,
 		"Decide":              testDecide,
 		"ParallelDecisions":   testParallelDecisions,
@@ -167,12 +168,65 @@ func testApprovers(t *testing.T, s approval.Store) {
 	wantErr(t, "remove twice", s.RemoveApprover(ctx, a.ID, at), approval.ErrNotFound)
 	_, err = s.GetApprover(ctx, a.ID)
 	wantErr(t, "get removed approver", err, approval.ErrNotFound)
-	back, err := s.UpsertApprover(ctx, approval.Approver{ID: uuid.NewString(), Email: "a@example.com", Name: "Back", CreatedAt: at})
+	renamed, err := s.UpsertApprover(ctx, approval.Approver{ID: uuid.NewString(), Email: "b@example.com", Name: "Renamed", CreatedAt: at})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.ID != a.ID || back.Name != "Back" {
-		t.Errorf("re-added approver = %+v; want the same id %s with the new name", back, a.ID)
+	if renamed.ID != b.ID || renamed.Name != "Renamed" {
+		t.Errorf("current approver added again = %+v; want the same id %s with the new name", renamed, b.ID)
+	}
+
+	// Adding a removed approver's address again makes a new approver: the removed one, and every link
+	// bound to its id, stays gone.
+	backID := uuid.NewString()
+	back, err := s.UpsertApprover(ctx, approval.Approver{ID: backID, Email: "a@example.com", Name: "Back", CreatedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ID != backID || back.Name != "Back" {
+		t.Errorf("re-added approver = %+v; want the new id %s", back, backID)
+	}
+	_, err = s.GetApprover(ctx, a.ID)
+	wantErr(t, "removed approver after their address was added again", err, approval.ErrNotFound)
+	list, err = s.ListApprovers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]approval.Approver{back, renamed}, list); diff != "" {
+		t.Errorf("ListApprovers after re-adding (-want +got):\n%s", diff)
+	}
+	if err := s.RemoveApprover(ctx, back.ID, at); err != nil {
+		t.Fatalf("removing the re-added approver: %v", err)
+	}
+	again, err := s.UpsertApprover(ctx, approval.Approver{ID: uuid.NewString(), Email: "a@example.com", Name: "Again", CreatedAt: at})
+	if err != nil || again.ID == a.ID || again.ID == back.ID {
+		t.Errorf("address added a third time = %+v, %v; want a third id", again, err)
+	}
+}
+
+// testFailedPost stores a request that failed before it was processed: a failed post with its reason,
+// no text and no outbox item.
+func testFailedPost(t *testing.T, s approval.Store) {
+	ctx := context.Background()
+	hr := department(t, s, "HR")
+	p := approval.Post{
+		ID: uuid.NewString(), DepartmentID: hr.ID, RequestedBy: "hr@example.com", Status: approval.StatusFailed,
+		FailureReason: "refused", CreatedAt: at, UpdatedAt: at,
+	}
+	created, err := s.CreatePost(ctx, p, approval.AuditEntry{PostID: p.ID, At: at, Action: "failed", ToStatus: approval.StatusFailed, Comment: "refused"}, nil)
+	if err != nil || !created {
+		t.Fatalf("CreatePost = %v, %v; want true, nil", created, err)
+	}
+	got, err := s.GetPost(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(p, got); diff != "" {
+		t.Errorf("GetPost (-want +got):\n%s", diff)
+	}
+	due, err := s.DueOutbox(ctx, at.Add(time.Hour), 10)
+	if err != nil || len(due) != 0 {
+		t.Errorf("DueOutbox = %v, %v; want nothing", due, err)
 	}
 }
 

@@ -354,9 +354,9 @@ func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) erro
 }
 
 const insertPost = `-- name: InsertPost :execrows
-INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at)
+INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason)
 VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8)
+        $6, $7, $8, $9)
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -369,6 +369,7 @@ type InsertPostParams struct {
 	Status         string
 	CreatedAt      int64
 	UpdatedAt      int64
+	FailureReason  string
 }
 
 func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, error) {
@@ -381,6 +382,7 @@ func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, 
 		arg.Status,
 		arg.CreatedAt,
 		arg.UpdatedAt,
+		arg.FailureReason,
 	)
 	if err != nil {
 		return 0, err
@@ -631,7 +633,7 @@ func (q *Queries) RevokeAPIKey(ctx context.Context, arg RevokeAPIKeyParams) erro
 
 const upsertApprover = `-- name: UpsertApprover :one
 INSERT INTO approvers (id, email, name, created_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (email) DO UPDATE SET name = excluded.name, removed_at = 0
+ON CONFLICT (email) WHERE removed_at = 0 DO UPDATE SET name = excluded.name
 RETURNING id, email, name, created_at, removed_at
 `
 
@@ -642,6 +644,8 @@ type UpsertApproverParams struct {
 	CreatedAt int64
 }
 
+// A current approver's address updates their name; a removed one's is a new approver with a new id, so the
+// links sent to the removed one stay dead (the email is unique only among current approvers).
 func (q *Queries) UpsertApprover(ctx context.Context, arg UpsertApproverParams) (Approver, error) {
 	row := q.db.QueryRow(ctx, upsertApprover,
 		arg.ID,
