@@ -30,6 +30,12 @@ type Tokens struct {
 	Gateway string
 }
 
+// The names of the tokens, as grpcauth.Caller reports them.
+const (
+	callerAdmin   = "admin"
+	callerGateway = "gateway"
+)
+
 // NewServer returns a gRPC server with both services, health and reflection registered, and the health
 // server so that the caller can report NOT_SERVING while draining. The extra interceptors (metrics, say)
 // run before logging and authorisation.
@@ -38,10 +44,10 @@ func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger, extra ...
 		return nil, nil, errors.New("grpcapi: nil service or logger")
 	}
 	auth, err := grpcauth.New(
-		map[string]string{"admin": tokens.Admin, "gateway": tokens.Gateway},
+		map[string]string{callerAdmin: tokens.Admin, callerGateway: tokens.Gateway},
 		map[string][]string{
-			approvalv1.ApprovalService_ServiceDesc.ServiceName: {"admin", "gateway"},
-			approvalv1.AdminService_ServiceDesc.ServiceName:    {"admin"},
+			approvalv1.ApprovalService_ServiceDesc.ServiceName: {callerAdmin, callerGateway},
+			approvalv1.AdminService_ServiceDesc.ServiceName:    {callerAdmin},
 		},
 		nil, // logging, below, already logs refused calls
 	)
