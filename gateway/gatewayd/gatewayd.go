@@ -45,6 +45,10 @@ type Config struct {
 	MaxBodyBytes int64         `env:"HERALD_MAX_BODY_BYTES" envDefault:"1048576"`
 	KeyCacheTTL  time.Duration `env:"HERALD_KEY_CACHE_TTL" envDefault:"30s"`
 	RetryAfter   time.Duration `env:"HERALD_RETRY_AFTER" envDefault:"5s"`
+	// TrustedProxies are the proxies (CIDRs or addresses) whose X-Forwarded-For names the client, for the
+	// origin recorded with an approver's decision and the throttling of bad API keys. None by default: the
+	// peer's address is the client's, and X-Forwarded-For is ignored.
+	TrustedProxies []string `env:"HERALD_TRUSTED_PROXIES" envSeparator:","`
 
 	// Listener, if set, is used instead of listening on HTTPAddr.
 	Listener net.Listener `env:"-"`
@@ -54,6 +58,9 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.GatewayToken == "" {
 		return errors.New("HERALD_GATEWAY_TOKEN is required")
+	}
+	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
 	}
 	return nil
 }
@@ -119,6 +126,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	// Revocations evict keys from the cache at once; the subscription ends when nc closes.
+	if _, err := keys.Listen(nc, log); err != nil {
+		return nil, err
+	}
+	proxies, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
+	}
 	csrf := []byte(cfg.CSRFKey)
 	if len(csrf) == 0 {
 		csrf = make([]byte, 32)
@@ -127,7 +142,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	reg := ops.NewRegistry()
 	handler, err := httpapi.New(
-		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf},
+		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf, TrustedProxies: proxies},
 		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
 	)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -24,12 +25,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
@@ -119,8 +122,12 @@ func (f *fakeApprovals) AuthenticateKey(_ context.Context, req *approvalv1.Authe
 }
 
 func (f *fakeApprovals) GetPost(_ context.Context, req *approvalv1.GetPostRequest) (*approvalv1.GetPostResponse, error) {
+	if req.GetDepartmentId() == "" {
+		// As the approval service answers the gateway's token: it reads one department's posts only.
+		return nil, status.Error(codes.PermissionDenied, "department_id is required")
+	}
 	p, ok := f.posts[req.GetPostId()]
-	if !ok || (req.GetDepartmentId() != "" && p.GetDepartmentId() != req.GetDepartmentId()) {
+	if !ok || p.GetDepartmentId() != req.GetDepartmentId() {
 		return nil, status.Error(codes.NotFound, "post not found")
 	}
 	return &approvalv1.GetPostResponse{Post: p}, nil
@@ -167,6 +174,8 @@ type options struct {
 	// queued.
 	natsDown bool
 	ready    func(context.Context) error
+	// trustedProxies are passed to the handler's Config.
+	trustedProxies []netip.Prefix
 }
 
 func setup(t *testing.T, opt options) *env {
@@ -209,7 +218,7 @@ func setup(t *testing.T, opt options) *env {
 	if opt.ready == nil {
 		opt.ready = func(context.Context) error { return nil }
 	}
-	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, CSRFKey: []byte(strings.Repeat("k", 32))}, httpapi.Deps{
+	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, CSRFKey: []byte(strings.Repeat("k", 32)), TrustedProxies: opt.trustedProxies}, httpapi.Deps{
 		Intake: in, Keys: keys, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 	})
 	if err != nil {
@@ -502,6 +511,13 @@ func TestAcceptedPostIsQueued(t *testing.T) {
 	}
 	if got := msg.Header.Get(requestid.BusHeader); got != resp.Header.Get("X-Request-Id") {
 		t.Errorf("queued request id %q, want the answer's %q", got, resp.Header.Get("X-Request-Id"))
+	}
+	var ev eventsv1.PostRequested
+	if err := proto.Unmarshal(msg.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetApiKeyId() != "k-hr" || ev.GetDepartmentId() != hrID {
+		t.Errorf("queued request names key %q of department %q, want k-hr of %s", ev.GetApiKeyId(), ev.GetDepartmentId(), hrID)
 	}
 }
 

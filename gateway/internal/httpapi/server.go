@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ type Config struct {
 	RetryAfter time.Duration
 	// CSRFKey signs the approval form; every gateway replica needs the same one.
 	CSRFKey []byte
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client (see clientAddr); none by
+	// default, so that the peer's address is the client's.
+	TrustedProxies []netip.Prefix
 }
 
 // Deps are what the handler talks to.
@@ -175,7 +179,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		s.logger(r).InfoContext(r.Context(), "request refused", "status", ae.Status, "code", ae.Code, "err", ae.Message)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
+	switch {
+	case ae.retryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(int(ae.retryAfter.Round(time.Second).Seconds())))
+	case ae.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
 	}
 	writeJSON(w, ae.Status, map[string]*apiError{"error": ae})
