@@ -15,7 +15,7 @@ func TestBadKeysAreAnsweredTooManyRequests(t *testing.T) {
 	t.Parallel()
 	e := setup(t, options{})
 	get := func(key, remote string) int {
-		req := httptest.NewRequest("GET", "/v1/posts/"+pendingID, nil)
+		req := httptest.NewRequest("GET", "/v1/posts/"+publishedID, nil)
 		req.Header.Set("X-API-Key", key)
 		req.RemoteAddr = remote
 		w := httptest.NewRecorder()
@@ -37,7 +37,7 @@ func TestBadKeysAreAnsweredTooManyRequests(t *testing.T) {
 		wantStatus: 429, wantHeader: map[string]string{"Retry-After": "6"},
 		wantJSON: errJSON("too_many_requests", "too many invalid API keys from this address; wait before trying again", ""),
 	}
-	req := httptest.NewRequest("GET", "/v1/posts/"+pendingID, nil)
+	req := httptest.NewRequest("GET", "/v1/posts/"+publishedID, nil)
 	req.Header.Set("X-API-Key", "hk_guess_again")
 	req.RemoteAddr = "203.0.113.7:5001"
 	w := httptest.NewRecorder()
