@@ -52,7 +52,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Herald cannot accept posts right now; nothing was queued. Retry later."}
 	}
 	switch status.Code(err) {
-	case codes.NotFound:
+	case codes.NotFound, codes.PermissionDenied:
+		// PERMISSION_DENIED: the post is another department's, which to this department is no post at all.
 		return errNotFound
 	case codes.FailedPrecondition:
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: status.Convert(err).Message()}

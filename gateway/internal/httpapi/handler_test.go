@@ -127,7 +127,10 @@ func (f *fakeApprovals) GetPost(_ context.Context, req *approvalv1.GetPostReques
 		return nil, status.Error(codes.PermissionDenied, "department_id is required")
 	}
 	p, ok := f.posts[req.GetPostId()]
-	if !ok || p.GetDepartmentId() != req.GetDepartmentId() {
+	if ok && p.GetDepartmentId() != req.GetDepartmentId() {
+		return nil, status.Error(codes.PermissionDenied, "the post belongs to another department")
+	}
+	if !ok {
 		return nil, status.Error(codes.NotFound, "post not found")
 	}
 	return &approvalv1.GetPostResponse{Post: p}, nil
@@ -322,6 +325,8 @@ func TestPostsRoutes(t *testing.T) {
 	newID := intake.PostID(hrID, "flow-run-new")
 	replayID := intake.PostID(hrID, replayKey)
 	recentUnknown := uuid.Must(uuid.NewV7()).String()
+	recentFinance := uuid.Must(uuid.NewV7()).String()
+	e.approvals.posts[recentFinance] = &approvalv1.Post{Id: recentFinance, DepartmentId: financeID, Text: "Finance only", Status: approvalv1.PostStatus_POST_STATUS_PENDING}
 	oldUnknown := "99999999-9999-4999-8999-999999999999"
 
 	tests := []routeTest{
@@ -451,6 +456,10 @@ func TestPostsRoutes(t *testing.T) {
 			name: "the department's own post, seen by that department", method: "GET", target: "/v1/posts/" + financeOnly, header: hdr("X-API-Key", financeKey),
 			wantStatus: 202, wantHeader: map[string]string{"Retry-After": "5"},
 			wantJSON: `{"id": "` + financeOnly + `", "status": "pending", "tweet": "Welcome!", "requestedby": "jo@contoso.example", "created_at": "2026-11-23T14:23:02Z"}`,
+		},
+		{
+			name: "another department's post issued moments ago", method: "GET", target: "/v1/posts/" + recentFinance, header: hdr("X-API-Key", hrKey),
+			wantStatus: 404, wantJSON: errJSON("not_found", "no such post", ""),
 		},
 		{
 			name: "an id issued moments ago, not recorded yet", method: "GET", target: "/v1/posts/" + recentUnknown, header: hdr("X-API-Key", hrKey),

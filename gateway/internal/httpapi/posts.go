@@ -229,8 +229,8 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
 	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) {
 		// Accepted moments ago, the post may still be on its way through JetStream to the approval service:
-		// then it is pending, not missing. The gateway's token reads only the department's own posts, so a
-		// recent id of another department's post answers the same for these few seconds, and tells nothing.
+		// then it is pending, not missing. Another department's post is PERMISSION_DENIED, not NOT_FOUND,
+		// and stays a 404; the gateway's token cannot read it.
 		s.accepted(w, http.StatusAccepted, postView{ID: id, Status: statusNames[approvalv1.PostStatus_POST_STATUS_PENDING]})
 		return
 	}

@@ -182,6 +182,9 @@ var (
 	ErrTokenExpired = errors.New("this approval link has expired")
 	// ErrClosed means the post was settled (or cancelled) before this decision arrived.
 	ErrClosed = errors.New("this post was already decided")
+	// ErrOtherDepartment means the post asked for belongs to another department. It is an ErrNotFound to
+	// anyone who branches on that; the gateway tells it apart from a post not recorded yet (see grpcapi).
+	ErrOtherDepartment = fmt.Errorf("%w: the post belongs to another department", ErrNotFound)
 	// ErrKeyRefused means a post request names an API key that is unknown, belongs to another department,
 	// or was revoked before the request was stored. It always comes wrapped with ErrInvalid too: redelivery
 	// cannot fix it.

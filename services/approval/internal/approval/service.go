@@ -289,14 +289,15 @@ func (s *Service) checkRequestKey(ctx context.Context, r Request) error {
 		ErrInvalid, ErrKeyRefused, r.PostID, r.APIKeyID, r.DepartmentID)
 }
 
-// GetPost returns a post. With departmentID set, another department's post is ErrNotFound.
+// GetPost returns a post. With departmentID set, another department's post is ErrOtherDepartment, which
+// is also ErrNotFound.
 func (s *Service) GetPost(ctx context.Context, id, departmentID string) (Post, error) {
 	p, err := s.store.GetPost(ctx, id)
 	if err != nil {
 		return Post{}, fmt.Errorf("get post %s: %w", id, err)
 	}
 	if departmentID != "" && p.DepartmentID != departmentID {
-		return Post{}, fmt.Errorf("get post %s: %w", id, ErrNotFound)
+		return Post{}, fmt.Errorf("get post %s: %w", id, ErrOtherDepartment)
 	}
 	return p, nil
 }

@@ -91,6 +91,11 @@ func toStatus(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, approval.ErrOtherDepartment):
+		// Not NOT_FOUND: the gateway answers "pending" for a post it issued moments ago that the approval
+		// service has not recorded yet, and must not for another department's post, which stays a 404.
+		// Post ids are unguessable, so telling that the id exists says next to nothing.
+		code = codes.PermissionDenied
 	case errors.Is(err, approval.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, approval.ErrAlreadyExists):

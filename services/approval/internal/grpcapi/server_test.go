@@ -236,7 +236,8 @@ func TestGatewayReadsOneDepartment(t *testing.T) {
 		wantIDs  []string
 	}{
 		{"gateway gets its department's post", get(gatewayToken, hrPost, hr), codes.OK, []string{hrPost}},
-		{"gateway gets another department's post", get(gatewayToken, financePost, hr), codes.NotFound, nil},
+		{"gateway gets another department's post", get(gatewayToken, financePost, hr), codes.PermissionDenied, nil},
+		{"gateway gets an unknown post", get(gatewayToken, uuid.NewString(), hr), codes.NotFound, nil},
 		{"gateway gets a post without naming a department", get(gatewayToken, financePost, ""), codes.PermissionDenied, nil},
 		{"gateway lists one department", list(gatewayToken, finance), codes.OK, []string{financePost}},
 		{"gateway lists across departments", list(gatewayToken, ""), codes.PermissionDenied, nil},
