@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -181,7 +182,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch {
 	case ae.retryAfter > 0:
-		w.Header().Set("Retry-After", strconv.Itoa(int(ae.retryAfter.Round(time.Second).Seconds())))
+		// Rounded up: a client that waits exactly this long must find a try available.
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.retryAfter.Seconds()))))
 	case ae.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
 	}
