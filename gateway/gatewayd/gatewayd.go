@@ -49,6 +49,10 @@ type Config struct {
 	// reads for its links: the connector definition's host and basePath, and the base of the absolute
 	// Location header the asynchronous pattern needs.
 	PublicURL string `env:"HERALD_PUBLIC_URL" envDefault:"http://localhost:8080"`
+	// TrustedProxies are the proxies (CIDRs or addresses) whose X-Forwarded-For names the client, for the
+	// origin recorded with an approver's decision and the throttling of bad API keys. None by default: the
+	// peer's address is the client's, and X-Forwarded-For is ignored.
+	TrustedProxies []string `env:"HERALD_TRUSTED_PROXIES" envSeparator:","`
 
 	// Listener, if set, is used instead of listening on HTTPAddr.
 	Listener net.Listener `env:"-"`
@@ -58,6 +62,9 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.GatewayToken == "" {
 		return errors.New("HERALD_GATEWAY_TOKEN is required")
+	}
+	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
 	}
 	return nil
 }
@@ -123,6 +130,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	// Revocations evict keys from the cache at once; the subscription ends when nc closes.
+	if _, err := keys.Listen(nc, log); err != nil {
+		return nil, err
+	}
+	proxies, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
+	}
 	csrf := []byte(cfg.CSRFKey)
 	if len(csrf) == 0 {
 		csrf = make([]byte, 32)
@@ -131,7 +146,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	reg := ops.NewRegistry()
 	handler, err := httpapi.New(
-		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf, PublicURL: cfg.PublicURL},
+		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf, PublicURL: cfg.PublicURL, TrustedProxies: proxies},
 		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
 	)
 	if err != nil {

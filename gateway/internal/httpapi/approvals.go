@@ -6,7 +6,6 @@ import (
 	"embed"
 	"encoding/base64"
 	"html/template"
-	"net"
 	"net/http"
 	"time"
 
@@ -102,10 +101,7 @@ func (s *server) decide(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusBadRequest, "result.html", approvalPage{Message: "Choose Approve or Reject."})
 		return
 	}
-	origin, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		origin = r.RemoteAddr
-	}
+	origin := clientAddr(r, s.cfg.TrustedProxies)
 	resp, err := s.deps.Approvals.Decide(r.Context(), &approvalv1.DecideRequest{Token: token, Outcome: outcome, Comment: r.PostForm.Get("comment"), Origin: origin})
 	if err != nil {
 		s.approvalError(w, r, err)

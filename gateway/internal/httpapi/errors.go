@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,6 +20,8 @@ type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Target  string `json:"target,omitempty"`
+	// retryAfter, when set, is sent as Retry-After.
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -34,18 +37,23 @@ var errNotFound = &apiError{Status: http.StatusNotFound, Code: "not_found", Mess
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	var ve *intake.ValidationError
+	var te *keyauth.ThrottledError
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &ve):
 		return badRequest("invalid_request", ve.Target+" "+ve.Message, ve.Target)
+	case errors.As(err, &te):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "too_many_requests",
+			Message: "too many invalid API keys from this address; wait before trying again", retryAfter: te.RetryAfter}
 	case errors.Is(err, keyauth.ErrInvalidKey):
 		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "the API key is not valid (unknown or revoked)"}
 	case errors.Is(err, eventbus.ErrUnavailable):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Herald cannot accept posts right now; nothing was queued. Retry later."}
 	}
 	switch status.Code(err) {
-	case codes.NotFound:
+	case codes.NotFound, codes.PermissionDenied:
+		// PERMISSION_DENIED: the post is another department's, which to this department is no post at all.
 		return errNotFound
 	case codes.FailedPrecondition:
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: status.Convert(err).Message()}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -24,12 +25,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
@@ -119,8 +122,15 @@ func (f *fakeApprovals) AuthenticateKey(_ context.Context, req *approvalv1.Authe
 }
 
 func (f *fakeApprovals) GetPost(_ context.Context, req *approvalv1.GetPostRequest) (*approvalv1.GetPostResponse, error) {
+	if req.GetDepartmentId() == "" {
+		// As the approval service answers the gateway's token: it reads one department's posts only.
+		return nil, status.Error(codes.PermissionDenied, "department_id is required")
+	}
 	p, ok := f.posts[req.GetPostId()]
-	if !ok || (req.GetDepartmentId() != "" && p.GetDepartmentId() != req.GetDepartmentId()) {
+	if ok && p.GetDepartmentId() != req.GetDepartmentId() {
+		return nil, status.Error(codes.PermissionDenied, "the post belongs to another department")
+	}
+	if !ok {
 		return nil, status.Error(codes.NotFound, "post not found")
 	}
 	return &approvalv1.GetPostResponse{Post: p}, nil
@@ -169,6 +179,8 @@ type options struct {
 	ready    func(context.Context) error
 	// publicURL is the gateway's HERALD_PUBLIC_URL; empty keeps Location relative.
 	publicURL string
+	// trustedProxies are passed to the handler's Config.
+	trustedProxies []netip.Prefix
 }
 
 func setup(t *testing.T, opt options) *env {
@@ -211,7 +223,7 @@ func setup(t *testing.T, opt options) *env {
 	if opt.ready == nil {
 		opt.ready = func(context.Context) error { return nil }
 	}
-	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL}, httpapi.Deps{
+	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies}, httpapi.Deps{
 		Intake: in, Keys: keys, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 	})
 	if err != nil {
@@ -315,6 +327,8 @@ func TestPostsRoutes(t *testing.T) {
 	newID := intake.PostID(hrID, "flow-run-new")
 	replayID := intake.PostID(hrID, replayKey)
 	recentUnknown := uuid.Must(uuid.NewV7()).String()
+	recentFinance := uuid.Must(uuid.NewV7()).String()
+	e.approvals.posts[recentFinance] = &approvalv1.Post{Id: recentFinance, DepartmentId: financeID, Text: "Finance only", Status: approvalv1.PostStatus_POST_STATUS_PENDING}
 	oldUnknown := "99999999-9999-4999-8999-999999999999"
 
 	tests := []routeTest{
@@ -446,6 +460,10 @@ func TestPostsRoutes(t *testing.T) {
 			wantJSON: `{"id": "` + financeOnly + `", "status": "pending", "tweet": "Welcome!", "requestedby": "jo@contoso.example", "created_at": "2026-11-23T14:23:02Z"}`,
 		},
 		{
+			name: "another department's post issued moments ago", method: "GET", target: "/v1/posts/" + recentFinance, header: hdr("X-API-Key", hrKey),
+			wantStatus: 404, wantJSON: errJSON("not_found", "no such post", ""),
+		},
+		{
 			name: "an id issued moments ago, not recorded yet", method: "GET", target: "/v1/posts/" + recentUnknown, header: hdr("X-API-Key", hrKey),
 			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + recentUnknown, "Retry-After": "5"},
 			wantJSON: `{"id": "` + recentUnknown + `", "status": "pending"}`,
@@ -504,6 +522,13 @@ func TestAcceptedPostIsQueued(t *testing.T) {
 	}
 	if got := msg.Header.Get(requestid.BusHeader); got != resp.Header.Get("X-Request-Id") {
 		t.Errorf("queued request id %q, want the answer's %q", got, resp.Header.Get("X-Request-Id"))
+	}
+	var ev eventsv1.PostRequested
+	if err := proto.Unmarshal(msg.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetApiKeyId() != "k-hr" || ev.GetDepartmentId() != hrID {
+		t.Errorf("queued request names key %q of department %q, want k-hr of %s", ev.GetApiKeyId(), ev.GetDepartmentId(), hrID)
 	}
 }
 

@@ -66,7 +66,7 @@ func (s *server) authenticate(r *http.Request) (keyauth.Department, error) {
 	if key == "" {
 		return keyauth.Department{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing API key: send it in the X-API-Key header"}
 	}
-	return s.deps.Keys.Authenticate(r.Context(), key)
+	return s.deps.Keys.Authenticate(r.Context(), key, clientAddr(r, s.cfg.TrustedProxies))
 }
 
 func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +90,7 @@ func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	req.APIKeyID = dept.KeyID
 	id, err := s.deps.Intake.Submit(r.Context(), dept.ID, req)
 	if err != nil {
 		s.fail(w, r, err)
@@ -233,17 +234,10 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
 	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) {
 		// Accepted moments ago, the post may still be on its way through JetStream to the approval service:
-		// then it is pending, not missing. Look again without the department filter to tell that apart from
-		// a recent post of another department, which stays a 404.
-		unscoped, unscopedErr := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id})
-		switch {
-		case status.Code(unscopedErr) == codes.NotFound:
-			s.accepted(w, http.StatusAccepted, postView{ID: id, Status: statusNames[approvalv1.PostStatus_POST_STATUS_PENDING]})
-			return
-		case unscopedErr == nil && unscoped.GetPost().GetDepartmentId() == dept.ID:
-			// Recorded between the two lookups.
-			resp, err = unscoped, nil
-		}
+		// then it is pending, not missing. Another department's post is PERMISSION_DENIED, not NOT_FOUND,
+		// and stays a 404; the gateway's token cannot read it.
+		s.accepted(w, http.StatusAccepted, postView{ID: id, Status: statusNames[approvalv1.PostStatus_POST_STATUS_PENDING]})
+		return
 	}
 	if err != nil {
 		s.fail(w, r, err)

@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +37,9 @@ type Config struct {
 	// connector definition's host, and the base of the absolute Location the asynchronous pattern needs.
 	// Empty leaves both relative to wherever the request came in.
 	PublicURL string
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client (see clientAddr); none by
+	// default, so that the peer's address is the client's.
+	TrustedProxies []netip.Prefix
 }
 
 // Deps are what the handler talks to.
@@ -189,7 +194,11 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		s.logger(r).InfoContext(r.Context(), "request refused", "status", ae.Status, "code", ae.Code, "err", ae.Message)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
+	switch {
+	case ae.retryAfter > 0:
+		// Rounded up: a client that waits exactly this long must find a try available.
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.retryAfter.Seconds()))))
+	case ae.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
 	}
 	writeJSON(w, ae.Status, map[string]*apiError{"error": ae})

@@ -29,6 +29,10 @@ type Request struct {
 	Tweet          string
 	RequestedBy    string
 	IdempotencyKey string
+	// APIKeyID is the id of the API key that authenticated the request: set by the gateway, never from
+	// the department's input. The approval service records it and refuses a request whose key it does not
+	// know for the department, or that was revoked before the request was stored.
+	APIKeyID string
 }
 
 // ValidationError says which input is wrong and why.
@@ -105,7 +109,7 @@ func (in *Intake) Submit(ctx context.Context, departmentID string, r Request) (s
 	id := PostID(departmentID, r.IdempotencyKey)
 	ev := &eventsv1.PostRequested{
 		PostId: id, DepartmentId: departmentID, Text: r.Tweet, RequestedBy: strings.TrimSpace(r.RequestedBy),
-		RequestedAt: timestamppb.New(in.now()), IdempotencyKey: r.IdempotencyKey,
+		RequestedAt: timestamppb.New(in.now()), IdempotencyKey: r.IdempotencyKey, ApiKeyId: r.APIKeyID,
 	}
 	if err := in.pub.PublishProto(ctx, eventbus.SubjectRequested, eventbus.MsgID(id, "requested"), ev); err != nil {
 		return "", fmt.Errorf("submit %s: %w", id, err)

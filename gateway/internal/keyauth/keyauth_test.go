@@ -34,8 +34,11 @@ func (a *approvals) AuthenticateKey(_ context.Context, req *approvalv1.Authentic
 	case req.GetApiKey() != "hk_good" || a.revoked.Load():
 		return nil, status.Error(codes.NotFound, "no valid API key matches")
 	}
-	return &approvalv1.AuthenticateKeyResponse{DepartmentId: "d1", DepartmentName: "HR"}, nil
+	return &approvalv1.AuthenticateKeyResponse{DepartmentId: "d1", DepartmentName: "HR", KeyId: "k1"}, nil
 }
+
+// client is the address the requests of these tests come from.
+const client = "192.0.2.1"
 
 // clock is a settable time for the Authenticator.
 type clock struct {
@@ -79,8 +82,8 @@ func setup(t *testing.T, ttl time.Duration, opts ...keyauth.Option) (*keyauth.Au
 func TestValidKeysAreCached(t *testing.T) {
 	a, fake := setup(t, time.Hour)
 	for range 5 {
-		d, err := a.Authenticate(context.Background(), "hk_good")
-		if err != nil || d.ID != "d1" || d.Name != "HR" {
+		d, err := a.Authenticate(context.Background(), "hk_good", client)
+		if err != nil || d.ID != "d1" || d.Name != "HR" || d.KeyID != "k1" {
 			t.Fatalf("Authenticate = %+v, %v", d, err)
 		}
 	}
@@ -94,14 +97,14 @@ func TestRevocationTakesEffectAfterTheTTL(t *testing.T) {
 	const ttl = 30 * time.Second
 	clk := &clock{now: time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)}
 	a, fake := setup(t, ttl, keyauth.WithClock(clk.Now))
-	if _, err := a.Authenticate(context.Background(), "hk_good"); err != nil {
+	if _, err := a.Authenticate(context.Background(), "hk_good", client); err != nil {
 		t.Fatal(err)
 	}
 	fake.revoked.Store(true)
 
 	// Within the TTL the cached answer stands: the revoked key still works, without asking.
 	clk.Advance(ttl - time.Second)
-	if d, err := a.Authenticate(context.Background(), "hk_good"); err != nil || d.ID != "d1" {
+	if d, err := a.Authenticate(context.Background(), "hk_good", client); err != nil || d.ID != "d1" {
 		t.Errorf("revoked key %v before the TTL: %+v, %v; want it still accepted from the cache", ttl-time.Second, d, err)
 	}
 	if n := fake.calls.Load(); n != 1 {
@@ -110,7 +113,7 @@ func TestRevocationTakesEffectAfterTheTTL(t *testing.T) {
 
 	// Once the TTL is over the key is checked again and refused.
 	clk.Advance(time.Second)
-	if _, err := a.Authenticate(context.Background(), "hk_good"); !errors.Is(err, keyauth.ErrInvalidKey) {
+	if _, err := a.Authenticate(context.Background(), "hk_good", client); !errors.Is(err, keyauth.ErrInvalidKey) {
 		t.Errorf("revoked key at the TTL: %v, want ErrInvalidKey", err)
 	}
 	if n := fake.calls.Load(); n != 2 {
@@ -121,11 +124,11 @@ func TestRevocationTakesEffectAfterTheTTL(t *testing.T) {
 func TestWithoutCachingRevocationIsImmediate(t *testing.T) {
 	t.Parallel()
 	a, fake := setup(t, 0)
-	if _, err := a.Authenticate(context.Background(), "hk_good"); err != nil {
+	if _, err := a.Authenticate(context.Background(), "hk_good", client); err != nil {
 		t.Fatal(err)
 	}
 	fake.revoked.Store(true)
-	if _, err := a.Authenticate(context.Background(), "hk_good"); !errors.Is(err, keyauth.ErrInvalidKey) {
+	if _, err := a.Authenticate(context.Background(), "hk_good", client); !errors.Is(err, keyauth.ErrInvalidKey) {
 		t.Errorf("revoked key: %v, want ErrInvalidKey", err)
 	}
 }
@@ -133,15 +136,16 @@ func TestWithoutCachingRevocationIsImmediate(t *testing.T) {
 func TestErrors(t *testing.T) {
 	a, fake := setup(t, time.Hour)
 	for _, k := range []string{"", "hk_unknown", string(make([]byte, 201))} {
-		if _, err := a.Authenticate(context.Background(), k); !errors.Is(err, keyauth.ErrInvalidKey) {
+		if _, err := a.Authenticate(context.Background(), k, client); !errors.Is(err, keyauth.ErrInvalidKey) {
 			t.Errorf("key %.10q: %v, want ErrInvalidKey", k, err)
 		}
 	}
 	// The gateway's own credentials being refused is not the department's fault: not a 401.
-	if _, err := a.Authenticate(context.Background(), "hk_misconfigured"); err == nil || errors.Is(err, keyauth.ErrInvalidKey) {
+	if _, err := a.Authenticate(context.Background(), "hk_misconfigured", client); err == nil || errors.Is(err, keyauth.ErrInvalidKey) {
 		t.Errorf("misconfigured gateway: %v, want an error other than ErrInvalidKey", err)
 	}
-	if _, err := a.Authenticate(context.Background(), "hk_unknown"); err == nil || fake.calls.Load() != 3 {
-		t.Errorf("invalid keys must not be cached as valid (calls %d)", fake.calls.Load())
+	// Refused keys are cached too, briefly: asking again at once costs no call.
+	if _, err := a.Authenticate(context.Background(), "hk_unknown", client); !errors.Is(err, keyauth.ErrInvalidKey) || fake.calls.Load() != 2 {
+		t.Errorf("unknown key again: %v after %d calls, want ErrInvalidKey after 2", err, fake.calls.Load())
 	}
 }

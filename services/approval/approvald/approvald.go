@@ -161,7 +161,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL}, log); err != nil {
+	revocations, err := events.NewRevocations(s.nc)
+	if err != nil {
+		return nil, err
+	}
+	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations}, log); err != nil {
 		return nil, err
 	}
 	reg := ops.NewRegistry()

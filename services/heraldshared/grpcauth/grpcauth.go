@@ -32,9 +32,32 @@ var openPrefixes = []string{"/grpc.health.v1.", "/grpc.reflection."}
 // Authorizer checks the bearer token of every call against the tokens allowed for the called service.
 // Only SHA-256 hashes of the tokens are kept.
 type Authorizer struct {
-	// allowed maps a gRPC service's full name to the hashes of the tokens that may call it.
-	allowed map[string][][sha256.Size]byte
+	// allowed maps a gRPC service's full name to the tokens that may call it, in the order access named
+	// them.
+	allowed map[string][]namedHash
 	log     *slog.Logger
+}
+
+// namedHash is the hash of a token with the name it was configured under.
+type namedHash struct {
+	name string
+	hash [sha256.Size]byte
+}
+
+type callerKey struct{}
+
+// Caller returns the name of the token that authenticated the call whose context is ctx ("admin",
+// "gateway"), or "" when no token did (health checks, reflection, or a context the interceptors did not
+// see). Handlers use it to narrow what a less trusted caller may see.
+func Caller(ctx context.Context) string {
+	name, _ := ctx.Value(callerKey{}).(string)
+	return name
+}
+
+// WithCaller returns ctx carrying name as the call's authenticated caller, as the interceptors do; tests of
+// handlers use it to call them as one caller or another.
+func WithCaller(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, callerKey{}, name)
 }
 
 // New returns an Authorizer. tokens maps a name (say "admin") to its token; access maps a gRPC service's
@@ -54,7 +77,7 @@ func New(tokens map[string]string, access map[string][]string, log *slog.Logger)
 		}
 		hashes[name] = sha256.Sum256([]byte(tokens[name]))
 	}
-	a := &Authorizer{allowed: make(map[string][][sha256.Size]byte, len(access)), log: log}
+	a := &Authorizer{allowed: make(map[string][]namedHash, len(access)), log: log}
 	for _, service := range slices.Sorted(maps.Keys(access)) {
 		if service == "" || strings.Contains(service, "/") {
 			return nil, fmt.Errorf("grpcauth: %q is not a gRPC service name (package.Service)", service)
@@ -64,7 +87,7 @@ func New(tokens map[string]string, access map[string][]string, log *slog.Logger)
 			if !ok {
 				return nil, fmt.Errorf("grpcauth: service %s allows the token %q, which is not configured", service, name)
 			}
-			a.allowed[service] = append(a.allowed[service], h)
+			a.allowed[service] = append(a.allowed[service], namedHash{name: name, hash: h})
 		}
 	}
 	return a, nil
@@ -73,48 +96,65 @@ func New(tokens map[string]string, access map[string][]string, log *slog.Logger)
 // Authorize returns nil when a call to fullMethod ("/package.Service/Method") with the incoming metadata
 // of ctx may proceed, and an Unauthenticated status otherwise.
 func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) error {
+	_, err := a.authorize(ctx, fullMethod)
+	return err
+}
+
+// authorize is Authorize that also returns the name of the token that authenticated the call ("" for the
+// open methods).
+func (a *Authorizer) authorize(ctx context.Context, fullMethod string) (string, error) {
 	for _, p := range openPrefixes {
 		if strings.HasPrefix(fullMethod, p) {
-			return nil
+			return "", nil
 		}
 	}
 	service, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	if a.carriesOneOf(ctx, a.allowed[service]) {
-		return nil
+	if name, ok := a.carriesOneOf(ctx, a.allowed[service]); ok {
+		return name, nil
 	}
 	a.log.InfoContext(ctx, "grpc call refused: no valid bearer token for this service", "method", fullMethod)
-	return status.Error(codes.Unauthenticated, Message)
+	return "", status.Error(codes.Unauthenticated, Message)
 }
 
 // carriesOneOf reports whether one of the call's authorization values is "Bearer <token>" with a token
-// whose hash is in want. Comparing fixed-size hashes keeps the comparison constant-time whatever the
-// length of the presented token. The scheme is case-insensitive (RFC 9110, section 11.1).
-func (a *Authorizer) carriesOneOf(ctx context.Context, want [][sha256.Size]byte) bool {
+// whose hash is in want, and names it. When the call carries several allowed tokens, the one named first
+// in want wins, so the answer does not depend on the order the client sent them in. Comparing fixed-size
+// hashes keeps the comparison constant-time whatever the length of the presented token. The scheme is
+// case-insensitive (RFC 9110, section 11.1).
+func (a *Authorizer) carriesOneOf(ctx context.Context, want []namedHash) (string, bool) {
 	if len(want) == 0 {
-		return false
+		return "", false
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	found := false
+	best := len(want)
 	for _, v := range md.Get("authorization") {
 		scheme, tok, ok := strings.Cut(v, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			continue
 		}
 		got := sha256.Sum256([]byte(tok))
-		for _, w := range want {
-			if subtle.ConstantTimeCompare(got[:], w[:]) == 1 {
-				found = true
+		for i, w := range want {
+			if subtle.ConstantTimeCompare(got[:], w.hash[:]) == 1 && i < best {
+				best = i
 			}
 		}
 	}
-	return found
+	if best == len(want) {
+		return "", false
+	}
+	return want[best].name, true
 }
 
-// Unary returns the interceptor checking unary calls.
+// Unary returns the interceptor checking unary calls. The handler finds the caller's token name with
+// Caller.
 func (a *Authorizer) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := a.Authorize(ctx, info.FullMethod); err != nil {
+		name, err := a.authorize(ctx, info.FullMethod)
+		if err != nil {
 			return nil, err
+		}
+		if name != "" {
+			ctx = WithCaller(ctx, name)
 		}
 		return handler(ctx, req)
 	}

@@ -154,3 +154,42 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 		})
 	}
 }
+
+func TestUnaryTellsTheHandlerWhichTokenAuthenticated(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		method        string
+		authorization []string
+		want          string
+	}{
+		{"gateway token", "/" + approvals + "/GetPost", []string{"Bearer " + gatewayToken}, "gateway"},
+		{"admin token", "/" + approvals + "/GetPost", []string{"Bearer " + adminToken}, "admin"},
+		// Both tokens: the name listed first for the service wins, whatever order the client sent them in.
+		{"gateway then admin", "/" + approvals + "/GetPost", []string{"Bearer " + gatewayToken, "Bearer " + adminToken}, "admin"},
+		{"admin then gateway", "/" + approvals + "/GetPost", []string{"Bearer " + adminToken, "Bearer " + gatewayToken}, "admin"},
+		{"health, open to all", "/grpc.health.v1.Health/Check", []string{"Bearer " + adminToken}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a, _ := setup(t)
+			md := metadata.MD{}
+			for _, v := range tt.authorization {
+				md.Append("authorization", v)
+			}
+			ctx := metadata.NewIncomingContext(context.Background(), md)
+			got := "not called"
+			_, err := a.Unary()(ctx, "req", &grpc.UnaryServerInfo{FullMethod: tt.method}, func(ctx context.Context, _ any) (any, error) {
+				got = grpcauth.Caller(ctx)
+				return nil, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("Caller = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

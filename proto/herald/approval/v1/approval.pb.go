@@ -463,7 +463,8 @@ func (x *Publication) GetPublishedAt() *timestamppb.Timestamp {
 type GetPostRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	PostId string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
-	// Optional: restricts the lookup to this department's posts.
+	// Restricts the lookup to this department's posts. Optional with the admin token; required with the
+	// gateway's token, which reads only what a department may see.
 	DepartmentId  string `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -559,7 +560,8 @@ func (x *GetPostResponse) GetPost() *Post {
 
 type ListPostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Optional: only this department's posts.
+	// Only this department's posts. Optional with the admin token (listing across departments is for ops);
+	// required with the gateway's token.
 	DepartmentId string `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
 	// Optional: only posts in this status.
 	Status PostStatus `protobuf:"varint,2,opt,name=status,proto3,enum=herald.approval.v1.PostStatus" json:"status,omitempty"`
@@ -1983,10 +1985,13 @@ type AuditEvent struct {
 	// Where from: the department, the approver's IP address, or the channel.
 	Origin string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
 	// What happened: requested, approve, reject, published, failed, unknown.
-	Action        string     `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
-	FromStatus    PostStatus `protobuf:"varint,5,opt,name=from_status,json=fromStatus,proto3,enum=herald.approval.v1.PostStatus" json:"from_status,omitempty"`
-	ToStatus      PostStatus `protobuf:"varint,6,opt,name=to_status,json=toStatus,proto3,enum=herald.approval.v1.PostStatus" json:"to_status,omitempty"`
-	Comment       string     `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	Action     string     `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	FromStatus PostStatus `protobuf:"varint,5,opt,name=from_status,json=fromStatus,proto3,enum=herald.approval.v1.PostStatus" json:"from_status,omitempty"`
+	ToStatus   PostStatus `protobuf:"varint,6,opt,name=to_status,json=toStatus,proto3,enum=herald.approval.v1.PostStatus" json:"to_status,omitempty"`
+	Comment    string     `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The id of the API key that authenticated the request, on "requested" rows (empty for requests queued
+	// before gateways sent it).
+	ApiKeyId      string `protobuf:"bytes,8,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2066,6 +2071,13 @@ func (x *AuditEvent) GetToStatus() PostStatus {
 func (x *AuditEvent) GetComment() string {
 	if x != nil {
 		return x.Comment
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetApiKeyId() string {
+	if x != nil {
+		return x.ApiKeyId
 	}
 	return ""
 }
@@ -2234,7 +2246,7 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
 	"\x16RemoveApproverResponse\"1\n" +
 	"\x16ListAuditEventsRequest\x12\x17\n" +
-	"\apost_id\x18\x01 \x01(\tR\x06postId\"\x96\x02\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\"\xb4\x02\n" +
 	"\n" +
 	"AuditEvent\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
@@ -2244,7 +2256,9 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\vfrom_status\x18\x05 \x01(\x0e2\x1e.herald.approval.v1.PostStatusR\n" +
 	"fromStatus\x12;\n" +
 	"\tto_status\x18\x06 \x01(\x0e2\x1e.herald.approval.v1.PostStatusR\btoStatus\x12\x18\n" +
-	"\acomment\x18\a \x01(\tR\acomment\"Q\n" +
+	"\acomment\x18\a \x01(\tR\acomment\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\b \x01(\tR\bapiKeyId\"Q\n" +
 	"\x17ListAuditEventsResponse\x126\n" +
 	"\x06events\x18\x01 \x03(\v2\x1e.herald.approval.v1.AuditEventR\x06events*\xf6\x01\n" +
 	"\n" +

@@ -41,8 +41,12 @@ type PostRequested struct {
 	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
 	// The Idempotency-Key the department sent, if any.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The id of the API key that authenticated the request. The approval service records it in the post's
+	// audit trail and refuses the request when the key is unknown, belongs to another department, or was
+	// revoked before the stream stored the request. Empty only in requests queued before gateways set it.
+	ApiKeyId      string `protobuf:"bytes,7,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PostRequested) Reset() {
@@ -113,6 +117,13 @@ func (x *PostRequested) GetRequestedAt() *timestamppb.Timestamp {
 func (x *PostRequested) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *PostRequested) GetApiKeyId() string {
+	if x != nil {
+		return x.ApiKeyId
 	}
 	return ""
 }
@@ -559,6 +570,72 @@ func (x *PostUnknown) GetSeal() *Seal {
 	return nil
 }
 
+// KeyRevoked is published by the approval service on the core NATS subject herald.keys.revoked (not in the
+// stream) when an API key is revoked, so that every gateway drops the key from its cache at once. It grants
+// nothing: a gateway that receives one only checks that key again with the approval service. A lost message
+// delays the revocation to the end of the gateway's cache TTL.
+type KeyRevoked struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revoked key's id.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The department the key belonged to.
+	DepartmentId  string                 `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyRevoked) Reset() {
+	*x = KeyRevoked{}
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyRevoked) ProtoMessage() {}
+
+func (x *KeyRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyRevoked.ProtoReflect.Descriptor instead.
+func (*KeyRevoked) Descriptor() ([]byte, []int) {
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *KeyRevoked) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeyRevoked) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *KeyRevoked) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
 // Seal is an Ed25519 signature over a statement about a post, encoded canonically by package
 // github.com/heraldhq/herald/services/heraldshared/seal (not over this protobuf message, whose encoding is
 // not canonical). Each event that carries one says which statement is signed.
@@ -575,7 +652,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	mi := &file_herald_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +664,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	mi := &file_herald_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +677,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Seal) GetKeyId() string {
@@ -621,14 +698,16 @@ var File_herald_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1dherald/events/v1/events.proto\x12\x10herald.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x01\n" +
+	"\x1dherald/events/v1/events.proto\x12\x10herald.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x02\n" +
 	"\rPostRequested\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12!\n" +
 	"\frequested_by\x18\x04 \x01(\tR\vrequestedBy\x12=\n" +
 	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\"\xa5\x02\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\a \x01(\tR\bapiKeyId\"\xa5\x02\n" +
 	"\fPostApproved\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -668,7 +747,13 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
 	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12*\n" +
-	"\x04seal\x18\x05 \x01(\v2\x16.herald.events.v1.SealR\x04seal\";\n" +
+	"\x04seal\x18\x05 \x01(\v2\x16.herald.events.v1.SealR\x04seal\"\x83\x01\n" +
+	"\n" +
+	"KeyRevoked\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12#\n" +
+	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x129\n" +
+	"\n" +
+	"revoked_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\";\n" +
 	"\x04Seal\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignatureB<Z:github.com/heraldhq/herald/proto/herald/events/v1;eventsv1b\x06proto3"
@@ -685,7 +770,7 @@ func file_herald_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_herald_events_v1_events_proto_rawDescData
 }
 
-var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_herald_events_v1_events_proto_goTypes = []any{
 	(*PostRequested)(nil),         // 0: herald.events.v1.PostRequested
 	(*PostApproved)(nil),          // 1: herald.events.v1.PostApproved
@@ -693,25 +778,27 @@ var file_herald_events_v1_events_proto_goTypes = []any{
 	(*PostPublished)(nil),         // 3: herald.events.v1.PostPublished
 	(*PostFailed)(nil),            // 4: herald.events.v1.PostFailed
 	(*PostUnknown)(nil),           // 5: herald.events.v1.PostUnknown
-	(*Seal)(nil),                  // 6: herald.events.v1.Seal
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*KeyRevoked)(nil),            // 6: herald.events.v1.KeyRevoked
+	(*Seal)(nil),                  // 7: herald.events.v1.Seal
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_herald_events_v1_events_proto_depIdxs = []int32{
-	7,  // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
-	7,  // 1: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
-	6,  // 2: herald.events.v1.PostApproved.seal:type_name -> herald.events.v1.Seal
-	7,  // 3: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
-	7,  // 4: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
-	6,  // 5: herald.events.v1.PostPublished.seal:type_name -> herald.events.v1.Seal
-	7,  // 6: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
-	6,  // 7: herald.events.v1.PostFailed.seal:type_name -> herald.events.v1.Seal
-	7,  // 8: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
-	6,  // 9: herald.events.v1.PostUnknown.seal:type_name -> herald.events.v1.Seal
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
+	8,  // 1: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: herald.events.v1.PostApproved.seal:type_name -> herald.events.v1.Seal
+	8,  // 3: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
+	8,  // 4: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
+	7,  // 5: herald.events.v1.PostPublished.seal:type_name -> herald.events.v1.Seal
+	8,  // 6: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
+	7,  // 7: herald.events.v1.PostFailed.seal:type_name -> herald.events.v1.Seal
+	8,  // 8: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
+	7,  // 9: herald.events.v1.PostUnknown.seal:type_name -> herald.events.v1.Seal
+	8,  // 10: herald.events.v1.KeyRevoked.revoked_at:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_herald_events_v1_events_proto_init() }
@@ -725,7 +812,7 @@ func file_herald_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_events_v1_events_proto_rawDesc), len(file_herald_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -71,6 +71,13 @@ type Request struct {
 	IdempotencyKey string
 	// RequestedAt is when the gateway accepted the request; zero if it did not say.
 	RequestedAt time.Time
+	// APIKeyID is the API key that authenticated the request; empty in requests queued before gateways
+	// sent it, which are accepted without a key check.
+	APIKeyID string
+	// StoredAt is when the event stream stored the request: set by the stream's server, not by whoever
+	// published the event, so a forged request cannot date itself before a key's revocation. Zero if
+	// unknown; RequestedAt stands in then.
+	StoredAt time.Time
 }
 
 // PublisherReport is what the publisher reported about an approved post.
@@ -129,6 +136,9 @@ type AuditEntry struct {
 	FromStatus Status
 	ToStatus   Status
 	Comment    string
+	// APIKeyID is the API key that authenticated the request, on a "requested" entry; empty otherwise and
+	// for requests queued before gateways sent it.
+	APIKeyID string
 }
 
 // OutboxKind says what an outbox item asks for.
@@ -175,6 +185,13 @@ var (
 	// ErrLinkRevoked means the approval link was sent to an approver who has since been removed: it no
 	// longer works, and adding the address again does not bring it back.
 	ErrLinkRevoked = errors.New("this approval link no longer works: the approver it was sent to was removed from Herald")
+	// ErrOtherDepartment means the post asked for belongs to another department. It is an ErrNotFound to
+	// anyone who branches on that; the gateway tells it apart from a post not recorded yet (see grpcapi).
+	ErrOtherDepartment = fmt.Errorf("%w: the post belongs to another department", ErrNotFound)
+	// ErrKeyRefused means a post request names an API key that is unknown, belongs to another department,
+	// or was revoked before the request was stored. It always comes wrapped with ErrInvalid too: redelivery
+	// cannot fix it.
+	ErrKeyRefused = errors.New("the request's API key is not valid for it")
 )
 
 // invalid returns an ErrInvalid that says what is wrong.

@@ -41,6 +41,13 @@ type Announcer interface {
 	PostRejected(ctx context.Context, p Post) error
 }
 
+// KeyRevocations is told of every revoked key once the revocation is stored, so that gateways stop
+// accepting the key at once instead of when their cache of key checks expires. Delivery is best effort:
+// a lost announcement only delays the revocation to the end of that cache's time to live.
+type KeyRevocations interface {
+	KeyRevoked(ctx context.Context, k APIKey) error
+}
+
 // Config tunes a Service.
 type Config struct {
 	// PublicURL is the gateway's public base URL; approval links point at {PublicURL}/approvals/{token}.
@@ -49,6 +56,8 @@ type Config struct {
 	TokenTTL time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// KeyRevocations announces revoked keys; nil leaves gateways to notice when their cache expires.
+	KeyRevocations KeyRevocations
 }
 
 // Service carries out the approval service's use cases over a Store.
@@ -136,9 +145,21 @@ func (s *Service) ListAPIKeys(ctx context.Context, departmentID string) ([]APIKe
 	return s.store.ListAPIKeys(ctx, departmentID)
 }
 
-// RevokeAPIKey makes a key unusable from now on.
+// RevokeAPIKey makes a key unusable from now on, and announces it to the gateways. Revoking a revoked key
+// announces it again, which is harmless and helps a gateway that missed the first announcement.
 func (s *Service) RevokeAPIKey(ctx context.Context, id string) (APIKey, error) {
-	return s.store.RevokeAPIKey(ctx, id, s.now())
+	k, err := s.store.RevokeAPIKey(ctx, id, s.now())
+	if err != nil {
+		return APIKey{}, fmt.Errorf("revoke api key %q: %w", id, err)
+	}
+	if s.cfg.KeyRevocations != nil {
+		if err := s.cfg.KeyRevocations.KeyRevoked(ctx, k); err != nil {
+			// The revocation is stored, which is what matters: the approval service refuses the key from
+			// now on, and gateways that miss the announcement stop accepting it when their cache expires.
+			s.log.WarnContext(ctx, "api key revoked but not announced to the gateways; they refuse it once their cache expires", "key_id", k.ID, "err", err)
+		}
+	}
+	return k, nil
 }
 
 // AuthenticateKey returns the valid key that secret is, or ErrUnauthorized.
@@ -211,6 +232,9 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		}
 		return fmt.Errorf("submit %s: %w", r.PostID, err)
 	}
+	if err := s.checkRequestKey(ctx, r); err != nil {
+		return err
+	}
 	approvers, err := s.store.ListApprovers(ctx)
 	if err != nil {
 		return fmt.Errorf("submit %s: %w", r.PostID, err)
@@ -234,7 +258,7 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 	for _, a := range approvers {
 		outbox = append(outbox, OutboxItem{Kind: OutboxApprovalEmail, PostID: p.ID, ApproverID: a.ID, CreatedAt: now, NextAttemptAt: now})
 	}
-	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending}
+	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending, APIKeyID: r.APIKeyID}
 	isNew, err := s.store.CreatePost(ctx, p, audit, outbox)
 	if err != nil {
 		return fmt.Errorf("submit %s: %w", p.ID, err)
@@ -251,14 +275,47 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 	return nil
 }
 
-// GetPost returns a post. With departmentID set, another department's post is ErrNotFound.
+// checkRequestKey refuses a request whose API key is unknown, another department's, or was revoked before
+// the request was stored: anyone able to publish post requests could otherwise have approvers mailed in
+// the name of a revoked key. A request without a key id was queued before gateways sent one and passes.
+func (s *Service) checkRequestKey(ctx context.Context, r Request) error {
+	if r.APIKeyID == "" {
+		return nil
+	}
+	at := r.StoredAt
+	if at.IsZero() {
+		at = r.RequestedAt
+	}
+	if at.IsZero() {
+		at = s.now()
+	}
+	keys, err := s.store.ListAPIKeys(ctx, r.DepartmentID)
+	if err != nil {
+		return fmt.Errorf("submit %s: keys of department %s: %w", r.PostID, r.DepartmentID, err)
+	}
+	for _, k := range keys {
+		if k.ID != r.APIKeyID {
+			continue
+		}
+		if !k.RevokedAt.IsZero() && !k.RevokedAt.After(at) {
+			return fmt.Errorf("%w: %w: post %s names API key %s, revoked at %s, before the request (%s)",
+				ErrInvalid, ErrKeyRefused, r.PostID, k.ID, k.RevokedAt.Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339Nano))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %w: post %s names API key %q, which department %s does not have",
+		ErrInvalid, ErrKeyRefused, r.PostID, r.APIKeyID, r.DepartmentID)
+}
+
+// GetPost returns a post. With departmentID set, another department's post is ErrOtherDepartment, which
+// is also ErrNotFound.
 func (s *Service) GetPost(ctx context.Context, id, departmentID string) (Post, error) {
 	p, err := s.store.GetPost(ctx, id)
 	if err != nil {
 		return Post{}, fmt.Errorf("get post %s: %w", id, err)
 	}
 	if departmentID != "" && p.DepartmentID != departmentID {
-		return Post{}, fmt.Errorf("get post %s: %w", id, ErrNotFound)
+		return Post{}, fmt.Errorf("get post %s: %w", id, ErrOtherDepartment)
 	}
 	return p, nil
 }

@@ -47,7 +47,7 @@ func Handler(d Domain, publisherKeys *seal.Keyring, refused Refused) (eventbus.H
 		return nil, errors.New("events: nil domain, keyring or refusal counter")
 	}
 	return func(ctx context.Context, msg jetstream.Msg) error {
-		err := dispatch(ctx, d, publisherKeys, msg.Subject(), msg.Data())
+		err := dispatch(ctx, d, publisherKeys, msg.Subject(), msg.Data(), storedAt(msg))
 		if isSealError(err) {
 			refused(msg.Subject(), seal.Reason(err))
 		}
@@ -55,14 +55,26 @@ func Handler(d Domain, publisherKeys *seal.Keyring, refused Refused) (eventbus.H
 	}, nil
 }
 
-func dispatch(ctx context.Context, d Domain, keys *seal.Keyring, subject string, data []byte) error {
+// storedAt is when the stream stored msg, from the metadata the NATS server adds: unlike anything in the
+// payload, a publisher cannot choose it. Zero when the metadata is missing.
+func storedAt(msg jetstream.Msg) time.Time {
+	md, err := msg.Metadata()
+	if err != nil || md == nil {
+		return time.Time{}
+	}
+	return md.Timestamp
+}
+
+func dispatch(ctx context.Context, d Domain, keys *seal.Keyring, subject string, data []byte, stored time.Time) error {
 	switch subject {
 	case eventbus.SubjectRequested:
 		var ev eventsv1.PostRequested
 		if err := decode(data, &ev); err != nil {
 			return err
 		}
-		return d.Submit(ctx, toRequest(&ev))
+		r := toRequest(&ev)
+		r.StoredAt = stored
+		return d.Submit(ctx, r)
 	case eventbus.SubjectPublished:
 		var ev eventsv1.PostPublished
 		if err := decode(data, &ev); err != nil {
@@ -162,6 +174,7 @@ func toRequest(ev *eventsv1.PostRequested) approval.Request {
 	return approval.Request{
 		PostID: ev.GetPostId(), DepartmentID: ev.GetDepartmentId(), Text: ev.GetText(),
 		RequestedBy: ev.GetRequestedBy(), IdempotencyKey: ev.GetIdempotencyKey(), RequestedAt: asTime(ev.GetRequestedAt()),
+		APIKeyID: ev.GetApiKeyId(),
 	}
 }
 
@@ -216,6 +229,41 @@ func approvedEvent(p approval.Post, signer *seal.Signer) *eventsv1.PostApproved 
 		ApprovedBy: p.DecidedBy, ApprovedAt: timestamppb.New(p.DecidedAt), Comment: p.Comment,
 		TextSha256: sum[:], Seal: &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature},
 	}
+}
+
+// Revocations implements approval.KeyRevocations by publishing KeyRevoked on the core NATS subject
+// eventbus.SubjectKeysRevoked, which every gateway subscribes to. Core NATS, not the stream: a gateway
+// needs the news now or never (a gateway that starts later asks the approval service anyway), and a lost
+// message costs only the gateway's cache TTL.
+type Revocations struct {
+	nc CorePublisher
+}
+
+// CorePublisher publishes a core NATS message; *nats.Conn implements it.
+type CorePublisher interface {
+	Publish(subject string, data []byte) error
+}
+
+var _ approval.KeyRevocations = (*Revocations)(nil)
+
+// NewRevocations returns Revocations publishing through nc.
+func NewRevocations(nc CorePublisher) (*Revocations, error) {
+	if nc == nil {
+		return nil, errors.New("events: nil NATS connection")
+	}
+	return &Revocations{nc: nc}, nil
+}
+
+// KeyRevoked publishes KeyRevoked for k.
+func (r *Revocations) KeyRevoked(_ context.Context, k approval.APIKey) error {
+	data, err := proto.Marshal(&eventsv1.KeyRevoked{KeyId: k.ID, DepartmentId: k.DepartmentID, RevokedAt: timestamppb.New(k.RevokedAt)})
+	if err != nil {
+		return fmt.Errorf("encode key revocation %s: %w", k.ID, err)
+	}
+	if err := r.nc.Publish(eventbus.SubjectKeysRevoked, data); err != nil {
+		return fmt.Errorf("announce revocation of key %s: %w", k.ID, err)
+	}
+	return nil
 }
 
 // rejectedEvent is the PostRejected event for the rejection recorded on p.

@@ -56,10 +56,14 @@ type msg struct {
 	jetstream.Msg
 	subject string
 	data    []byte
+	stored  time.Time
 }
 
 func (m msg) Subject() string { return m.subject }
 func (m msg) Data() []byte    { return m.data }
+func (m msg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Timestamp: m.stored}, nil
+}
 
 func encode(t *testing.T, m proto.Message) []byte {
 	t.Helper()
@@ -106,12 +110,21 @@ func handler(t *testing.T, d Domain, keys *seal.Keyring) (eventbus.Handler, map[
 func TestHandlerDecodesIntoDomainValues(t *testing.T) {
 	t.Parallel()
 	signer, keys := sealtest.NewKey(t)
+	stored := at.Add(time.Second)
 	tests := []struct {
 		name    string
 		subject string
 		event   proto.Message
+		stored  time.Time
 		want    []any
 	}{
+		{
+			name:    "request with its key, stored by the stream",
+			subject: eventbus.SubjectRequested,
+			event:   &eventsv1.PostRequested{PostId: "p1", DepartmentId: "d1", Text: "Hello", RequestedBy: "jo", RequestedAt: timestamppb.New(at), ApiKeyId: "k1"},
+			stored:  stored,
+			want:    []any{approval.Request{PostID: "p1", DepartmentID: "d1", Text: "Hello", RequestedBy: "jo", RequestedAt: at, APIKeyID: "k1", StoredAt: stored}},
+		},
 		{
 			name:    "request",
 			subject: eventbus.SubjectRequested,
@@ -148,7 +161,7 @@ func TestHandlerDecodesIntoDomainValues(t *testing.T) {
 			t.Parallel()
 			d := &fakeDomain{}
 			h, _ := handler(t, d, keys)
-			if err := h(context.Background(), msg{subject: tt.subject, data: encode(t, tt.event)}); err != nil {
+			if err := h(context.Background(), msg{subject: tt.subject, data: encode(t, tt.event), stored: tt.stored}); err != nil {
 				t.Fatalf("handler: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, d.calls); diff != "" {
@@ -174,6 +187,7 @@ func TestHandlerClassifiesErrors(t *testing.T) {
 		{name: "payload that does not decode", subject: eventbus.SubjectRequested, data: []byte{0xff, 0xff}, wantErr: true, wantPermanent: true},
 		{name: "subject nobody expects", subject: "herald.posts.cancelled", data: valid, wantErr: true, wantPermanent: true},
 		{name: "domain says invalid", subject: eventbus.SubjectRequested, data: valid, domainErr: fmt.Errorf("submit: %w", approval.ErrInvalid), wantErr: true, wantPermanent: true},
+		{name: "domain refuses the request's key", subject: eventbus.SubjectRequested, data: valid, domainErr: fmt.Errorf("submit: %w: %w", approval.ErrInvalid, approval.ErrKeyRefused), wantErr: true, wantPermanent: true},
 		{name: "domain says not found", subject: eventbus.SubjectPublished, data: encode(t, sealedPublished(signer, &eventsv1.PostPublished{PostId: "p9", PublishedAt: timestamppb.New(at)})), domainErr: fmt.Errorf("record: %w", approval.ErrNotFound), wantErr: true, wantPermanent: true},
 		{name: "database down: try again", subject: eventbus.SubjectRequested, data: valid, domainErr: errors.New("connection refused"), wantErr: true},
 	}
@@ -366,5 +380,42 @@ func TestGiveUpFailsRequestsAndCountsEverything(t *testing.T) {
 				t.Errorf("given up = %v; want %s counted once", given, tt.subject)
 			}
 		})
+	}
+}
+
+// corePublisher records core NATS publications.
+type corePublisher struct {
+	subject string
+	data    []byte
+}
+
+func (p *corePublisher) Publish(subject string, data []byte) error {
+	p.subject, p.data = subject, data
+	return nil
+}
+
+func TestRevocationsAnnounceTheKeyOnTheCoreSubject(t *testing.T) {
+	t.Parallel()
+	pub := &corePublisher{}
+	r, err := NewRevocations(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.KeyRevoked(context.Background(), approval.APIKey{ID: "k1", DepartmentID: "d1", RevokedAt: at, Hash: "secret hash"}); err != nil {
+		t.Fatal(err)
+	}
+	if pub.subject != eventbus.SubjectKeysRevoked {
+		t.Errorf("published on %q, want %q", pub.subject, eventbus.SubjectKeysRevoked)
+	}
+	var got eventsv1.KeyRevoked
+	if err := proto.Unmarshal(pub.data, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := &eventsv1.KeyRevoked{KeyId: "k1", DepartmentId: "d1", RevokedAt: timestamppb.New(at)}
+	if diff := cmp.Diff(want, &got, protocmp.Transform()); diff != "" {
+		t.Errorf("announcement (-want +got):\n%s", diff)
+	}
+	if _, err := NewRevocations(nil); err == nil {
+		t.Error("NewRevocations(nil) succeeded")
 	}
 }

@@ -109,6 +109,7 @@ func (s *adminServer) ListAuditEvents(ctx context.Context, req *approvalv1.ListA
 		resp.Events = append(resp.Events, &approvalv1.AuditEvent{
 			At: ts(e.At), Actor: e.Actor, Origin: e.Origin, Action: e.Action,
 			FromStatus: toProtoStatus[e.FromStatus], ToStatus: toProtoStatus[e.ToStatus], Comment: e.Comment,
+			ApiKeyId: e.APIKeyID,
 		})
 	}
 	return resp, nil

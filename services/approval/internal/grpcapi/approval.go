@@ -12,6 +12,7 @@ import (
 
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
 )
 
 type approvalServer struct {
@@ -19,8 +20,22 @@ type approvalServer struct {
 	svc *approval.Service
 }
 
+// departmentScope returns the department a call reads: the one the request names. Only ops (the admin
+// token) may leave it out and read across departments; the gateway's token, and any other, must name one,
+// so that a stolen gateway token reads no more than one department's posts per guess of its id.
+func departmentScope(ctx context.Context, departmentID string) (string, error) {
+	if departmentID == "" && grpcauth.Caller(ctx) != callerAdmin {
+		return "", status.Error(codes.PermissionDenied, "department_id is required: only the admin token reads across departments")
+	}
+	return departmentID, nil
+}
+
 func (s *approvalServer) GetPost(ctx context.Context, req *approvalv1.GetPostRequest) (*approvalv1.GetPostResponse, error) {
-	p, err := s.svc.GetPost(ctx, req.GetPostId(), req.GetDepartmentId())
+	dept, err := departmentScope(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.svc.GetPost(ctx, req.GetPostId(), dept)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -28,7 +43,11 @@ func (s *approvalServer) GetPost(ctx context.Context, req *approvalv1.GetPostReq
 }
 
 func (s *approvalServer) ListPosts(ctx context.Context, req *approvalv1.ListPostsRequest) (*approvalv1.ListPostsResponse, error) {
-	f := approval.PostFilter{DepartmentID: req.GetDepartmentId(), Limit: int(req.GetPageSize())}
+	dept, err := departmentScope(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, err
+	}
+	f := approval.PostFilter{DepartmentID: dept, Limit: int(req.GetPageSize())}
 	if req.GetStatus() != approvalv1.PostStatus_POST_STATUS_UNSPECIFIED {
 		st, ok := fromProtoStatus[req.GetStatus()]
 		if !ok {

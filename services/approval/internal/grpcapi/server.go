@@ -30,6 +30,12 @@ type Tokens struct {
 	Gateway string
 }
 
+// The names of the tokens, as grpcauth.Caller reports them.
+const (
+	callerAdmin   = "admin"
+	callerGateway = "gateway"
+)
+
 // NewServer returns a gRPC server with both services, health and reflection registered, and the health
 // server so that the caller can report NOT_SERVING while draining. The extra interceptors (metrics, say)
 // run before logging and authorisation.
@@ -38,10 +44,10 @@ func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger, extra ...
 		return nil, nil, errors.New("grpcapi: nil service or logger")
 	}
 	auth, err := grpcauth.New(
-		map[string]string{"admin": tokens.Admin, "gateway": tokens.Gateway},
+		map[string]string{callerAdmin: tokens.Admin, callerGateway: tokens.Gateway},
 		map[string][]string{
-			approvalv1.ApprovalService_ServiceDesc.ServiceName: {"admin", "gateway"},
-			approvalv1.AdminService_ServiceDesc.ServiceName:    {"admin"},
+			approvalv1.ApprovalService_ServiceDesc.ServiceName: {callerAdmin, callerGateway},
+			approvalv1.AdminService_ServiceDesc.ServiceName:    {callerAdmin},
 		},
 		nil, // logging, below, already logs refused calls
 	)
@@ -85,6 +91,11 @@ func toStatus(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, approval.ErrOtherDepartment):
+		// Not NOT_FOUND: the gateway answers "pending" for a post it issued moments ago that the approval
+		// service has not recorded yet, and must not for another department's post, which stays a 404.
+		// Post ids are unguessable, so telling that the id exists says next to nothing.
+		code = codes.PermissionDenied
 	case errors.Is(err, approval.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, approval.ErrAlreadyExists):

@@ -5,7 +5,11 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,6 +41,13 @@ func (nopEvents) PostRejected(context.Context, approval.Post) error { return nil
 
 func dial(t *testing.T) *grpc.ClientConn {
 	t.Helper()
+	conn, _ := dialService(t)
+	return conn
+}
+
+// dialService is dial that also returns the domain service behind the server, to set up posts.
+func dialService(t *testing.T) (*grpc.ClientConn, *approval.Service) {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +72,7 @@ func dial(t *testing.T) *grpc.ClientConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn
+	return conn, svc
 }
 
 func as(token string) context.Context {
@@ -102,7 +113,8 @@ func TestWhoMayCallWhat(t *testing.T) {
 		{"admin call with a wrong token", listDepartments, adminToken + "x", codes.Unauthenticated},
 		{"admin call with the admin token", listDepartments, adminToken, codes.OK},
 		{"approval call without a token", listPosts, "", codes.Unauthenticated},
-		{"approval call with the gateway's token", listPosts, gatewayToken, codes.OK},
+		// The gateway's token lists one department's posts only (see TestGatewayReadsOneDepartment).
+		{"approval call with the gateway's token", listPosts, gatewayToken, codes.PermissionDenied},
 		{"approval call with the admin token", listPosts, adminToken, codes.OK},
 	}
 	for _, tt := range tests {
@@ -172,5 +184,111 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	}
 	if _, err := approvals.AuthenticateKey(as(gatewayToken), &approvalv1.AuthenticateKeyRequest{ApiKey: k.GetSecret()}); status.Code(err) != codes.NotFound {
 		t.Errorf("revoked key: %v, want NotFound", err)
+	}
+}
+
+// TestGatewayReadsOneDepartment: the gateway's token reads and lists posts only naming a department, and
+// never another department's; only the admin token (ops) lists across departments.
+func TestGatewayReadsOneDepartment(t *testing.T) {
+	conn, svc := dialService(t)
+	admin := approvalv1.NewAdminServiceClient(conn)
+	approvals := approvalv1.NewApprovalServiceClient(conn)
+	ctx := context.Background()
+	var depts [2]string
+	var posts [2]string
+	for i, name := range []string{"HR", "Finance"} {
+		d, err := svc.CreateDepartment(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _, err := svc.CreateAPIKey(ctx, d.ID, "flow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		depts[i], posts[i] = d.ID, uuid.NewString()
+		if err := svc.Submit(ctx, approval.Request{PostID: posts[i], DepartmentID: d.ID, Text: "Hello from " + name, RequestedBy: "jo", APIKeyID: k.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hr, finance := depts[0], depts[1]
+	hrPost, financePost := posts[0], posts[1]
+
+	get := func(token, post, dept string) func() ([]string, error) {
+		return func() ([]string, error) {
+			resp, err := approvals.GetPost(as(token), &approvalv1.GetPostRequest{PostId: post, DepartmentId: dept})
+			return []string{resp.GetPost().GetId()}, err
+		}
+	}
+	list := func(token, dept string) func() ([]string, error) {
+		return func() ([]string, error) {
+			resp, err := approvals.ListPosts(as(token), &approvalv1.ListPostsRequest{DepartmentId: dept})
+			var ids []string
+			for _, p := range resp.GetPosts() {
+				ids = append(ids, p.GetId())
+			}
+			return ids, err
+		}
+	}
+	tests := []struct {
+		name     string
+		call     func() ([]string, error)
+		wantCode codes.Code
+		wantIDs  []string
+	}{
+		{"gateway gets its department's post", get(gatewayToken, hrPost, hr), codes.OK, []string{hrPost}},
+		{"gateway gets another department's post", get(gatewayToken, financePost, hr), codes.PermissionDenied, nil},
+		{"gateway gets an unknown post", get(gatewayToken, uuid.NewString(), hr), codes.NotFound, nil},
+		{"gateway gets a post without naming a department", get(gatewayToken, financePost, ""), codes.PermissionDenied, nil},
+		{"gateway lists one department", list(gatewayToken, finance), codes.OK, []string{financePost}},
+		{"gateway lists across departments", list(gatewayToken, ""), codes.PermissionDenied, nil},
+		{"admin gets any post", get(adminToken, financePost, ""), codes.OK, []string{financePost}},
+		{"admin lists across departments", list(adminToken, ""), codes.OK, []string{financePost, hrPost}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids, err := tt.call()
+			if got := status.Code(err); got != tt.wantCode {
+				t.Fatalf("code %v (%v), want %v", got, err, tt.wantCode)
+			}
+			if err != nil {
+				return
+			}
+			slices.Sort(ids)
+			want := slices.Sorted(slices.Values(tt.wantIDs))
+			if diff := cmp.Diff(want, ids); diff != "" {
+				t.Errorf("posts (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// AdminService stays the admin's: the gateway cannot read the audit trail either.
+	if _, err := admin.ListAuditEvents(as(gatewayToken), &approvalv1.ListAuditEventsRequest{PostId: hrPost}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("audit with the gateway's token: %v, want Unauthenticated", err)
+	}
+}
+
+// TestAuditShowsTheRequestsAPIKey: the "requested" row of a post's audit trail names the key that asked.
+func TestAuditShowsTheRequestsAPIKey(t *testing.T) {
+	conn, svc := dialService(t)
+	admin := approvalv1.NewAdminServiceClient(conn)
+	ctx := context.Background()
+	d, err := svc.CreateDepartment(ctx, "HR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := svc.CreateAPIKey(ctx, d.ID, "flow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := uuid.NewString()
+	if err := svc.Submit(ctx, approval.Request{PostID: post, DepartmentID: d.ID, Text: "Hello", RequestedBy: "jo", APIKeyID: k.ID}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.ListAuditEvents(as(adminToken), &approvalv1.ListAuditEventsRequest{PostId: post})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetEvents()) != 1 || resp.GetEvents()[0].GetAction() != "requested" || resp.GetEvents()[0].GetApiKeyId() != k.ID {
+		t.Errorf("audit = %v, want one requested row with api_key_id %s", resp.GetEvents(), k.ID)
 	}
 }

@@ -86,9 +86,9 @@ SELECT * FROM approval_tokens WHERE hash = sqlc.arg(hash);
 UPDATE approval_tokens SET used_at = sqlc.arg(used_at) WHERE hash = sqlc.arg(hash) AND used_at = 0;
 
 -- name: InsertAudit :exec
-INSERT INTO audit_events (post_id, at, actor, origin, action, from_status, to_status, comment)
+INSERT INTO audit_events (post_id, at, actor, origin, action, from_status, to_status, comment, api_key_id)
 VALUES (sqlc.arg(post_id), sqlc.arg(at), sqlc.arg(actor), sqlc.arg(origin), sqlc.arg(action),
-        sqlc.arg(from_status), sqlc.arg(to_status), sqlc.arg(comment));
+        sqlc.arg(from_status), sqlc.arg(to_status), sqlc.arg(comment), sqlc.arg(api_key_id));
 
 -- name: ListAudit :many
 SELECT * FROM audit_events WHERE post_id = sqlc.arg(post_id) ORDER BY id;

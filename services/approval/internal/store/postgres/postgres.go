@@ -360,7 +360,7 @@ func (s *Store) DeferOutbox(ctx context.Context, id int64, next time.Time, lastE
 func insertAudit(ctx context.Context, q *pgdb.Queries, a approval.AuditEntry) error {
 	return q.InsertAudit(ctx, pgdb.InsertAuditParams{
 		PostID: a.PostID, At: micros(a.At), Actor: a.Actor, Origin: a.Origin, Action: a.Action,
-		FromStatus: string(a.FromStatus), ToStatus: string(a.ToStatus), Comment: a.Comment,
+		FromStatus: string(a.FromStatus), ToStatus: string(a.ToStatus), Comment: a.Comment, ApiKeyID: a.APIKeyID,
 	})
 }
 

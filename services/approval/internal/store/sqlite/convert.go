@@ -51,6 +51,7 @@ func toAudit(r sqlitedb.AuditEvent) approval.AuditEntry {
 	return approval.AuditEntry{
 		PostID: r.PostID, At: fromMicros(r.At), Actor: r.Actor, Origin: r.Origin, Action: r.Action,
 		FromStatus: approval.Status(r.FromStatus), ToStatus: approval.Status(r.ToStatus), Comment: r.Comment,
+		APIKeyID: r.ApiKeyID,
 	}
 }
 

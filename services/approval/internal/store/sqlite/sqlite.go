@@ -340,7 +340,7 @@ func (s *Store) DeferOutbox(ctx context.Context, id int64, next time.Time, lastE
 func insertAudit(ctx context.Context, q *sqlitedb.Queries, a approval.AuditEntry) error {
 	return q.InsertAudit(ctx, sqlitedb.InsertAuditParams{
 		PostID: a.PostID, At: micros(a.At), Actor: a.Actor, Origin: a.Origin, Action: a.Action,
-		FromStatus: string(a.FromStatus), ToStatus: string(a.ToStatus), Comment: a.Comment,
+		FromStatus: string(a.FromStatus), ToStatus: string(a.ToStatus), Comment: a.Comment, ApiKeyID: a.APIKeyID,
 	})
 }
 

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"ParallelDecisions":   testParallelDecisions,
 		"RecordOutcome":       testRecordOutcome,
 		"Outbox":              testOutbox,
+		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -435,5 +436,25 @@ func testOutbox(t *testing.T, s approval.Store) {
 	deferred.Attempts, deferred.NextAttemptAt, deferred.LastError = 1, later.Add(time.Minute), "smtp down"
 	if diff := cmp.Diff([]approval.OutboxItem{deferred}, due, ignoreID); diff != "" {
 		t.Fatalf("DueOutbox at the end; want the deferred item with one attempt (-want +got):\n%s", diff)
+	}
+}
+
+// testAuditNamesTheAPIKey: an audit entry keeps every field, the requesting API key's id included.
+func testAuditNamesTheAPIKey(t *testing.T, s approval.Store) {
+	ctx := context.Background()
+	p := newPost(department(t, s, "HR"), at)
+	want := approval.AuditEntry{
+		PostID: p.ID, At: at, Actor: "jo@example.com", Origin: "department:" + p.DepartmentID, Action: "requested",
+		ToStatus: approval.StatusPending, Comment: "", APIKeyID: uuid.NewString(),
+	}
+	if ok, err := s.CreatePost(ctx, p, want, nil); err != nil || !ok {
+		t.Fatalf("CreatePost = %v, %v; want true, nil", ok, err)
+	}
+	got, err := s.ListAudit(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]approval.AuditEntry{want}, got); diff != "" {
+		t.Errorf("ListAudit (-want +got):\n%s", diff)
 	}
 }

@@ -41,6 +41,7 @@ type AuditEvent struct {
 	FromStatus string
 	ToStatus   string
 	Comment    string
+	ApiKeyID   string
 }
 
 type Department struct {

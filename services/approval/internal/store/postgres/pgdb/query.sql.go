@@ -299,9 +299,9 @@ func (q *Queries) GetToken(ctx context.Context, hash string) (ApprovalToken, err
 }
 
 const insertAudit = `-- name: InsertAudit :exec
-INSERT INTO audit_events (post_id, at, actor, origin, action, from_status, to_status, comment)
+INSERT INTO audit_events (post_id, at, actor, origin, action, from_status, to_status, comment, api_key_id)
 VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8)
+        $6, $7, $8, $9)
 `
 
 type InsertAuditParams struct {
@@ -313,6 +313,7 @@ type InsertAuditParams struct {
 	FromStatus string
 	ToStatus   string
 	Comment    string
+	ApiKeyID   string
 }
 
 func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error {
@@ -325,6 +326,7 @@ func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error 
 		arg.FromStatus,
 		arg.ToStatus,
 		arg.Comment,
+		arg.ApiKeyID,
 	)
 	return err
 }
@@ -453,7 +455,7 @@ func (q *Queries) ListApprovers(ctx context.Context) ([]Approver, error) {
 }
 
 const listAudit = `-- name: ListAudit :many
-SELECT id, post_id, at, actor, origin, action, from_status, to_status, comment FROM audit_events WHERE post_id = $1 ORDER BY id
+SELECT id, post_id, at, actor, origin, action, from_status, to_status, comment, api_key_id FROM audit_events WHERE post_id = $1 ORDER BY id
 `
 
 func (q *Queries) ListAudit(ctx context.Context, postID string) ([]AuditEvent, error) {
@@ -475,6 +477,7 @@ func (q *Queries) ListAudit(ctx context.Context, postID string) ([]AuditEvent, e
 			&i.FromStatus,
 			&i.ToStatus,
 			&i.Comment,
+			&i.ApiKeyID,
 		); err != nil {
 			return nil, err
 		}
