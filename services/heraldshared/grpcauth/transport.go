@@ -47,7 +47,9 @@ func secure(info credentials.AuthInfo) bool {
 	}
 	// credentials.CheckSecurityLevel is not used: it counts an AuthInfo without a security level as
 	// secure, which is the wrong way round for a check that guards secrets.
-	c, ok := info.(interface{ GetCommonAuthInfo() credentials.CommonAuthInfo })
+	c, ok := info.(interface {
+		GetCommonAuthInfo() credentials.CommonAuthInfo
+	})
 	return ok && c.GetCommonAuthInfo().SecurityLevel == credentials.PrivacyAndIntegrity
 }
 
@@ -78,7 +80,9 @@ func PlaintextCredentials() credentials.TransportCredentials {
 	return plaintext{insecure.NewCredentials()}
 }
 
-type plaintext struct{ credentials.TransportCredentials }
+type plaintext struct {
+	credentials.TransportCredentials
+}
 
 func (p plaintext) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	c, _, err := p.TransportCredentials.ClientHandshake(ctx, authority, conn)
