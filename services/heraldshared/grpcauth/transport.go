@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
@@ -119,4 +120,21 @@ func authType(info credentials.AuthInfo) string {
 		return "plaintext"
 	}
 	return info.AuthType()
+}
+
+// ServerTransport is how calls reach a gRPC server: over TLS when Creds is set (svcconfig.ServerTLS
+// builds them), and whether bearer tokens may arrive in plaintext from peers that are not local.
+type ServerTransport struct {
+	// Creds secures the server's connections; nil serves plaintext.
+	Creds credentials.TransportCredentials
+	// AllowPlaintextTokens is AllowPlaintextTokens for the server's Authorizer.
+	AllowPlaintextTokens bool
+}
+
+// ServerOptions are the grpc.NewServer options of t: its credentials, if any.
+func (t ServerTransport) ServerOptions() []grpc.ServerOption {
+	if t.Creds == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.Creds(t.Creds)}
 }
