@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/grpcapi"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
+	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
 )
 
 const (
@@ -47,7 +48,7 @@ func dial(t *testing.T) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, hs, err := grpcapi.NewServer(svc, grpcapi.Tokens{Admin: adminToken, Gateway: gatewayToken}, slog.New(slog.DiscardHandler))
+	srv, hs, err := grpcapi.NewServer(svc, grpcapi.Tokens{Admin: adminToken, Gateway: gatewayToken}, grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
