@@ -268,4 +268,3 @@ func TestBearerRefusesRemotePlaintext(t *testing.T) {
 type remoteConn struct{ net.Conn }
 
 func (remoteConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 9090} }
-
