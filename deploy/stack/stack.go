@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -118,7 +117,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		lis[name] = l
 	}
 	st.closers = append(st.closers, func() { st.closeListeners(lis) })
-	st.Info.GatewayURL = fmt.Sprintf("http://localhost:%d", lis["gateway"].Addr().(*net.TCPAddr).Port)
+	scheme := "http"
+	if cfg.Gateway.ServerTLS.TLSEnabled() {
+		scheme = "https"
+	}
+	st.Info.GatewayURL = fmt.Sprintf("%s://localhost:%d", scheme, lis["gateway"].Addr().(*net.TCPAddr).Port)
 	st.Info.ApprovalAddr = localhost(lis["approval"].Addr())
 	st.Info.PublisherAddr = localhost(lis["publisher"].Addr())
 	st.Info.ApprovalOpsURL = "http://" + localhost(lis["approval ops"].Addr())
@@ -214,7 +217,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	delete(lis, "gateway")
 	st.g.Go(func() error { return gatewaySvc.Run(gctx) })
 
-	if st.Info.DemoAPIKey, err = st.seed(ctx, cfg.Approval, sec); err != nil {
+	if st.Info.DemoAPIKey, err = st.seed(ctx, cfg.Approval, cfg.Gateway.ClientTLS, sec); err != nil {
 		return nil, err
 	}
 	st.Info.DemoDepartment = DemoDepartment
@@ -429,9 +432,15 @@ func (st *Stack) serveHTTP(name, addr string, h http.Handler) (string, error) {
 // seed makes sure the database the approval service uses has the demo department, its approver and an
 // API key that works, through AdminService like an operator would, and returns that key. The key is
 // kept per database (see secrets.DemoAPIKeys): one saved for this database is checked with
-// AuthenticateKey and replaced when it no longer works (the database was reset, or the key revoked).
-func (st *Stack) seed(ctx context.Context, cfg approvald.Config, sec *secrets) (string, error) {
-	conn, err := grpc.NewClient(st.Info.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// AuthenticateKey and replaced when it no longer works (the database was reset, or the key revoked). It
+// reaches the approval service the way the gateway does (clientTLS), so that a stack run with TLS turned
+// on seeds too.
+func (st *Stack) seed(ctx context.Context, cfg approvald.Config, clientTLS svcconfig.ClientTLS, sec *secrets) (string, error) {
+	creds, err := clientTLS.TransportCredentials()
+	if err != nil {
+		return "", fmt.Errorf("seed: %w", err)
+	}
+	conn, err := grpc.NewClient(st.Info.ApprovalAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return "", fmt.Errorf("seed: %w", err)
 	}

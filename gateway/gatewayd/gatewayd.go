@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
@@ -23,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
@@ -32,6 +35,15 @@ import (
 // svcconfig, shared with the other services.
 type Config struct {
 	svcconfig.NATS
+	// ServerTLS serves HTTPS (HERALD_GATEWAY_TLS_CERT_FILE, _KEY_FILE), and requires client certificates
+	// with HERALD_GATEWAY_TLS_CLIENT_CA_FILE (for a load balancer that presents one).
+	svcconfig.ServerTLS `envPrefix:"HERALD_GATEWAY_"`
+	// ClientTLS is TLS to the approval service (HERALD_APPROVAL_CA_FILE, and the gateway's client
+	// certificate for mutual TLS).
+	svcconfig.ClientTLS
+	// PlaintextTokens lets the gateway send its token without TLS to an approval service that is not on
+	// loopback.
+	svcconfig.PlaintextTokens
 
 	HTTPAddr string `env:"HERALD_GATEWAY_ADDR" envDefault:":8080"`
 	// ApprovalAddr is the approval service's gRPC address.
@@ -66,19 +78,60 @@ func (c Config) Validate() error {
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
 	}
+	// The token would be refused at every call (see bearer); saying so at start is kinder than 503s.
+	if !c.ClientTLS.TLSEnabled() && !c.AllowPlaintextTokens && !loopbackTarget(c.ApprovalAddr) {
+		return fmt.Errorf("HERALD_APPROVAL_ADDR %q is not a loopback address, and the gateway's token must not travel there in plaintext: "+
+			"set HERALD_APPROVAL_CA_FILE for TLS (or HERALD_ALLOW_PLAINTEXT_TOKENS=true when a service mesh encrypts the connection)", c.ApprovalAddr)
+	}
 	return nil
 }
 
-// bearer attaches the gateway's token to every call to the approval service.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+// loopbackTarget reports whether a gRPC target names this machine: a Unix socket, localhost or a
+// loopback IP address, with or without the dns:/// or passthrough:/// scheme. Other names might resolve
+// to loopback, but only bearer's check on the dialled address can know; this one is for a clear error at
+// start.
+func loopbackTarget(target string) bool {
+	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "unix-abstract:") {
+		return true
+	}
+	for _, scheme := range []string{"dns:///", "passthrough:///"} {
+		target = strings.TrimPrefix(target, scheme)
+	}
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		host = target
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
-// RequireTransportSecurity is false: the token travels on the internal network, like the rest of the
-// traffic between Herald's services.
-func (b bearer) RequireTransportSecurity() bool { return false }
+// bearer attaches the gateway's token to every call to the approval service, but only over TLS or to a
+// loopback address, unless allowPlaintext: the token lets its holder authenticate any department's API
+// key and decide approvals.
+type bearer struct {
+	token string
+	// tls is set when the connection uses TLS, which grpc then enforces too (RequireTransportSecurity).
+	tls            bool
+	allowPlaintext bool
+}
+
+// GetRequestMetadata checks the connection the call is about to use before handing over the token: a
+// plaintext connection made by grpcauth.PlaintextCredentials knows the address it reached.
+func (b bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	ri, _ := credentials.RequestInfoFromContext(ctx)
+	if err := grpcauth.CheckTransport(ri.AuthInfo, b.allowPlaintext); err != nil {
+		return nil, fmt.Errorf("%w: set HERALD_APPROVAL_CA_FILE for TLS to the approval service", err)
+	}
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+// RequireTransportSecurity is true over TLS, so that grpc itself never lets the token onto a connection
+// without it. Over plaintext it must be false (grpc would refuse loopback too); GetRequestMetadata
+// decides then.
+func (b bearer) RequireTransportSecurity() bool { return b.tls }
 
 // forwardRequestID passes the HTTP request's id to the approval service, which logs it.
 func forwardRequestID(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -121,8 +174,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.conn, err = grpc.NewClient(cfg.ApprovalAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer(cfg.GatewayToken)), grpc.WithUnaryInterceptor(forwardRequestID)); err != nil {
+	cfg.PlaintextTokens.Warn(log)
+	creds, err := cfg.ClientTLS.TransportCredentials()
+	if err != nil {
+		return nil, err
+	}
+	tok := bearer{token: cfg.GatewayToken, tls: cfg.ClientTLS.TLSEnabled(), allowPlaintext: cfg.AllowPlaintextTokens}
+	if s.conn, err = grpc.NewClient(cfg.ApprovalAddr, grpc.WithTransportCredentials(creds),
+		grpc.WithPerRPCCredentials(tok), grpc.WithUnaryInterceptor(forwardRequestID)); err != nil {
 		return nil, fmt.Errorf("approval client: %w", err)
 	}
 	approvals := approvalv1.NewApprovalServiceClient(s.conn)
@@ -153,6 +212,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	if s.http.TLSConfig, err = cfg.ServerTLS.TLSConfig(); err != nil {
+		return nil, fmt.Errorf("HTTPS (HERALD_GATEWAY_TLS_*): %w", err)
+	}
 	s.lis = cfg.Listener
 	if s.lis == nil {
 		if s.lis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -169,8 +231,17 @@ func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.lis) }()
-	s.log.Info("gateway listening", "http", s.lis.Addr().String())
+	tls := s.http.TLSConfig != nil
+	go func() {
+		if tls {
+			// The certificate is in TLSConfig already; ServeTLS adds HTTP/2 to it.
+			errc <- s.http.ServeTLS(s.lis, "", "")
+			return
+		}
+		errc <- s.http.Serve(s.lis)
+	}()
+	s.log.Info("gateway listening", "http", s.lis.Addr().String(), "tls", tls,
+		"client_certificates_required", tls && s.http.TLSConfig.ClientCAs != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http serve: %w", err)

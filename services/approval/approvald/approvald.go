@@ -41,6 +41,10 @@ type Config struct {
 	svcconfig.Admin
 	// Ops serves /healthz, /readyz and /metrics on HERALD_APPROVAL_HTTP_ADDR (DefaultOpsAddr when unset).
 	svcconfig.Ops `envPrefix:"HERALD_APPROVAL_"`
+	// ServerTLS serves the gRPC API over TLS (HERALD_APPROVAL_TLS_CERT_FILE, _KEY_FILE), and mutual TLS
+	// with HERALD_APPROVAL_TLS_CLIENT_CA_FILE.
+	svcconfig.ServerTLS `envPrefix:"HERALD_APPROVAL_"`
+	svcconfig.PlaintextTokens
 
 	// GRPCAddr is where the gRPC API listens.
 	GRPCAddr string `env:"HERALD_APPROVAL_GRPC_ADDR" envDefault:":9090"`
@@ -187,7 +191,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(grpcMetrics)
-	if s.grpc, s.health, err = grpcapi.NewServer(s.domain, grpcapi.Tokens{Admin: cfg.AdminToken, Gateway: cfg.GatewayToken}, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
+	transport, err := cfg.ServerTLS.GRPCTransport(cfg.PlaintextTokens)
+	if err != nil {
+		return nil, fmt.Errorf("gRPC TLS (HERALD_APPROVAL_TLS_*): %w", err)
+	}
+	cfg.PlaintextTokens.Warn(log)
+	log.Info("gRPC transport", "tls", cfg.TLSEnabled(), "client_certificates_required", cfg.TLSClientCAFile != "")
+	if s.grpc, s.health, err = grpcapi.NewServer(s.domain, grpcapi.Tokens{Admin: cfg.AdminToken, Gateway: cfg.GatewayToken}, transport, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
 		return nil, err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)

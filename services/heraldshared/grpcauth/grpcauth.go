@@ -1,6 +1,9 @@
 // Package grpcauth is the one bearer-token check of Herald's gRPC services. An Authorizer knows a set of
 // named tokens and, per gRPC service, which of those names may call it; health checks and server
-// reflection stay open so that probes and grpcurl's "list" work without credentials.
+// reflection stay open so that probes and grpcurl's "list" work without credentials. It also keeps
+// tokens off the network in plaintext, on both sides of a call: the server refuses a token that came
+// over plaintext from a peer that is not local, and CheckTransport lets a client's per-RPC credentials
+// refuse to send one (see transport.go).
 package grpcauth
 
 import (
@@ -16,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -36,6 +40,18 @@ type Authorizer struct {
 	// them.
 	allowed map[string][]namedHash
 	log     *slog.Logger
+	// allowPlaintext accepts tokens over plaintext from any peer (see AllowPlaintextTokens).
+	allowPlaintext bool
+}
+
+// Option changes how an Authorizer checks calls.
+type Option func(*Authorizer)
+
+// AllowPlaintextTokens(true) accepts bearer tokens over plaintext connections from peers that are not
+// local. Only for deployments where something else encrypts every hop (a service mesh adding mutual
+// TLS); without it such calls are refused with PlaintextMessage.
+func AllowPlaintextTokens(allow bool) Option {
+	return func(a *Authorizer) { a.allowPlaintext = allow }
 }
 
 // namedHash is the hash of a token with the name it was configured under.
@@ -64,9 +80,10 @@ func WithCaller(ctx context.Context, name string) context.Context {
 // full name (say "herald.approval.v1.AdminService", as in its ServiceDesc.ServiceName) to the names of
 // the tokens that may call it. Services missing from access can be called by nobody except for health and
 // reflection. Tokens shorter than MinTokenLength, and names in access that tokens lacks, are refused.
-// Refused calls are logged on log at Info level with their method, never with the token; log may be nil
-// when another interceptor already logs failed calls.
-func New(tokens map[string]string, access map[string][]string, log *slog.Logger) (*Authorizer, error) {
+// Refused calls are logged on log at Info level with their method, never with the token (at Warn level
+// when the token came over plaintext, a misconfiguration); log may be nil when another interceptor
+// already logs failed calls.
+func New(tokens map[string]string, access map[string][]string, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +95,9 @@ func New(tokens map[string]string, access map[string][]string, log *slog.Logger)
 		hashes[name] = sha256.Sum256([]byte(tokens[name]))
 	}
 	a := &Authorizer{allowed: make(map[string][]namedHash, len(access)), log: log}
+	for _, opt := range opts {
+		opt(a)
+	}
 	for _, service := range slices.Sorted(maps.Keys(access)) {
 		if service == "" || strings.Contains(service, "/") {
 			return nil, fmt.Errorf("grpcauth: %q is not a gRPC service name (package.Service)", service)
@@ -94,7 +114,10 @@ func New(tokens map[string]string, access map[string][]string, log *slog.Logger)
 }
 
 // Authorize returns nil when a call to fullMethod ("/package.Service/Method") with the incoming metadata
-// of ctx may proceed, and an Unauthenticated status otherwise.
+// of ctx may proceed, and an Unauthenticated status otherwise. A call carrying an authorization value
+// over plaintext from a peer that is not local is refused whatever the method and the token, with
+// PlaintextMessage: the token has crossed the network in the clear already, and refusing it is what makes
+// the client's operator notice and turn on TLS before real tokens keep flowing that way.
 func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) error {
 	_, err := a.authorize(ctx, fullMethod)
 	return err
@@ -103,6 +126,12 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) error {
 // authorize is Authorize that also returns the name of the token that authenticated the call ("" for the
 // open methods).
 func (a *Authorizer) authorize(ctx context.Context, fullMethod string) (string, error) {
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("authorization")) > 0 && !a.allowPlaintext {
+		if p, ok := peer.FromContext(ctx); !ok || !(secure(p.AuthInfo) || IsLocal(p.Addr)) {
+			a.log.WarnContext(ctx, "grpc call refused: bearer token over plaintext from a peer that is not local", "method", fullMethod, "peer", peerAddr(p))
+			return "", status.Error(codes.Unauthenticated, PlaintextMessage)
+		}
+	}
 	for _, p := range openPrefixes {
 		if strings.HasPrefix(fullMethod, p) {
 			return "", nil

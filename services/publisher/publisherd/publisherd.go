@@ -44,6 +44,10 @@ type Config struct {
 	svcconfig.Admin
 	// Ops serves /healthz, /readyz and /metrics on HERALD_PUBLISHER_HTTP_ADDR (DefaultOpsAddr when unset).
 	svcconfig.Ops `envPrefix:"HERALD_PUBLISHER_"`
+	// ServerTLS serves the gRPC API over TLS (HERALD_PUBLISHER_TLS_CERT_FILE, _KEY_FILE), and mutual TLS
+	// with HERALD_PUBLISHER_TLS_CLIENT_CA_FILE.
+	svcconfig.ServerTLS `envPrefix:"HERALD_PUBLISHER_"`
+	svcconfig.PlaintextTokens
 
 	// GRPCAddr is where the gRPC ops API listens.
 	GRPCAddr string `env:"HERALD_PUBLISHER_GRPC_ADDR" envDefault:":9091"`
@@ -211,7 +215,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(grpcMetrics)
-	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
+	transport, err := cfg.ServerTLS.GRPCTransport(cfg.PlaintextTokens)
+	if err != nil {
+		return nil, fmt.Errorf("gRPC TLS (HERALD_PUBLISHER_TLS_*): %w", err)
+	}
+	cfg.PlaintextTokens.Warn(log)
+	log.Info("gRPC transport", "tls", cfg.TLSEnabled(), "client_certificates_required", cfg.TLSClientCAFile != "")
+	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, transport, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
 		return nil, err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)

@@ -37,9 +37,10 @@ const (
 )
 
 // NewServer returns a gRPC server with both services, health and reflection registered, and the health
-// server so that the caller can report NOT_SERVING while draining. The extra interceptors (metrics, say)
+// server so that the caller can report NOT_SERVING while draining. transport says whether it serves TLS
+// and whether tokens may arrive in plaintext from other machines. The extra interceptors (metrics, say)
 // run before logging and authorisation.
-func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger, extra ...grpc.UnaryServerInterceptor) (*grpc.Server, *health.Server, error) {
+func NewServer(svc *approval.Service, tokens Tokens, transport grpcauth.ServerTransport, log *slog.Logger, extra ...grpc.UnaryServerInterceptor) (*grpc.Server, *health.Server, error) {
 	if svc == nil || log == nil {
 		return nil, nil, errors.New("grpcapi: nil service or logger")
 	}
@@ -50,14 +51,15 @@ func NewServer(svc *approval.Service, tokens Tokens, log *slog.Logger, extra ...
 			approvalv1.AdminService_ServiceDesc.ServiceName:    {callerAdmin},
 		},
 		nil, // logging, below, already logs refused calls
+		grpcauth.AllowPlaintextTokens(transport.AllowPlaintextTokens),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("grpcapi: %w", err)
 	}
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(transport.ServerOptions(),
 		grpc.ChainUnaryInterceptor(append(extra, logging(log), auth.Unary())...),
 		grpc.ChainStreamInterceptor(auth.Stream()),
-	)
+	)...)
 	approvalv1.RegisterApprovalServiceServer(srv, &approvalServer{svc: svc})
 	approvalv1.RegisterAdminServiceServer(srv, &adminServer{svc: svc})
 	hs := health.NewServer()

@@ -23,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/grpcapi"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
+	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
 )
 
 const (
@@ -58,7 +59,7 @@ func dialService(t *testing.T) (*grpc.ClientConn, *approval.Service) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, hs, err := grpcapi.NewServer(svc, grpcapi.Tokens{Admin: adminToken, Gateway: gatewayToken}, slog.New(slog.DiscardHandler))
+	srv, hs, err := grpcapi.NewServer(svc, grpcapi.Tokens{Admin: adminToken, Gateway: gatewayToken}, grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,10 @@ import (
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 )
 
-// NewServer returns a gRPC server for the ledger whose PublisherService calls need adminToken. The extra
+// NewServer returns a gRPC server for the ledger whose PublisherService calls need adminToken. transport
+// says whether it serves TLS and whether the token may arrive in plaintext from other machines. The extra
 // interceptors (metrics, say) run before authorisation.
-func NewServer(store ledger.Store, adminToken string, log *slog.Logger, extra ...grpc.UnaryServerInterceptor) (*grpc.Server, *health.Server, error) {
+func NewServer(store ledger.Store, adminToken string, transport grpcauth.ServerTransport, log *slog.Logger, extra ...grpc.UnaryServerInterceptor) (*grpc.Server, *health.Server, error) {
 	if store == nil || log == nil {
 		return nil, nil, errors.New("grpcapi: nil store or logger")
 	}
@@ -31,14 +32,15 @@ func NewServer(store ledger.Store, adminToken string, log *slog.Logger, extra ..
 		map[string]string{"admin": adminToken},
 		map[string][]string{publisherv1.PublisherService_ServiceDesc.ServiceName: {"admin"}},
 		log,
+		grpcauth.AllowPlaintextTokens(transport.AllowPlaintextTokens),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("grpcapi: %w", err)
 	}
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(transport.ServerOptions(),
 		grpc.ChainUnaryInterceptor(append(extra, auth.Unary())...),
 		grpc.ChainStreamInterceptor(auth.Stream()),
-	)
+	)...)
 	publisherv1.RegisterPublisherServiceServer(srv, &server{store: store})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

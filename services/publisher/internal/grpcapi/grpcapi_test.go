@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	publisherv1 "github.com/heraldhq/herald/proto/herald/publisher/v1"
+	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite"
@@ -63,7 +64,7 @@ func setupConn(t *testing.T) *grpc.ClientConn {
 		t.Fatal(err)
 	}
 
-	srv, hs, err := grpcapi.NewServer(store, adminToken, slog.New(slog.DiscardHandler))
+	srv, hs, err := grpcapi.NewServer(store, adminToken, grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestNewServerRefusesShortTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	if _, _, err := grpcapi.NewServer(store, "short", slog.New(slog.DiscardHandler)); err == nil {
+	if _, _, err := grpcapi.NewServer(store, "short", grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("NewServer accepted a 5-character admin token")
 	}
 }
