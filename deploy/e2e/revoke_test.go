@@ -40,14 +40,13 @@ func TestRevokedKeyIsRefusedWithinASecond(t *testing.T) {
 	if r.status != http.StatusAccepted {
 		t.Fatalf("post with the new key: %d %s", r.status, r.body)
 	}
-	postID := strings.TrimPrefix(r.header.Get("Location"), "/v1/posts/")
+	loc := r.header.Get("Location")
+	postID := loc[strings.LastIndex(loc, "/")+1:]
 	var audit *approvalv1.ListAuditEventsResponse
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if audit, err = admin.ListAuditEvents(ctx, &approvalv1.ListAuditEventsRequest{PostId: postID}); err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
+	eventually(t, "the request's audit row", func() bool {
+		audit, err = admin.ListAuditEvents(ctx, &approvalv1.ListAuditEventsRequest{PostId: postID})
+		return err == nil
+	})
 	if err != nil || len(audit.GetEvents()) == 0 || audit.GetEvents()[0].GetApiKeyId() != k.GetApiKey().GetId() {
 		t.Errorf("audit of %s = %v, %v; want its requested row to name key %s", postID, audit.GetEvents(), err, k.GetApiKey().GetId())
 	}
