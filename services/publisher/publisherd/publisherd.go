@@ -167,11 +167,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if me, err := client.Me(ctx); err != nil {
-		// Not fatal: X may be down now and fine later; the ledger copes. The log says why posts will fail.
-		log.Warn("could not verify the X credentials", "err", err)
+	me, meErr := client.Me(ctx)
+	if meErr != nil {
+		// Not fatal: X may be down now and fine later; the ledger copes. The log and ListChannels say why
+		// posts will fail.
+		log.Warn("could not verify the X credentials", "err", meErr)
 	} else {
 		log.Info("posting to X as", "username", me.Username, "api", cfg.XAPIBase)
+	}
+	channels := func() []grpcapi.ChannelInfo {
+		info := grpcapi.ChannelInfo{Name: client.Name(), Username: me.Username, AccountID: me.ID}
+		if meErr != nil {
+			info.VerifyError = meErr.Error()
+		}
+		rs := client.RateState()
+		info.Rate = grpcapi.RateLimit{Limit: rs.Limit, Remaining: rs.Remaining, Reset: rs.Reset, InFlight: rs.InFlight}
+		return []grpcapi.ChannelInfo{info}
 	}
 	if s.store, err = svcconfig.OpenStore(ctx, cfg.Database,
 		func(ctx context.Context, url string) (closableStore, error) {
@@ -211,7 +222,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(grpcMetrics)
-	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
+	if s.grpc, s.health, err = grpcapi.NewServer(grpcapi.Deps{Store: s.store, Ops: s.ledger, Channels: channels}, cfg.AdminToken, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
 		return nil, err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)
