@@ -4,6 +4,7 @@
 package publisherd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,9 @@ type Config struct {
 	XAccessTokenFile    string        `env:"HERALD_X_ACCESS_TOKEN_FILE"`
 	XAccessSecretFile   string        `env:"HERALD_X_ACCESS_TOKEN_SECRET_FILE"`
 	XTimeout            time.Duration `env:"HERALD_X_TIMEOUT" envDefault:"30s"`
+	// XChannel selects the X API: v2 (POST /2/tweets, our own client) or v1.1 (statuses/update through
+	// go-twitter, for enterprise accounts and v1.1-compatible services).
+	XChannel string `env:"HERALD_X_CHANNEL" envDefault:"v2"`
 
 	// Listener, if set, is used instead of listening on GRPCAddr.
 	Listener net.Listener `env:"-"`
@@ -89,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.SealKeyFile == "" {
 		errs = append(errs, errors.New("HERALD_PUBLISHER_SEAL_KEY_FILE is required: outcomes are sealed with it"))
+	}
+	if c.XChannel != "" && c.XChannel != "v2" && c.XChannel != "v1.1" {
+		errs = append(errs, fmt.Errorf("HERALD_X_CHANNEL is %q; want v2 or v1.1", c.XChannel))
 	}
 	return errors.Join(errs...)
 }
@@ -116,6 +123,13 @@ func (c Config) credentials() (xapi.Credentials, error) {
 		AccessTokenSecret: get("HERALD_X_ACCESS_TOKEN_SECRET", c.XAccessSecret, c.XAccessSecretFile),
 	}
 	return creds, errors.Join(errs...)
+}
+
+// xChannel is what the publisher needs of an X client, v2 or v1.1.
+type xChannel interface {
+	ledger.Channel
+	Me(ctx context.Context) (xapi.User, error)
+	RateState() xapi.RateState
 }
 
 type closableStore interface {
@@ -163,7 +177,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, fmt.Errorf("HERALD_APPROVAL_PUBLIC_KEYS_FILE: %w", err)
 	}
 	log.Info("event seals", "signing_key", signer.KeyID(), "trusted_approval_keys", approvalKeys.KeyIDs())
-	client, err := xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
+	var client xChannel
+	if cfg.XChannel == "v1.1" {
+		client, err = xapi.NewV1(cfg.XAPIBase, creds, cfg.XTimeout)
+	} else {
+		client, err = xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +192,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		// posts will fail.
 		log.Warn("could not verify the X credentials", "err", meErr)
 	} else {
-		log.Info("posting to X as", "username", me.Username, "api", cfg.XAPIBase)
+		log.Info("posting to X as", "username", me.Username, "api", cfg.XAPIBase, "channel", cmp.Or(cfg.XChannel, "v2"))
 	}
 	channels := func() []grpcapi.ChannelInfo {
 		info := grpcapi.ChannelInfo{Name: client.Name(), Username: me.Username, AccountID: me.ID}

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,11 @@ func (s *Sandbox) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"data": map[string]string{"id": userID, "name": "Contoso (sandbox)", "username": s.cfg.Username}})
 	}))
 	mux.HandleFunc("GET /2/users/{id}/tweets", s.authorized(s.userTweets))
+	mux.HandleFunc("POST /1.1/statuses/update.json", s.authorizedV1(s.v1Update))
+	mux.HandleFunc("GET /1.1/account/verify_credentials.json", s.authorizedV1(func(w http.ResponseWriter, r *http.Request, _ string) {
+		writeJSON(w, http.StatusOK, s.v1User())
+	}))
+	mux.HandleFunc("GET /1.1/statuses/user_timeline.json", s.authorizedV1(s.v1UserTimeline))
 	mux.HandleFunc("GET /_sandbox/tweets", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Tweets())
 	})
@@ -61,18 +67,44 @@ func (s *Sandbox) Handler() http.Handler {
 // authorized checks the request's OAuth 1.0a header as X does and passes on the consumer key.
 func (s *Sandbox) authorized(next func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		params, err := oauthParams(r.Header.Get("Authorization"))
-		ok := err == nil &&
-			subtle.ConstantTimeCompare([]byte(params["oauth_consumer_key"]), []byte(s.cfg.ConsumerKey)) == 1 &&
-			subtle.ConstantTimeCompare([]byte(params["oauth_token"]), []byte(s.cfg.AccessToken)) == 1 &&
-			verifySignature(r, nil, params, s.cfg.ConsumerSecret, s.cfg.AccessTokenSecret)
+		key, ok := s.verify(r, nil)
 		if !ok {
-			s.log.Warn("xsandbox: unauthorized request", "path", r.URL.Path)
 			writeJSON(w, http.StatusUnauthorized, problem{Title: "Unauthorized", Detail: "Unauthorized", Type: "about:blank", Status: 401})
 			return
 		}
-		next(w, r, params["oauth_consumer_key"])
+		next(w, r, key)
 	}
+}
+
+// authorizedV1 is authorized for the v1.1 endpoints, whose form parameters are part of the signature
+// and whose errors have v1.1's shape.
+func (s *Sandbox) authorizedV1(next func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			writeV1Error(w, http.StatusBadRequest, 44, "Invalid request body.")
+			return
+		}
+		key, ok := s.verify(r, r.PostForm)
+		if !ok {
+			writeV1Error(w, http.StatusUnauthorized, 32, "Could not authenticate you.")
+			return
+		}
+		next(w, r, key)
+	}
+}
+
+func (s *Sandbox) verify(r *http.Request, form url.Values) (string, bool) {
+	params, err := oauthParams(r.Header.Get("Authorization"))
+	ok := err == nil &&
+		subtle.ConstantTimeCompare([]byte(params["oauth_consumer_key"]), []byte(s.cfg.ConsumerKey)) == 1 &&
+		subtle.ConstantTimeCompare([]byte(params["oauth_token"]), []byte(s.cfg.AccessToken)) == 1 &&
+		verifySignature(r, form, params, s.cfg.ConsumerSecret, s.cfg.AccessTokenSecret)
+	if !ok {
+		s.log.Warn("xsandbox: unauthorized request", "path", r.URL.Path)
+		return "", false
+	}
+	return params["oauth_consumer_key"], true
 }
 
 func (s *Sandbox) postTweet(w http.ResponseWriter, r *http.Request, consumerKey string) {
@@ -85,6 +117,25 @@ func (s *Sandbox) postTweet(w http.ResponseWriter, r *http.Request, consumerKey 
 		return
 	}
 	t, status, prob, rl, fault := s.create(*body.Text, consumerKey)
+	if s.applyFault(w, r, t, fault) {
+		return
+	}
+	writeRate(w, rl)
+	if prob != nil {
+		writeJSON(w, status, prob)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"data": map[string]any{"id": t.ID, "text": t.XText, "edit_history_tweet_ids": []string{t.ID}}})
+}
+
+func writeRate(w http.ResponseWriter, rl rateState) {
+	w.Header().Set("x-rate-limit-limit", strconv.Itoa(rl.limit))
+	w.Header().Set("x-rate-limit-remaining", strconv.Itoa(rl.remaining))
+	w.Header().Set("x-rate-limit-reset", strconv.FormatInt(rl.reset.Unix(), 10))
+}
+
+// applyFault drops or holds the request when the fault says so, and reports whether it did.
+func (s *Sandbox) applyFault(w http.ResponseWriter, r *http.Request, t Tweet, fault *Fault) bool {
 	if t.ID != "" {
 		s.log.Info("xsandbox: tweet posted", "id", t.ID)
 	}
@@ -95,7 +146,7 @@ func (s *Sandbox) postTweet(w http.ResponseWriter, r *http.Request, consumerKey 
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {
 					conn.Close()
-					return
+					return true
 				}
 			}
 			panic(http.ErrAbortHandler) // HTTP/2: abort the stream without an answer
@@ -105,17 +156,10 @@ func (s *Sandbox) postTweet(w http.ResponseWriter, r *http.Request, consumerKey 
 			case <-r.Context().Done():
 			case <-time.After(10 * time.Minute):
 			}
-			return
+			return true
 		}
 	}
-	w.Header().Set("x-rate-limit-limit", strconv.Itoa(rl.limit))
-	w.Header().Set("x-rate-limit-remaining", strconv.Itoa(rl.remaining))
-	w.Header().Set("x-rate-limit-reset", strconv.FormatInt(rl.reset.Unix(), 10))
-	if prob != nil {
-		writeJSON(w, status, prob)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"data": map[string]any{"id": t.ID, "text": t.XText, "edit_history_tweet_ids": []string{t.ID}}})
+	return false
 }
 
 // userTweets serves GET /2/users/{id}/tweets as X does for what Herald uses: since_id or start_time (X

@@ -1,7 +1,11 @@
 // Package xsandbox is a stand-in for the X API for machines without internet: it serves the real v2
-// endpoints Herald uses (POST /2/tweets, GET /2/users/me, GET /2/users/{id}/tweets) with X's JSON shapes,
-// checks OAuth 1.0a signatures, refuses duplicate text with X's 403, enforces a rate limit with X's
-// headers and 429, and shows what was posted on a web page. Faults can be injected for tests.
+// endpoints Herald uses (POST /2/tweets, GET /2/users/me, GET /2/users/{id}/tweets) and the v1.1 ones of
+// the v1.1 channel (statuses/update, account/verify_credentials, statuses/user_timeline) with X's JSON
+// shapes and error bodies, checks OAuth 1.0a signatures, refuses duplicate text with X's 403, enforces a
+// rate limit with X's headers and 429, stores text as X does (t.co links, HTML entities), shows a new
+// post on the timeline after a configurable delay, and shows what was posted on a web page. Faults can be
+// injected (POST /_sandbox/faults): answer a status, create and then answer a status, create and drop the
+// connection, hang past the client's timeout.
 package xsandbox
 
 import (
@@ -36,6 +40,9 @@ type Config struct {
 	VisibilityDelay time.Duration
 	// Now is the sandbox's clock (time.Now when nil): tests share one with the publisher.
 	Now func() time.Time
+	// SelfServe makes the account one of X's self-serve access levels, which may not post or read
+	// timelines through v1.1: those calls answer error 453, as X does.
+	SelfServe bool
 }
 
 // Tweet is a post the sandbox accepted.
@@ -212,6 +219,9 @@ func (s *Sandbox) PostCalls() int {
 	return s.postCalls
 }
 
+// duplicateDetail is X's v2 answer to a text the account already posted.
+const duplicateDetail = "You are not allowed to create a Tweet with duplicate content."
+
 // problem is an X API v2 error body.
 type problem struct {
 	Title  string         `json:"title"`
@@ -290,7 +300,7 @@ func (s *Sandbox) createLocked(now time.Time, text, consumerKey string, rl rateS
 	}
 	for _, t := range s.tweets {
 		if t.Text == text {
-			return Tweet{}, 403, &problem{Title: "Forbidden", Detail: "You are not allowed to create a Tweet with duplicate content.", Type: "about:blank", Status: 403}, rl
+			return Tweet{}, 403, &problem{Title: "Forbidden", Detail: duplicateDetail, Type: "about:blank", Status: 403}, rl
 		}
 	}
 	id := strconv.FormatUint(s.nextID, 10)

@@ -30,7 +30,7 @@ type fixture struct {
 	svc     *ledger.Service
 	store   *sqlite.Store
 	sandbox *xsandbox.Sandbox
-	client  *xapi.Client
+	client  ledger.Channel
 	clock   *clock
 	js      jetstream.JetStream
 }
@@ -61,10 +61,13 @@ const sandboxVisibility = 2 * time.Second
 // setup wires a Service to real parts: SQLite, the X sandbox through the real client, and JetStream through
 // the events adapter. The client gives up on X after 500ms, so that the hanging faults cost little.
 func setup(t *testing.T) fixture {
-	return setupWith(t, sandboxVisibility)
+	return setupWith(t, sandboxVisibility, "v2")
 }
 
-func setupWith(t *testing.T, visibility time.Duration) fixture {
+// channels are the two ways to X: every failure is tested through both.
+var channels = []string{"v2", "v1.1"}
+
+func setupWith(t *testing.T, visibility time.Duration, channel string) fixture {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)}
 	creds := xapi.Credentials{ConsumerKey: "ck", ConsumerSecret: "cs", AccessToken: "at", AccessTokenSecret: "ats"}
@@ -75,7 +78,15 @@ func setupWith(t *testing.T, visibility time.Duration) fixture {
 	}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
-	client, err := xapi.New(srv.URL, creds, 500*time.Millisecond, xapi.WithClock(clk.Now, clk.Sleep))
+	var client ledger.Channel
+	switch channel {
+	case "v2":
+		client, err = xapi.New(srv.URL, creds, 500*time.Millisecond, xapi.WithClock(clk.Now, clk.Sleep))
+	case "v1.1":
+		client, err = xapi.NewV1(srv.URL, creds, 500*time.Millisecond, xapi.WithClock(clk.Now, clk.Sleep))
+	default:
+		t.Fatalf("no channel %q", channel)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,26 +258,28 @@ func TestFailuresAreReconciled(t *testing.T) {
 		{name: "created, 503, slow timeline, the retry answered 503 too: found", faults: []xsandbox.Fault{{Mode: xsandbox.ModeCreateThenStatus}, {Status: 503}},
 			visibility: 8 * time.Second, want: ledger.StatePublished, wantAttempts: 2},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			f := setupWith(t, cmp.Or(tt.visibility, sandboxVisibility))
-			for _, fault := range tt.faults {
-				f.sandbox.InjectFault(fault)
-			}
-			ev := approved("Reconcile https://example.com/jobs?a=1&b=2 — " + tt.name)
-			f.handle(t, ev)
-			got := f.exactlyOnce(t, ev, tt.want)
-			if got.Attempts != tt.wantAttempts {
-				t.Errorf("attempts = %d, want %d", got.Attempts, tt.wantAttempts)
-			}
-			if served := f.sandbox.Served(); len(served) == 0 {
-				t.Error("the sandbox served no fault")
-			}
-			// A redelivery afterwards changes nothing.
-			f.handle(t, ev)
-			f.exactlyOnce(t, ev, tt.want)
-		})
+	for _, ch := range channels {
+		for _, tt := range tests {
+			t.Run(ch+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				f := setupWith(t, cmp.Or(tt.visibility, sandboxVisibility), ch)
+				for _, fault := range tt.faults {
+					f.sandbox.InjectFault(fault)
+				}
+				ev := approved("Reconcile https://example.com/jobs?a=1&b=2 — " + tt.name)
+				f.handle(t, ev)
+				got := f.exactlyOnce(t, ev, tt.want)
+				if got.Attempts != tt.wantAttempts {
+					t.Errorf("attempts = %d, want %d", got.Attempts, tt.wantAttempts)
+				}
+				if served := f.sandbox.Served(); len(served) == 0 {
+					t.Error("the sandbox served no fault")
+				}
+				// A redelivery afterwards changes nothing.
+				f.handle(t, ev)
+				f.exactlyOnce(t, ev, tt.want)
+			})
+		}
 	}
 }
 
@@ -280,28 +293,30 @@ func TestRedeliveryFindingAttemptingReconciles(t *testing.T) {
 		{name: "crash after the call: found, not posted again", sent: true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			f := setup(t)
-			ctx := context.Background()
-			ev := approved("Crashed mid-call: " + tt.name)
-			// A previous delivery recorded the attempt and then the process died.
-			now := f.clock.Now()
-			if _, _, err := f.store.Begin(ctx, ledger.Publication{PostID: ev.PostID, Channel: "x", State: ledger.StateAttempting, Text: ev.Text, Attempts: 1, CreatedAt: now, UpdatedAt: now}); err != nil {
-				t.Fatal(err)
-			}
-			if tt.sent {
-				if _, err := f.client.Post(ctx, ev.Text); err != nil {
+		for _, ch := range channels {
+			t.Run(ch+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				f := setupWith(t, sandboxVisibility, ch)
+				ctx := context.Background()
+				ev := approved("Crashed mid-call: " + tt.name)
+				// A previous delivery recorded the attempt and then the process died.
+				now := f.clock.Now()
+				if _, _, err := f.store.Begin(ctx, ledger.Publication{PostID: ev.PostID, Channel: "x", State: ledger.StateAttempting, Text: ev.Text, Attempts: 1, CreatedAt: now, UpdatedAt: now}); err != nil {
 					t.Fatal(err)
 				}
-			}
-			before := f.sandbox.PostCalls()
-			f.handle(t, ev)
-			f.exactlyOnce(t, ev, ledger.StatePublished)
-			if calls := f.sandbox.PostCalls() - before; tt.sent && calls != 0 {
-				t.Errorf("the redelivery sent the post %d times though it was on the timeline", calls)
-			}
-		})
+				if tt.sent {
+					if _, err := f.client.Post(ctx, ev.Text); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before := f.sandbox.PostCalls()
+				f.handle(t, ev)
+				f.exactlyOnce(t, ev, ledger.StatePublished)
+				if calls := f.sandbox.PostCalls() - before; tt.sent && calls != 0 {
+					t.Errorf("the redelivery sent the post %d times though it was on the timeline", calls)
+				}
+			})
+		}
 	}
 }
 
@@ -319,53 +334,55 @@ func TestOutcomes(t *testing.T) {
 		{name: "duplicate text on a first attempt: failed for good", duplicate: true, wantState: ledger.StateFailed, subject: eventbus.SubjectFailed},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := setup(t)
-			ctx := context.Background()
-			ev := approved("Outcome " + tt.name)
-			if tt.duplicate {
-				if err := f.svc.HandleApproved(ctx, approved(ev.Text)); err != nil {
+		for _, ch := range channels {
+			t.Run(ch+"/"+tt.name, func(t *testing.T) {
+				f := setupWith(t, sandboxVisibility, ch)
+				ctx := context.Background()
+				ev := approved("Outcome " + tt.name)
+				if tt.duplicate {
+					if err := f.svc.HandleApproved(ctx, approved(ev.Text)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tt.fault != nil {
+					f.sandbox.InjectFault(*tt.fault)
+				}
+				err := f.svc.HandleApproved(ctx, ev)
+				if tt.wantErr {
+					var later *ledger.RetryLaterError
+					if !errors.As(err, &later) {
+						t.Fatalf("HandleApproved = %v, want a *RetryLaterError", err)
+					}
+					if tt.wantDelay != (later.After > 0) || later.After > time.Minute {
+						t.Errorf("retry after %s; want a delay up to X's reset: %v", later.After, tt.wantDelay)
+					}
+					if _, err := f.store.Get(ctx, ev.PostID); !errors.Is(err, ledger.ErrNotFound) {
+						t.Fatalf("a post that certainly did not go out left a ledger entry: %v", err)
+					}
+					// A redelivery before X's reset makes no call; the one after it posts.
+					calls := f.sandbox.PostCalls()
+					if err := f.svc.HandleApproved(ctx, ev); !errors.As(err, &later) || f.sandbox.PostCalls() != calls {
+						t.Fatalf("redelivery before the reset = %v after %d calls to X; want a *RetryLaterError and none", err, f.sandbox.PostCalls()-calls)
+					}
+					_ = f.clock.Sleep(ctx, later.After)
+					if err := f.svc.HandleApproved(ctx, ev); err != nil {
+						t.Fatal(err)
+					}
+					f.exactlyOnce(t, ev, ledger.StatePublished)
+					return
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			if tt.fault != nil {
-				f.sandbox.InjectFault(*tt.fault)
-			}
-			err := f.svc.HandleApproved(ctx, ev)
-			if tt.wantErr {
-				var later *ledger.RetryLaterError
-				if !errors.As(err, &later) {
-					t.Fatalf("HandleApproved = %v, want a *RetryLaterError", err)
+				got, _ := f.store.Get(ctx, ev.PostID)
+				if got.State != tt.wantState || got.Error == "" {
+					t.Errorf("ledger = %+v, want %s with X's reason", got, tt.wantState)
 				}
-				if tt.wantDelay != (later.After > 0) || later.After > time.Minute {
-					t.Errorf("retry after %s; want a delay up to X's reset: %v", later.After, tt.wantDelay)
+				if n := f.outcomes(t, tt.subject, ev.PostID); n != 1 {
+					t.Errorf("%s stored %d times, want 1", tt.subject, n)
 				}
-				if _, err := f.store.Get(ctx, ev.PostID); !errors.Is(err, ledger.ErrNotFound) {
-					t.Fatalf("a post that certainly did not go out left a ledger entry: %v", err)
-				}
-				// A redelivery before X's reset makes no call; the one after it posts.
-				calls := f.sandbox.PostCalls()
-				if err := f.svc.HandleApproved(ctx, ev); !errors.As(err, &later) || f.sandbox.PostCalls() != calls {
-					t.Fatalf("redelivery before the reset = %v after %d calls to X; want a *RetryLaterError and none", err, f.sandbox.PostCalls()-calls)
-				}
-				_ = f.clock.Sleep(ctx, later.After)
-				if err := f.svc.HandleApproved(ctx, ev); err != nil {
-					t.Fatal(err)
-				}
-				f.exactlyOnce(t, ev, ledger.StatePublished)
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := f.store.Get(ctx, ev.PostID)
-			if got.State != tt.wantState || got.Error == "" {
-				t.Errorf("ledger = %+v, want %s with X's reason", got, tt.wantState)
-			}
-			if n := f.outcomes(t, tt.subject, ev.PostID); n != 1 {
-				t.Errorf("%s stored %d times, want 1", tt.subject, n)
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -34,16 +34,13 @@ type Credentials struct {
 	AccessTokenSecret string
 }
 
-// Client posts to X for one account. Its calls to POST /2/tweets go through a per-account rate gate.
+// Client posts to X for one account through the v2 API. Its calls to POST /2/tweets go through a
+// per-account rate gate.
 type Client struct {
-	base  string
-	http  *http.Client
-	now   func() time.Time
-	sleep func(context.Context, time.Duration) error
-	gate  *gate
-
-	concurrency int
-	maxWait     time.Duration
+	settings
+	base string
+	http *http.Client
+	gate *gate
 
 	mu sync.Mutex
 	me User // the account, once known
@@ -51,24 +48,40 @@ type Client struct {
 
 var _ ledger.Channel = (*Client)(nil)
 
-// Option configures a Client.
-type Option func(*Client)
+// settings are what Options set, for both clients.
+type settings struct {
+	now         func() time.Time
+	sleep       func(context.Context, time.Duration) error
+	concurrency int
+	maxWait     time.Duration
+}
+
+func newSettings(opts []Option) settings {
+	s := settings{now: time.Now, sleep: sleep, concurrency: 2, maxWait: 30 * time.Second}
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+// Option configures a Client or a V1Client.
+type Option func(*settings)
 
 // WithClock replaces the clock and the wait of the rate gate, for tests.
 func WithClock(now func() time.Time, sleep func(context.Context, time.Duration) error) Option {
-	return func(c *Client) { c.now, c.sleep = now, sleep }
+	return func(s *settings) { s.now, s.sleep = now, sleep }
 }
 
 // WithConcurrency bounds how many posts are sent to X at once for the account (default 2, at most 4:
 // X counts posts per account, and parallel posts only reach the window's end sooner).
 func WithConcurrency(n int) Option {
-	return func(c *Client) { c.concurrency = min(max(n, 1), 4) }
+	return func(s *settings) { s.concurrency = min(max(n, 1), 4) }
 }
 
 // WithMaxRateWait is how long a post waits in the gate for the rate-limit window to reset (default 30s);
 // a longer wait is answered as Retryable with the time to the reset, so the approval comes back then.
 func WithMaxRateWait(d time.Duration) Option {
-	return func(c *Client) { c.maxWait = d }
+	return func(s *settings) { s.maxWait = d }
 }
 
 // New returns a client for the API at baseURL. timeout bounds each request.
@@ -86,10 +99,7 @@ func New(baseURL string, c Credentials, timeout time.Duration, opts ...Option) (
 	ctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})
 	hc := oauth1.NewConfig(c.ConsumerKey, c.ConsumerSecret).Client(ctx, oauth1.NewToken(c.AccessToken, c.AccessTokenSecret))
 	hc.Timeout = timeout
-	cl := &Client{base: strings.TrimRight(baseURL, "/"), http: hc, now: time.Now, sleep: sleep, concurrency: 2, maxWait: 30 * time.Second}
-	for _, o := range opts {
-		o(cl)
-	}
+	cl := &Client{settings: newSettings(opts), base: strings.TrimRight(baseURL, "/"), http: hc}
 	cl.gate = newGate(cl.concurrency, cl.maxWait, cl.now, cl.sleep)
 	return cl, nil
 }
@@ -292,12 +302,12 @@ func (c *Client) apiError(resp *http.Response, data []byte) error {
 	}
 }
 
-func (c *Client) untilReset(header string) time.Duration {
+func (s settings) untilReset(header string) time.Duration {
 	reset, err := strconv.ParseInt(header, 10, 64)
 	if err != nil {
 		return time.Minute
 	}
-	return max(time.Unix(reset, 0).Sub(c.now()), time.Second)
+	return max(time.Unix(reset, 0).Sub(s.now()), time.Second)
 }
 
 // transportError classifies a failure to get an answer. Only a failure to connect proves that the post
