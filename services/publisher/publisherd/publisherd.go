@@ -76,6 +76,9 @@ type Config struct {
 
 	// Listener, if set, is used instead of listening on GRPCAddr.
 	Listener net.Listener `env:"-"`
+	// CrashHook, if set, is called at the ledger's crash points (ledger.WithHook). Only the crash tests
+	// set it.
+	CrashHook func(point string) `env:"-"`
 }
 
 // DefaultOpsAddr is where /healthz, /readyz and /metrics listen when HERALD_PUBLISHER_HTTP_ADDR is unset.
@@ -228,7 +231,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.ledger, err = ledger.NewService(s.store, channel, announcer, log); err != nil {
+	var ledgerOpts []ledger.Option
+	if cfg.CrashHook != nil {
+		ledgerOpts = append(ledgerOpts, ledger.WithHook(cfg.CrashHook))
+	}
+	if s.ledger, err = ledger.NewService(s.store, channel, announcer, log, ledgerOpts...); err != nil {
 		return nil, err
 	}
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -102,6 +102,22 @@ func WithPolicy(p Policy) Option {
 	}
 }
 
+// The points where a crash leaves the ledger and the channel disagreeing, named for WithHook.
+const (
+	// PointAfterBegin: "attempting" is written, the channel not called yet.
+	PointAfterBegin = "after_begin"
+	// PointAfterCall: the channel answered, the outcome is not written yet.
+	PointAfterCall = "after_call"
+	// PointAfterFinish: the outcome is written and announced, the approval not acknowledged yet.
+	PointAfterFinish = "after_finish"
+)
+
+// WithHook calls hook at each crash point of a first delivery. Only the crash tests set it (they kill the
+// process there); it must return quickly.
+func WithHook(hook func(point string)) Option {
+	return func(s *Service) { s.hook = hook }
+}
+
 // WithClock replaces the clock and the wait between timeline reads, for tests.
 func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) Option {
 	return func(s *Service) { s.now, s.sleep = now, sleep }
@@ -118,6 +134,7 @@ type Service struct {
 	policy    Policy
 	now       func() time.Time
 	sleep     func(ctx context.Context, d time.Duration) error
+	hook      func(point string)
 }
 
 // NewService returns a Service. Every dependency is required.
@@ -125,7 +142,7 @@ func NewService(store Store, channel Channel, announcer Announcer, log *slog.Log
 	if store == nil || channel == nil || announcer == nil || log == nil {
 		return nil, errors.New("ledger: nil dependency")
 	}
-	s := &Service{store: store, channel: channel, announcer: announcer, log: log, policy: DefaultPolicy, now: time.Now, sleep: sleep}
+	s := &Service{store: store, channel: channel, announcer: announcer, log: log, policy: DefaultPolicy, now: time.Now, sleep: sleep, hook: func(string) {}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -168,7 +185,12 @@ func (s *Service) HandleApproved(ctx context.Context, a Approval) error {
 	if !created {
 		return s.resume(ctx, existing, log)
 	}
-	return s.drive(ctx, entry, drive{post: true, first: true, limit: s.policy.MaxAttempts}, log)
+	s.hook(PointAfterBegin)
+	if err := s.drive(ctx, entry, drive{post: true, first: true, limit: s.policy.MaxAttempts}, log); err != nil {
+		return err
+	}
+	s.hook(PointAfterFinish)
+	return nil
 }
 
 // resume handles a redelivered approval: the ledger already has the post.
@@ -209,6 +231,9 @@ func (s *Service) drive(ctx context.Context, e Publication, d drive, log *slog.L
 	for {
 		if d.post {
 			res, err := s.channel.Post(ctx, e.Text)
+			if d.first {
+				s.hook(PointAfterCall)
+			}
 			if err == nil {
 				log.InfoContext(ctx, "post published", "remote_id", res.RemoteID, "attempt", e.Attempts)
 				return s.finish(ctx, e, StatePublished, res.RemoteID, res.URL, "", log)
