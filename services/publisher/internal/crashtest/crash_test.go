@@ -244,4 +244,3 @@ func outcome(t *testing.T, js jetstream.JetStream, postID string) string {
 	}
 	return last
 }
-
