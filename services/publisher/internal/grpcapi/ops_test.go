@@ -29,6 +29,15 @@ func (e env) unknown(t *testing.T, postID, text string) {
 	}
 }
 
+// attempting adds an entry whose attempt began at began and never finished.
+func (e env) attempting(t *testing.T, postID, text string, began time.Time) {
+	t.Helper()
+	p := ledger.Publication{PostID: postID, Channel: "x", State: ledger.StateAttempting, Text: text, Attempts: 1, CreatedAt: began, UpdatedAt: began}
+	if _, _, err := e.store.Begin(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestListChannels(t *testing.T) {
 	t.Parallel()
 	e := setupEnv(t)
@@ -67,6 +76,8 @@ func TestOpsActions(t *testing.T) {
 	e.unknown(t, "u-not-sent", "Never went out")
 	e.unknown(t, "u-retry", "Try me again")
 	e.unknown(t, "u-on-x", "Already on X")
+	e.attempting(t, "a-stale", "Cut short", t0)
+	e.attempting(t, "a-fresh", "Being posted", time.Now())
 	onX, err := e.x.Post(context.Background(), "Already on X")
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +134,14 @@ func TestOpsActions(t *testing.T) {
 		}},
 		{name: "retry a failed post: posted", postID: "p2", wantState: ledger.StatePublished, wantAudit: "retry", call: func(ctx context.Context) (*publisherv1.Publication, error) {
 			r, err := client.RetryPublication(ctx, &publisherv1.RetryPublicationRequest{PostId: "p2", Note: "X was down"})
+			return r.GetPublication(), err
+		}},
+		{name: "retry a post being attempted now", wantCode: codes.FailedPrecondition, call: func(ctx context.Context) (*publisherv1.Publication, error) {
+			r, err := client.RetryPublication(ctx, &publisherv1.RetryPublicationRequest{PostId: "a-fresh"})
+			return r.GetPublication(), err
+		}},
+		{name: "retry a stale attempting post: reconciled, then posted", postID: "a-stale", wantState: ledger.StatePublished, wantAudit: "retry", call: func(ctx context.Context) (*publisherv1.Publication, error) {
+			r, err := client.RetryPublication(ctx, &publisherv1.RetryPublicationRequest{PostId: "a-stale", Note: "stuck for two days"})
 			return r.GetPublication(), err
 		}},
 		{name: "retry a post that is on X after all: found, not posted twice", postID: "u-on-x", wantState: ledger.StatePublished, wantAudit: "retry", call: func(ctx context.Context) (*publisherv1.Publication, error) {

@@ -1,6 +1,8 @@
 // Package ledger is the publisher's domain: the record of every post it was asked to publish, kept so
 // that a post goes out at most once. "attempting" is written before the channel is called and the outcome
-// after; a message redelivered after a crash finds "attempting" and never posts blind a second time.
+// after; an answer that leaves the outcome open, and a message redelivered after a crash that finds
+// "attempting", are reconciled against the account's timeline before anything is sent again, so nothing
+// is ever posted blind a second time.
 package ledger
 
 import (

@@ -4,25 +4,41 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // OpsActor is who the ledger's audit names for actions taken with the admin token.
 const OpsActor = "ops"
 
 // Retry sends a failed or unknown post again, on ops' word that it is not on the channel, records the
-// action in the audit with note, and announces the outcome. It returns the entry as it ends. The work
+// action in the audit with note, and announces the outcome. A post left attempting for longer than
+// Policy.OpsTimeout (an ops retry cut short: no redelivery comes for it) is reconciled and then sent again
+// if it is not on the channel. It returns the entry as it ends. The work
 // goes on for up to Policy.OpsTimeout even when ctx ends first: no redelivery would finish it.
 func (s *Service) Retry(ctx context.Context, postID, note string) (Publication, error) {
 	e, err := s.store.Get(ctx, postID)
 	if err != nil {
 		return Publication{}, fmt.Errorf("retry %s: %w", postID, err)
 	}
-	if e.State != StateFailed && e.State != StateUnknown {
-		return Publication{}, fmt.Errorf("retry %s: %w: it is %s (only failed or unknown posts are retried)", postID, ErrWrongState, e.State)
-	}
 	now := s.timestamp()
 	next := e
-	next.State, next.RemoteID, next.URL, next.Error, next.Attempts, next.UpdatedAt = StateAttempting, "", "", "", e.Attempts+1, now
+	// An earlier attempt may have gone out even though ops did not see it: a duplicate answer is looked
+	// for rather than taken as a rejection, and the post gets a fresh budget of attempts.
+	d := drive{post: true}
+	switch {
+	case e.State == StateFailed || e.State == StateUnknown:
+		next.State, next.RemoteID, next.URL, next.Error, next.Attempts, next.UpdatedAt = StateAttempting, "", "", "", e.Attempts+1, now
+		d.limit = next.Attempts + s.policy.MaxAttempts - 1
+	case e.State == StateAttempting && now.Sub(e.UpdatedAt) > s.policy.OpsTimeout:
+		// Stale: an ops retry cut short, whose approval will not be delivered again. Nobody else is
+		// attempting it, so it is reconciled first and then sent again if it is not on the channel.
+		next.UpdatedAt = now
+		d = drive{limit: e.Attempts + s.policy.MaxAttempts}
+	case e.State == StateAttempting:
+		return Publication{}, fmt.Errorf("retry %s: %w: it is being attempted now (since %s)", postID, ErrWrongState, e.UpdatedAt.Format(time.RFC3339))
+	default:
+		return Publication{}, fmt.Errorf("retry %s: %w: it is %s (only failed, unknown or stale attempting posts are retried)", postID, ErrWrongState, e.State)
+	}
 	audit := &AuditEntry{PostID: postID, Actor: OpsActor, Action: "retry", From: e.State, To: StateAttempting, Note: note, At: now}
 	if err := s.store.Update(ctx, e, next, audit); err != nil {
 		return Publication{}, fmt.Errorf("retry %s: %w", postID, err)
@@ -31,9 +47,11 @@ func (s *Service) Retry(ctx context.Context, postID, note string) (Publication, 
 	log.InfoContext(ctx, "ops retry", "from", e.State, "note", note)
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.policy.OpsTimeout)
 	defer cancel()
-	// An earlier attempt may have gone out even though ops did not see it: a duplicate answer is looked
-	// for rather than taken as a rejection, and the post gets a fresh budget of attempts.
-	err = s.drive(wctx, next, drive{post: true, limit: next.Attempts + s.policy.MaxAttempts - 1}, log)
+	if !d.post {
+		// Look from now on: the last attempt is long visible.
+		next.UpdatedAt = next.UpdatedAt.Add(-s.policy.VisibilityDelay)
+	}
+	err = s.drive(wctx, next, d, log)
 	got, gerr := s.store.Get(ctx, postID)
 	if gerr != nil {
 		return Publication{}, fmt.Errorf("retry %s: %w", postID, gerr)
