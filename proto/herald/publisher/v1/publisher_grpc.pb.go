@@ -41,7 +41,9 @@ type PublisherServiceClient interface {
 	// state.
 	ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error)
 	// RetryPublication sends a failed or unknown post again, once ops checked that it is not on the
-	// channel. The outcome is announced and the action audited.
+	// channel; a post left attempting for long (an earlier retry cut short) is looked for first. The
+	// outcome is announced and the action audited. FAILED_PRECONDITION for a published post or one being
+	// attempted now; UNAVAILABLE when it could not be settled in time (it stays attempting).
 	RetryPublication(ctx context.Context, in *RetryPublicationRequest, opts ...grpc.CallOption) (*RetryPublicationResponse, error)
 	// ResolvePublication records ops' verdict on an unknown post: published as remote_id, or not sent
 	// (failed). The outcome is announced and the action audited.
@@ -118,7 +120,9 @@ type PublisherServiceServer interface {
 	// state.
 	ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error)
 	// RetryPublication sends a failed or unknown post again, once ops checked that it is not on the
-	// channel. The outcome is announced and the action audited.
+	// channel; a post left attempting for long (an earlier retry cut short) is looked for first. The
+	// outcome is announced and the action audited. FAILED_PRECONDITION for a published post or one being
+	// attempted now; UNAVAILABLE when it could not be settled in time (it stays attempting).
 	RetryPublication(context.Context, *RetryPublicationRequest) (*RetryPublicationResponse, error)
 	// ResolvePublication records ops' verdict on an unknown post: published as remote_id, or not sent
 	// (failed). The outcome is announced and the action audited.
