@@ -18,7 +18,7 @@ type countingChannel struct {
 func newCountingChannel(ch ledger.Channel, reg prometheus.Registerer) (*countingChannel, error) {
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_publisher_channel_calls_total",
-		Help: "Calls to a social channel by outcome: published, rejected, retryable, ambiguous.",
+		Help: "Calls to a social channel by outcome: published, rejected, retryable, ambiguous, duplicate.",
 	}, []string{"channel", "outcome"})
 	if err := reg.Register(calls); err != nil {
 		return nil, err
@@ -37,6 +37,8 @@ func (c *countingChannel) Post(ctx context.Context, text string) (ledger.Result,
 		outcome = "rejected"
 	case errors.As(err, &ce) && ce.Kind == ledger.Retryable:
 		outcome = "retryable"
+	case errors.As(err, &ce) && ce.Kind == ledger.Duplicate:
+		outcome = "duplicate"
 	default:
 		outcome = "ambiguous"
 	}

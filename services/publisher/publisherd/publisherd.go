@@ -4,6 +4,7 @@
 package publisherd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,9 +74,15 @@ type Config struct {
 	XAccessTokenFile    string        `env:"HERALD_X_ACCESS_TOKEN_FILE"`
 	XAccessSecretFile   string        `env:"HERALD_X_ACCESS_TOKEN_SECRET_FILE"`
 	XTimeout            time.Duration `env:"HERALD_X_TIMEOUT" envDefault:"30s"`
+	// XChannel selects the X API: v2 (POST /2/tweets, our own client) or v1.1 (statuses/update through
+	// go-twitter, for enterprise accounts and v1.1-compatible services).
+	XChannel string `env:"HERALD_X_CHANNEL" envDefault:"v2"`
 
 	// Listener, if set, is used instead of listening on GRPCAddr.
 	Listener net.Listener `env:"-"`
+	// CrashHook, if set, is called at the ledger's crash points (ledger.WithHook). Only the crash tests
+	// set it.
+	CrashHook func(point string) `env:"-"`
 }
 
 // DefaultOpsAddr is where /healthz, /readyz and /metrics listen when HERALD_PUBLISHER_HTTP_ADDR is unset.
@@ -93,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if c.SealKeyFile == "" {
 		errs = append(errs, errors.New("HERALD_PUBLISHER_SEAL_KEY_FILE is required: outcomes are sealed with it"))
+	}
+	if c.XChannel != "" && c.XChannel != "v2" && c.XChannel != "v1.1" {
+		errs = append(errs, fmt.Errorf("HERALD_X_CHANNEL is %q; want v2 or v1.1", c.XChannel))
 	}
 	return errors.Join(errs...)
 }
@@ -120,6 +130,13 @@ func (c Config) credentials() (xapi.Credentials, error) {
 		AccessTokenSecret: get("HERALD_X_ACCESS_TOKEN_SECRET", c.XAccessSecret, c.XAccessSecretFile),
 	}
 	return creds, errors.Join(errs...)
+}
+
+// xChannel is what the publisher needs of an X client, v2 or v1.1.
+type xChannel interface {
+	ledger.Channel
+	Me(ctx context.Context) (xapi.User, error)
+	RateState() xapi.RateState
 }
 
 type closableStore interface {
@@ -167,15 +184,31 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, fmt.Errorf("HERALD_APPROVAL_PUBLIC_KEYS_FILE: %w", err)
 	}
 	log.Info("event seals", "signing_key", signer.KeyID(), "trusted_approval_keys", approvalKeys.KeyIDs())
-	client, err := xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
+	var client xChannel
+	if cfg.XChannel == "v1.1" {
+		client, err = xapi.NewV1(cfg.XAPIBase, creds, cfg.XTimeout)
+	} else {
+		client, err = xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if me, err := client.Me(ctx); err != nil {
-		// Not fatal: X may be down now and fine later; the ledger copes. The log says why posts will fail.
-		log.Warn("could not verify the X credentials", "err", err)
+	me, meErr := client.Me(ctx)
+	if meErr != nil {
+		// Not fatal: X may be down now and fine later; the ledger copes. The log and ListChannels say why
+		// posts will fail.
+		log.Warn("could not verify the X credentials", "err", meErr)
 	} else {
-		log.Info("posting to X as", "username", me.Username, "api", cfg.XAPIBase)
+		log.Info("posting to X as", "username", me.Username, "api", cfg.XAPIBase, "channel", cmp.Or(cfg.XChannel, "v2"))
+	}
+	channels := func() []grpcapi.ChannelInfo {
+		info := grpcapi.ChannelInfo{Name: client.Name(), Username: me.Username, AccountID: me.ID}
+		if meErr != nil {
+			info.VerifyError = meErr.Error()
+		}
+		rs := client.RateState()
+		info.Rate = grpcapi.RateLimit{Limit: rs.Limit, Remaining: rs.Remaining, Reset: rs.Reset, InFlight: rs.InFlight}
+		return []grpcapi.ChannelInfo{info}
 	}
 	if s.store, err = svcconfig.OpenStore(ctx, cfg.Database,
 		func(ctx context.Context, url string) (closableStore, error) {
@@ -202,7 +235,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.ledger, err = ledger.NewService(s.store, channel, announcer, log); err != nil {
+	var ledgerOpts []ledger.Option
+	if cfg.CrashHook != nil {
+		ledgerOpts = append(ledgerOpts, ledger.WithHook(cfg.CrashHook))
+	}
+	if s.ledger, err = ledger.NewService(s.store, channel, announcer, log, ledgerOpts...); err != nil {
 		return nil, err
 	}
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -221,7 +258,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	cfg.PlaintextTokens.Warn(log)
 	log.Info("gRPC transport", "tls", cfg.TLSEnabled(), "client_certificates_required", cfg.TLSClientCAFile != "")
-	if s.grpc, s.health, err = grpcapi.NewServer(s.store, cfg.AdminToken, transport, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
+	if s.grpc, s.health, err = grpcapi.NewServer(grpcapi.Deps{Store: s.store, Ops: s.ledger, Channels: channels}, cfg.AdminToken, transport, log, grpcMetrics.UnaryServerInterceptor()); err != nil {
 		return nil, err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)

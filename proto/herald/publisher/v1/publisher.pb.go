@@ -326,8 +326,10 @@ func (x *GetPublicationRequest) GetPostId() string {
 }
 
 type GetPublicationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Publication   *Publication           `protobuf:"bytes,1,opt,name=publication,proto3" json:"publication,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Publication *Publication           `protobuf:"bytes,1,opt,name=publication,proto3" json:"publication,omitempty"`
+	// The ops actions on this post, oldest first.
+	Audit         []*AuditEntry `protobuf:"bytes,2,rep,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +371,580 @@ func (x *GetPublicationResponse) GetPublication() *Publication {
 	return nil
 }
 
+func (x *GetPublicationResponse) GetAudit() []*AuditEntry {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// AuditEntry is one ops action on a publication.
+type AuditEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who acted: "ops" for the admin token.
+	Actor string `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	// retry, resolve_published or resolve_not_sent.
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	FromState     PublicationState       `protobuf:"varint,3,opt,name=from_state,json=fromState,proto3,enum=herald.publisher.v1.PublicationState" json:"from_state,omitempty"`
+	ToState       PublicationState       `protobuf:"varint,4,opt,name=to_state,json=toState,proto3,enum=herald.publisher.v1.PublicationState" json:"to_state,omitempty"`
+	RemoteId      string                 `protobuf:"bytes,5,opt,name=remote_id,json=remoteId,proto3" json:"remote_id,omitempty"`
+	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetFromState() PublicationState {
+	if x != nil {
+		return x.FromState
+	}
+	return PublicationState_PUBLICATION_STATE_UNSPECIFIED
+}
+
+func (x *AuditEntry) GetToState() PublicationState {
+	if x != nil {
+		return x.ToState
+	}
+	return PublicationState_PUBLICATION_STATE_UNSPECIFIED
+}
+
+func (x *AuditEntry) GetRemoteId() string {
+	if x != nil {
+		return x.RemoteId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type ListChannelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsRequest) Reset() {
+	*x = ListChannelsRequest{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsRequest) ProtoMessage() {}
+
+func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
+func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{6}
+}
+
+type ListChannelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channels      []*Channel             `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsResponse) Reset() {
+	*x = ListChannelsResponse{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsResponse) ProtoMessage() {}
+
+func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
+func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListChannelsResponse) GetChannels() []*Channel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+// Channel is one account the publisher posts to.
+type Channel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel's name in the ledger ("x").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The account's handle, as GET /2/users/me answered at start; empty when X could not be asked.
+	Username  string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	AccountId string `protobuf:"bytes,3,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Why the account could not be verified, when it could not.
+	VerifyError   string     `protobuf:"bytes,4,opt,name=verify_error,json=verifyError,proto3" json:"verify_error,omitempty"`
+	RateLimit     *RateLimit `protobuf:"bytes,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Channel) Reset() {
+	*x = Channel{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Channel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Channel) ProtoMessage() {}
+
+func (x *Channel) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Channel.ProtoReflect.Descriptor instead.
+func (*Channel) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Channel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Channel) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *Channel) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Channel) GetVerifyError() string {
+	if x != nil {
+		return x.VerifyError
+	}
+	return ""
+}
+
+func (x *Channel) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+// RateLimit is what X last said about the account's posting window.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// -1 until X answered once.
+	Limit     int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Remaining int32                  `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	ResetsAt  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=resets_at,json=resetsAt,proto3" json:"resets_at,omitempty"`
+	// Posts being sent now.
+	InFlight      int32 `protobuf:"varint,4,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RateLimit) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RateLimit) GetRemaining() int32 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *RateLimit) GetResetsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResetsAt
+	}
+	return nil
+}
+
+func (x *RateLimit) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+type RetryPublicationRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PostId string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	// Why ops retries (what they checked); kept in the audit.
+	Note          string `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPublicationRequest) Reset() {
+	*x = RetryPublicationRequest{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPublicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPublicationRequest) ProtoMessage() {}
+
+func (x *RetryPublicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPublicationRequest.ProtoReflect.Descriptor instead.
+func (*RetryPublicationRequest) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RetryPublicationRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+func (x *RetryPublicationRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type RetryPublicationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Publication   *Publication           `protobuf:"bytes,1,opt,name=publication,proto3" json:"publication,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPublicationResponse) Reset() {
+	*x = RetryPublicationResponse{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPublicationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPublicationResponse) ProtoMessage() {}
+
+func (x *RetryPublicationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPublicationResponse.ProtoReflect.Descriptor instead.
+func (*RetryPublicationResponse) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RetryPublicationResponse) GetPublication() *Publication {
+	if x != nil {
+		return x.Publication
+	}
+	return nil
+}
+
+type ResolvePublicationRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PostId string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	// Types that are valid to be assigned to Verdict:
+	//
+	//	*ResolvePublicationRequest_PublishedRemoteId
+	//	*ResolvePublicationRequest_NotSent
+	Verdict       isResolvePublicationRequest_Verdict `protobuf_oneof:"verdict"`
+	Note          string                              `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolvePublicationRequest) Reset() {
+	*x = ResolvePublicationRequest{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolvePublicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolvePublicationRequest) ProtoMessage() {}
+
+func (x *ResolvePublicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolvePublicationRequest.ProtoReflect.Descriptor instead.
+func (*ResolvePublicationRequest) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ResolvePublicationRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+func (x *ResolvePublicationRequest) GetVerdict() isResolvePublicationRequest_Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return nil
+}
+
+func (x *ResolvePublicationRequest) GetPublishedRemoteId() string {
+	if x != nil {
+		if x, ok := x.Verdict.(*ResolvePublicationRequest_PublishedRemoteId); ok {
+			return x.PublishedRemoteId
+		}
+	}
+	return ""
+}
+
+func (x *ResolvePublicationRequest) GetNotSent() bool {
+	if x != nil {
+		if x, ok := x.Verdict.(*ResolvePublicationRequest_NotSent); ok {
+			return x.NotSent
+		}
+	}
+	return false
+}
+
+func (x *ResolvePublicationRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type isResolvePublicationRequest_Verdict interface {
+	isResolvePublicationRequest_Verdict()
+}
+
+type ResolvePublicationRequest_PublishedRemoteId struct {
+	// The post is on the channel with this id.
+	PublishedRemoteId string `protobuf:"bytes,2,opt,name=published_remote_id,json=publishedRemoteId,proto3,oneof"`
+}
+
+type ResolvePublicationRequest_NotSent struct {
+	// The post did not go out.
+	NotSent bool `protobuf:"varint,3,opt,name=not_sent,json=notSent,proto3,oneof"`
+}
+
+func (*ResolvePublicationRequest_PublishedRemoteId) isResolvePublicationRequest_Verdict() {}
+
+func (*ResolvePublicationRequest_NotSent) isResolvePublicationRequest_Verdict() {}
+
+type ResolvePublicationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Publication   *Publication           `protobuf:"bytes,1,opt,name=publication,proto3" json:"publication,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolvePublicationResponse) Reset() {
+	*x = ResolvePublicationResponse{}
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolvePublicationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolvePublicationResponse) ProtoMessage() {}
+
+func (x *ResolvePublicationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_publisher_v1_publisher_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolvePublicationResponse.ProtoReflect.Descriptor instead.
+func (*ResolvePublicationResponse) Descriptor() ([]byte, []int) {
+	return file_herald_publisher_v1_publisher_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ResolvePublicationResponse) GetPublication() *Publication {
+	if x != nil {
+		return x.Publication
+	}
+	return nil
+}
+
 var File_herald_publisher_v1_publisher_proto protoreflect.FileDescriptor
 
 const file_herald_publisher_v1_publisher_proto_rawDesc = "" +
@@ -391,18 +967,61 @@ const file_herald_publisher_v1_publisher_proto_rawDesc = "" +
 	"\x18ListPublicationsResponse\x12D\n" +
 	"\fpublications\x18\x01 \x03(\v2 .herald.publisher.v1.PublicationR\fpublications\"0\n" +
 	"\x15GetPublicationRequest\x12\x17\n" +
-	"\apost_id\x18\x01 \x01(\tR\x06postId\"\\\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\"\x93\x01\n" +
 	"\x16GetPublicationResponse\x12B\n" +
+	"\vpublication\x18\x01 \x01(\v2 .herald.publisher.v1.PublicationR\vpublication\x125\n" +
+	"\x05audit\x18\x02 \x03(\v2\x1f.herald.publisher.v1.AuditEntryR\x05audit\"\x9f\x02\n" +
+	"\n" +
+	"AuditEntry\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12D\n" +
+	"\n" +
+	"from_state\x18\x03 \x01(\x0e2%.herald.publisher.v1.PublicationStateR\tfromState\x12@\n" +
+	"\bto_state\x18\x04 \x01(\x0e2%.herald.publisher.v1.PublicationStateR\atoState\x12\x1b\n" +
+	"\tremote_id\x18\x05 \x01(\tR\bremoteId\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x12*\n" +
+	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x15\n" +
+	"\x13ListChannelsRequest\"P\n" +
+	"\x14ListChannelsResponse\x128\n" +
+	"\bchannels\x18\x01 \x03(\v2\x1c.herald.publisher.v1.ChannelR\bchannels\"\xba\x01\n" +
+	"\aChannel\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x03 \x01(\tR\taccountId\x12!\n" +
+	"\fverify_error\x18\x04 \x01(\tR\vverifyError\x12=\n" +
+	"\n" +
+	"rate_limit\x18\x05 \x01(\v2\x1e.herald.publisher.v1.RateLimitR\trateLimit\"\x95\x01\n" +
+	"\tRateLimit\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\x05R\tremaining\x127\n" +
+	"\tresets_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bresetsAt\x12\x1b\n" +
+	"\tin_flight\x18\x04 \x01(\x05R\binFlight\"F\n" +
+	"\x17RetryPublicationRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"^\n" +
+	"\x18RetryPublicationResponse\x12B\n" +
+	"\vpublication\x18\x01 \x01(\v2 .herald.publisher.v1.PublicationR\vpublication\"\xa2\x01\n" +
+	"\x19ResolvePublicationRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\x120\n" +
+	"\x13published_remote_id\x18\x02 \x01(\tH\x00R\x11publishedRemoteId\x12\x1b\n" +
+	"\bnot_sent\x18\x03 \x01(\bH\x00R\anotSent\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04noteB\t\n" +
+	"\averdict\"`\n" +
+	"\x1aResolvePublicationResponse\x12B\n" +
 	"\vpublication\x18\x01 \x01(\v2 .herald.publisher.v1.PublicationR\vpublication*\xb5\x01\n" +
 	"\x10PublicationState\x12!\n" +
 	"\x1dPUBLICATION_STATE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cPUBLICATION_STATE_ATTEMPTING\x10\x01\x12\x1f\n" +
 	"\x1bPUBLICATION_STATE_PUBLISHED\x10\x02\x12\x1c\n" +
 	"\x18PUBLICATION_STATE_FAILED\x10\x03\x12\x1d\n" +
-	"\x19PUBLICATION_STATE_UNKNOWN\x10\x042\xee\x01\n" +
+	"\x19PUBLICATION_STATE_UNKNOWN\x10\x042\xbb\x04\n" +
 	"\x10PublisherService\x12o\n" +
 	"\x10ListPublications\x12,.herald.publisher.v1.ListPublicationsRequest\x1a-.herald.publisher.v1.ListPublicationsResponse\x12i\n" +
-	"\x0eGetPublication\x12*.herald.publisher.v1.GetPublicationRequest\x1a+.herald.publisher.v1.GetPublicationResponseBBZ@github.com/heraldhq/herald/proto/herald/publisher/v1;publisherv1b\x06proto3"
+	"\x0eGetPublication\x12*.herald.publisher.v1.GetPublicationRequest\x1a+.herald.publisher.v1.GetPublicationResponse\x12c\n" +
+	"\fListChannels\x12(.herald.publisher.v1.ListChannelsRequest\x1a).herald.publisher.v1.ListChannelsResponse\x12o\n" +
+	"\x10RetryPublication\x12,.herald.publisher.v1.RetryPublicationRequest\x1a-.herald.publisher.v1.RetryPublicationResponse\x12u\n" +
+	"\x12ResolvePublication\x12..herald.publisher.v1.ResolvePublicationRequest\x1a/.herald.publisher.v1.ResolvePublicationResponseBBZ@github.com/heraldhq/herald/proto/herald/publisher/v1;publisherv1b\x06proto3"
 
 var (
 	file_herald_publisher_v1_publisher_proto_rawDescOnce sync.Once
@@ -417,31 +1036,55 @@ func file_herald_publisher_v1_publisher_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_publisher_v1_publisher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_herald_publisher_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_herald_publisher_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_herald_publisher_v1_publisher_proto_goTypes = []any{
-	(PublicationState)(0),            // 0: herald.publisher.v1.PublicationState
-	(*Publication)(nil),              // 1: herald.publisher.v1.Publication
-	(*ListPublicationsRequest)(nil),  // 2: herald.publisher.v1.ListPublicationsRequest
-	(*ListPublicationsResponse)(nil), // 3: herald.publisher.v1.ListPublicationsResponse
-	(*GetPublicationRequest)(nil),    // 4: herald.publisher.v1.GetPublicationRequest
-	(*GetPublicationResponse)(nil),   // 5: herald.publisher.v1.GetPublicationResponse
-	(*timestamppb.Timestamp)(nil),    // 6: google.protobuf.Timestamp
+	(PublicationState)(0),              // 0: herald.publisher.v1.PublicationState
+	(*Publication)(nil),                // 1: herald.publisher.v1.Publication
+	(*ListPublicationsRequest)(nil),    // 2: herald.publisher.v1.ListPublicationsRequest
+	(*ListPublicationsResponse)(nil),   // 3: herald.publisher.v1.ListPublicationsResponse
+	(*GetPublicationRequest)(nil),      // 4: herald.publisher.v1.GetPublicationRequest
+	(*GetPublicationResponse)(nil),     // 5: herald.publisher.v1.GetPublicationResponse
+	(*AuditEntry)(nil),                 // 6: herald.publisher.v1.AuditEntry
+	(*ListChannelsRequest)(nil),        // 7: herald.publisher.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),       // 8: herald.publisher.v1.ListChannelsResponse
+	(*Channel)(nil),                    // 9: herald.publisher.v1.Channel
+	(*RateLimit)(nil),                  // 10: herald.publisher.v1.RateLimit
+	(*RetryPublicationRequest)(nil),    // 11: herald.publisher.v1.RetryPublicationRequest
+	(*RetryPublicationResponse)(nil),   // 12: herald.publisher.v1.RetryPublicationResponse
+	(*ResolvePublicationRequest)(nil),  // 13: herald.publisher.v1.ResolvePublicationRequest
+	(*ResolvePublicationResponse)(nil), // 14: herald.publisher.v1.ResolvePublicationResponse
+	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
 }
 var file_herald_publisher_v1_publisher_proto_depIdxs = []int32{
-	0, // 0: herald.publisher.v1.Publication.state:type_name -> herald.publisher.v1.PublicationState
-	6, // 1: herald.publisher.v1.Publication.created_at:type_name -> google.protobuf.Timestamp
-	6, // 2: herald.publisher.v1.Publication.updated_at:type_name -> google.protobuf.Timestamp
-	1, // 3: herald.publisher.v1.ListPublicationsResponse.publications:type_name -> herald.publisher.v1.Publication
-	1, // 4: herald.publisher.v1.GetPublicationResponse.publication:type_name -> herald.publisher.v1.Publication
-	2, // 5: herald.publisher.v1.PublisherService.ListPublications:input_type -> herald.publisher.v1.ListPublicationsRequest
-	4, // 6: herald.publisher.v1.PublisherService.GetPublication:input_type -> herald.publisher.v1.GetPublicationRequest
-	3, // 7: herald.publisher.v1.PublisherService.ListPublications:output_type -> herald.publisher.v1.ListPublicationsResponse
-	5, // 8: herald.publisher.v1.PublisherService.GetPublication:output_type -> herald.publisher.v1.GetPublicationResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: herald.publisher.v1.Publication.state:type_name -> herald.publisher.v1.PublicationState
+	15, // 1: herald.publisher.v1.Publication.created_at:type_name -> google.protobuf.Timestamp
+	15, // 2: herald.publisher.v1.Publication.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 3: herald.publisher.v1.ListPublicationsResponse.publications:type_name -> herald.publisher.v1.Publication
+	1,  // 4: herald.publisher.v1.GetPublicationResponse.publication:type_name -> herald.publisher.v1.Publication
+	6,  // 5: herald.publisher.v1.GetPublicationResponse.audit:type_name -> herald.publisher.v1.AuditEntry
+	0,  // 6: herald.publisher.v1.AuditEntry.from_state:type_name -> herald.publisher.v1.PublicationState
+	0,  // 7: herald.publisher.v1.AuditEntry.to_state:type_name -> herald.publisher.v1.PublicationState
+	15, // 8: herald.publisher.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	9,  // 9: herald.publisher.v1.ListChannelsResponse.channels:type_name -> herald.publisher.v1.Channel
+	10, // 10: herald.publisher.v1.Channel.rate_limit:type_name -> herald.publisher.v1.RateLimit
+	15, // 11: herald.publisher.v1.RateLimit.resets_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: herald.publisher.v1.RetryPublicationResponse.publication:type_name -> herald.publisher.v1.Publication
+	1,  // 13: herald.publisher.v1.ResolvePublicationResponse.publication:type_name -> herald.publisher.v1.Publication
+	2,  // 14: herald.publisher.v1.PublisherService.ListPublications:input_type -> herald.publisher.v1.ListPublicationsRequest
+	4,  // 15: herald.publisher.v1.PublisherService.GetPublication:input_type -> herald.publisher.v1.GetPublicationRequest
+	7,  // 16: herald.publisher.v1.PublisherService.ListChannels:input_type -> herald.publisher.v1.ListChannelsRequest
+	11, // 17: herald.publisher.v1.PublisherService.RetryPublication:input_type -> herald.publisher.v1.RetryPublicationRequest
+	13, // 18: herald.publisher.v1.PublisherService.ResolvePublication:input_type -> herald.publisher.v1.ResolvePublicationRequest
+	3,  // 19: herald.publisher.v1.PublisherService.ListPublications:output_type -> herald.publisher.v1.ListPublicationsResponse
+	5,  // 20: herald.publisher.v1.PublisherService.GetPublication:output_type -> herald.publisher.v1.GetPublicationResponse
+	8,  // 21: herald.publisher.v1.PublisherService.ListChannels:output_type -> herald.publisher.v1.ListChannelsResponse
+	12, // 22: herald.publisher.v1.PublisherService.RetryPublication:output_type -> herald.publisher.v1.RetryPublicationResponse
+	14, // 23: herald.publisher.v1.PublisherService.ResolvePublication:output_type -> herald.publisher.v1.ResolvePublicationResponse
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_herald_publisher_v1_publisher_proto_init() }
@@ -449,13 +1092,17 @@ func file_herald_publisher_v1_publisher_proto_init() {
 	if File_herald_publisher_v1_publisher_proto != nil {
 		return
 	}
+	file_herald_publisher_v1_publisher_proto_msgTypes[12].OneofWrappers = []any{
+		(*ResolvePublicationRequest_PublishedRemoteId)(nil),
+		(*ResolvePublicationRequest_NotSent)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_publisher_v1_publisher_proto_rawDesc), len(file_herald_publisher_v1_publisher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

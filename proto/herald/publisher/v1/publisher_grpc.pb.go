@@ -22,18 +22,32 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PublisherService_ListPublications_FullMethodName = "/herald.publisher.v1.PublisherService/ListPublications"
-	PublisherService_GetPublication_FullMethodName   = "/herald.publisher.v1.PublisherService/GetPublication"
+	PublisherService_ListPublications_FullMethodName   = "/herald.publisher.v1.PublisherService/ListPublications"
+	PublisherService_GetPublication_FullMethodName     = "/herald.publisher.v1.PublisherService/GetPublication"
+	PublisherService_ListChannels_FullMethodName       = "/herald.publisher.v1.PublisherService/ListChannels"
+	PublisherService_RetryPublication_FullMethodName   = "/herald.publisher.v1.PublisherService/RetryPublication"
+	PublisherService_ResolvePublication_FullMethodName = "/herald.publisher.v1.PublisherService/ResolvePublication"
 )
 
 // PublisherServiceClient is the client API for PublisherService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// PublisherService reads the publisher's ledger.
+// PublisherService reads the publisher's ledger and lets ops settle what the publisher could not.
 type PublisherServiceClient interface {
 	ListPublications(ctx context.Context, in *ListPublicationsRequest, opts ...grpc.CallOption) (*ListPublicationsResponse, error)
 	GetPublication(ctx context.Context, in *GetPublicationRequest, opts ...grpc.CallOption) (*GetPublicationResponse, error)
+	// ListChannels says which account each channel posts as (verified with X at start) and its rate-limit
+	// state.
+	ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error)
+	// RetryPublication sends a failed or unknown post again, once ops checked that it is not on the
+	// channel; a post left attempting for long (an earlier retry cut short) is looked for first. The
+	// outcome is announced and the action audited. FAILED_PRECONDITION for a published post or one being
+	// attempted now; UNAVAILABLE when it could not be settled in time (it stays attempting).
+	RetryPublication(ctx context.Context, in *RetryPublicationRequest, opts ...grpc.CallOption) (*RetryPublicationResponse, error)
+	// ResolvePublication records ops' verdict on an unknown post: published as remote_id, or not sent
+	// (failed). The outcome is announced and the action audited.
+	ResolvePublication(ctx context.Context, in *ResolvePublicationRequest, opts ...grpc.CallOption) (*ResolvePublicationResponse, error)
 }
 
 type publisherServiceClient struct {
@@ -64,14 +78,55 @@ func (c *publisherServiceClient) GetPublication(ctx context.Context, in *GetPubl
 	return out, nil
 }
 
+func (c *publisherServiceClient) ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListChannelsResponse)
+	err := c.cc.Invoke(ctx, PublisherService_ListChannels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *publisherServiceClient) RetryPublication(ctx context.Context, in *RetryPublicationRequest, opts ...grpc.CallOption) (*RetryPublicationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryPublicationResponse)
+	err := c.cc.Invoke(ctx, PublisherService_RetryPublication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *publisherServiceClient) ResolvePublication(ctx context.Context, in *ResolvePublicationRequest, opts ...grpc.CallOption) (*ResolvePublicationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolvePublicationResponse)
+	err := c.cc.Invoke(ctx, PublisherService_ResolvePublication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PublisherServiceServer is the server API for PublisherService service.
 // All implementations must embed UnimplementedPublisherServiceServer
 // for forward compatibility.
 //
-// PublisherService reads the publisher's ledger.
+// PublisherService reads the publisher's ledger and lets ops settle what the publisher could not.
 type PublisherServiceServer interface {
 	ListPublications(context.Context, *ListPublicationsRequest) (*ListPublicationsResponse, error)
 	GetPublication(context.Context, *GetPublicationRequest) (*GetPublicationResponse, error)
+	// ListChannels says which account each channel posts as (verified with X at start) and its rate-limit
+	// state.
+	ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error)
+	// RetryPublication sends a failed or unknown post again, once ops checked that it is not on the
+	// channel; a post left attempting for long (an earlier retry cut short) is looked for first. The
+	// outcome is announced and the action audited. FAILED_PRECONDITION for a published post or one being
+	// attempted now; UNAVAILABLE when it could not be settled in time (it stays attempting).
+	RetryPublication(context.Context, *RetryPublicationRequest) (*RetryPublicationResponse, error)
+	// ResolvePublication records ops' verdict on an unknown post: published as remote_id, or not sent
+	// (failed). The outcome is announced and the action audited.
+	ResolvePublication(context.Context, *ResolvePublicationRequest) (*ResolvePublicationResponse, error)
 	mustEmbedUnimplementedPublisherServiceServer()
 }
 
@@ -87,6 +142,15 @@ func (UnimplementedPublisherServiceServer) ListPublications(context.Context, *Li
 }
 func (UnimplementedPublisherServiceServer) GetPublication(context.Context, *GetPublicationRequest) (*GetPublicationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPublication not implemented")
+}
+func (UnimplementedPublisherServiceServer) ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListChannels not implemented")
+}
+func (UnimplementedPublisherServiceServer) RetryPublication(context.Context, *RetryPublicationRequest) (*RetryPublicationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryPublication not implemented")
+}
+func (UnimplementedPublisherServiceServer) ResolvePublication(context.Context, *ResolvePublicationRequest) (*ResolvePublicationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolvePublication not implemented")
 }
 func (UnimplementedPublisherServiceServer) mustEmbedUnimplementedPublisherServiceServer() {}
 func (UnimplementedPublisherServiceServer) testEmbeddedByValue()                          {}
@@ -145,6 +209,60 @@ func _PublisherService_GetPublication_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PublisherService_ListChannels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListChannelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PublisherServiceServer).ListChannels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PublisherService_ListChannels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PublisherServiceServer).ListChannels(ctx, req.(*ListChannelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PublisherService_RetryPublication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryPublicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PublisherServiceServer).RetryPublication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PublisherService_RetryPublication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PublisherServiceServer).RetryPublication(ctx, req.(*RetryPublicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PublisherService_ResolvePublication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolvePublicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PublisherServiceServer).ResolvePublication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PublisherService_ResolvePublication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PublisherServiceServer).ResolvePublication(ctx, req.(*ResolvePublicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PublisherService_ServiceDesc is the grpc.ServiceDesc for PublisherService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -159,6 +277,18 @@ var PublisherService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPublication",
 			Handler:    _PublisherService_GetPublication_Handler,
+		},
+		{
+			MethodName: "ListChannels",
+			Handler:    _PublisherService_ListChannels_Handler,
+		},
+		{
+			MethodName: "RetryPublication",
+			Handler:    _PublisherService_RetryPublication_Handler,
+		},
+		{
+			MethodName: "ResolvePublication",
+			Handler:    _PublisherService_ResolvePublication_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +28,8 @@ import (
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite"
+	"github.com/heraldhq/herald/services/publisher/internal/xapi"
+	"github.com/heraldhq/herald/services/publisher/xsandbox"
 )
 
 const adminToken = "admin-token-0123456789"
@@ -41,6 +45,46 @@ func setup(t *testing.T) publisherv1.PublisherServiceClient {
 
 // setupConn is setup's connection.
 func setupConn(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	return setupEnv(t).conn
+}
+
+// announcements records what the ledger announced.
+type announcements struct {
+	mu   sync.Mutex
+	list []ledger.Publication
+}
+
+func (a *announcements) Announce(_ context.Context, p ledger.Publication) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.list = append(a.list, p)
+	return nil
+}
+
+func (a *announcements) states(postID string) []ledger.State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []ledger.State
+	for _, p := range a.list {
+		if p.PostID == postID {
+			out = append(out, p.State)
+		}
+	}
+	return out
+}
+
+type env struct {
+	conn      *grpc.ClientConn
+	store     *sqlite.Store
+	sandbox   *xsandbox.Sandbox
+	x         *xapi.Client
+	announced *announcements
+}
+
+// setupEnv is setup with everything behind it: the ledger service posting to the X sandbox through the
+// real client, and a recording announcer.
+func setupEnv(t *testing.T) env {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
@@ -64,7 +108,33 @@ func setupConn(t *testing.T) *grpc.ClientConn {
 		t.Fatal(err)
 	}
 
-	srv, hs, err := grpcapi.NewServer(store, adminToken, grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler))
+	sb, err := xsandbox.New(xsandbox.Config{ConsumerKey: "ck", ConsumerSecret: "cs", AccessToken: "at", AccessTokenSecret: "ats", TweetsPerWindow: 50}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xsrv := httptest.NewServer(sb.Handler())
+	t.Cleanup(xsrv.Close)
+	x, err := xapi.New(xsrv.URL, xapi.Credentials{ConsumerKey: "ck", ConsumerSecret: "cs", AccessToken: "at", AccessTokenSecret: "ats"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := x.Me(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced := &announcements{}
+	// The sandbox shows tweets at once, so the ledger need not wait for them: its waits return at once.
+	svc, err := ledger.NewService(store, x, announced, slog.New(slog.DiscardHandler),
+		ledger.WithClock(time.Now, func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	channels := func() []grpcapi.ChannelInfo {
+		rs := x.RateState()
+		return []grpcapi.ChannelInfo{{Name: x.Name(), Username: me.Username, AccountID: me.ID,
+			Rate: grpcapi.RateLimit{Limit: rs.Limit, Remaining: rs.Remaining, Reset: rs.Reset, InFlight: rs.InFlight}}}
+	}
+	srv, hs, err := grpcapi.NewServer(grpcapi.Deps{Store: store, Ops: svc, Channels: channels}, adminToken, grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +155,7 @@ func setupConn(t *testing.T) *grpc.ClientConn {
 			t.Errorf("health check without a token: %v", err)
 		}
 	})
-	return conn
+	return env{conn: conn, store: store, sandbox: sb, x: x, announced: announced}
 }
 
 func as(token string) context.Context {
@@ -236,7 +306,10 @@ func TestNewServerRefusesShortTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	if _, _, err := grpcapi.NewServer(store, "short", grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler)); err == nil {
+	ops := func() []grpcapi.ChannelInfo { return nil }
+	if _, _, err := grpcapi.NewServer(grpcapi.Deps{Store: store, Ops: fakeOps{}, Channels: ops}, "short", grpcauth.ServerTransport{}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("NewServer accepted a 5-character admin token")
 	}
 }
+
+type fakeOps struct{ grpcapi.Ops }

@@ -1,6 +1,8 @@
 // Package ledger is the publisher's domain: the record of every post it was asked to publish, kept so
 // that a post goes out at most once. "attempting" is written before the channel is called and the outcome
-// after; a message redelivered after a crash finds "attempting" and never posts blind a second time.
+// after; an answer that leaves the outcome open, and a message redelivered after a crash that finds
+// "attempting", are reconciled against the account's timeline before anything is sent again, so nothing
+// is ever posted blind a second time.
 package ledger
 
 import (
@@ -23,20 +25,43 @@ const (
 
 // Publication is one ledger entry: one post on one channel.
 type Publication struct {
-	PostID    string
-	Channel   string
-	State     State
-	Text      string
-	RemoteID  string
-	URL       string
-	Error     string
-	Attempts  int
+	PostID   string
+	Channel  string
+	State    State
+	Text     string
+	RemoteID string
+	URL      string
+	Error    string
+	// Attempts is how many times the post was sent to the channel (or was about to be).
+	Attempts int
+	// SinceID is the newest remote id the ledger knew of when the first attempt began: reconciliation
+	// reads the account's timeline from there.
+	SinceID string
+	// CreatedAt is when the first attempt began; UpdatedAt, while attempting, when the latest one began.
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
 
+// AuditEntry records one ops action on a publication.
+type AuditEntry struct {
+	PostID string
+	// Actor is who acted: "ops" for the admin token.
+	Actor  string
+	Action string
+	From   State
+	To     State
+	// RemoteID is the remote id ops named, when resolving a post as published.
+	RemoteID string
+	Note     string
+	At       time.Time
+}
+
 // ErrNotFound means there is no ledger entry for the post.
 var ErrNotFound = errors.New("publication not found")
+
+// ErrConflict means the entry changed since it was read (another delivery or an ops action moved it), so
+// the update was not applied.
+var ErrConflict = errors.New("publication changed meanwhile")
 
 // ErrNotAttempting means the entry is no longer in the attempting state, so an outcome cannot be written.
 var ErrNotAttempting = errors.New("publication is not being attempted")
@@ -53,6 +78,13 @@ type Store interface {
 	Get(ctx context.Context, postID string) (Publication, error)
 	// List returns up to limit entries, newest first.
 	List(ctx context.Context, limit int) ([]Publication, error)
+	// Update replaces from with to if the entry is still in from.State with from.Attempts (ErrConflict
+	// otherwise), and records audit with it in the same transaction when audit is not nil.
+	Update(ctx context.Context, from, to Publication, audit *AuditEntry) error
+	// LatestRemoteID is the remote id of the entry published last, or "" when none is.
+	LatestRemoteID(ctx context.Context) (string, error)
+	// ListAudit returns the ops actions on a post, oldest first.
+	ListAudit(ctx context.Context, postID string) ([]AuditEntry, error)
 }
 
 // Result is what a channel says about a post it accepted.
@@ -61,12 +93,41 @@ type Result struct {
 	URL      string
 }
 
-// Channel is a social network the publisher posts to.
+// Channel is a social network the publisher posts to. Every channel must be able to show what the account
+// posted (Timeline): without it an ambiguous answer could only ever end as unknown.
 type Channel interface {
 	// Name identifies the channel in the ledger and in events ("x").
 	Name() string
 	// Post publishes text. Errors that say what became of the post are *ChannelError.
 	Post(ctx context.Context, text string) (Result, error)
+	// URL is the public address of the post with remoteID.
+	URL(remoteID string) string
+	Timeline
+}
+
+// Timeline reads what the account posted, so that the ledger can reconcile an attempt whose outcome it
+// does not know.
+type Timeline interface {
+	// Recent returns the account's posts newer than q.SinceID (when set) and created at or after
+	// q.After, newest first, as the channel stores them (its text may differ from what was sent: see
+	// SameText).
+	Recent(ctx context.Context, q TimelineQuery) ([]RemotePost, error)
+}
+
+// TimelineQuery bounds a timeline read.
+type TimelineQuery struct {
+	// SinceID, when set, is a remote id older than any post looked for.
+	SinceID string
+	// After is no later than the earliest post looked for (the first attempt's start, less clock skew).
+	After time.Time
+}
+
+// RemotePost is a post as the channel shows it.
+type RemotePost struct {
+	ID        string
+	Text      string
+	URL       string
+	CreatedAt time.Time
 }
 
 // ErrorKind says what a channel error means for the post.
@@ -76,10 +137,15 @@ type ErrorKind int
 const (
 	// Rejected: the channel refused the post for good (4xx); it did not go out.
 	Rejected ErrorKind = iota + 1
-	// Retryable: the post certainly did not go out and may succeed later (429, 5xx, connection refused).
+	// Retryable: the post certainly did not go out and may succeed later (429, connection refused, an
+	// error the channel documents as "not created").
 	Retryable
-	// Ambiguous: the post may or may not have gone out (a timeout after the request was sent).
+	// Ambiguous: the post may or may not have gone out (5xx, a timeout after the request was sent, a
+	// dropped connection).
 	Ambiguous
+	// Duplicate: the channel refused the text because the account already posted it. After an earlier
+	// attempt of the same post this means that attempt went out; on a first attempt it is a rejection.
+	Duplicate
 )
 
 // ChannelError is a channel's failure with what it means for the post.

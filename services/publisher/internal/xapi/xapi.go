@@ -12,8 +12,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dghubble/oauth1"
@@ -32,17 +34,58 @@ type Credentials struct {
 	AccessTokenSecret string
 }
 
-// Client posts to X.
+// Client posts to X for one account through the v2 API. Its calls to POST /2/tweets go through a
+// per-account rate gate.
 type Client struct {
+	settings
 	base string
 	http *http.Client
-	now  func() time.Time
+	gate *gate
+
+	mu sync.Mutex
+	me User // the account, once known
 }
 
 var _ ledger.Channel = (*Client)(nil)
 
+// settings are what Options set, for both clients.
+type settings struct {
+	now         func() time.Time
+	sleep       func(context.Context, time.Duration) error
+	concurrency int
+	maxWait     time.Duration
+}
+
+func newSettings(opts []Option) settings {
+	s := settings{now: time.Now, sleep: sleep, concurrency: 2, maxWait: 30 * time.Second}
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+// Option configures a Client or a V1Client.
+type Option func(*settings)
+
+// WithClock replaces the clock and the wait of the rate gate, for tests.
+func WithClock(now func() time.Time, sleep func(context.Context, time.Duration) error) Option {
+	return func(s *settings) { s.now, s.sleep = now, sleep }
+}
+
+// WithConcurrency bounds how many posts are sent to X at once for the account (default 2, at most 4:
+// X counts posts per account, and parallel posts only reach the window's end sooner).
+func WithConcurrency(n int) Option {
+	return func(s *settings) { s.concurrency = min(max(n, 1), 4) }
+}
+
+// WithMaxRateWait is how long a post waits in the gate for the rate-limit window to reset (default 30s);
+// a longer wait is answered as Retryable with the time to the reset, so the approval comes back then.
+func WithMaxRateWait(d time.Duration) Option {
+	return func(s *settings) { s.maxWait = d }
+}
+
 // New returns a client for the API at baseURL. timeout bounds each request.
-func New(baseURL string, c Credentials, timeout time.Duration) (*Client, error) {
+func New(baseURL string, c Credentials, timeout time.Duration, opts ...Option) (*Client, error) {
 	if c.ConsumerKey == "" || c.ConsumerSecret == "" || c.AccessToken == "" || c.AccessTokenSecret == "" {
 		return nil, errors.New("x: all four credentials are required")
 	}
@@ -56,27 +99,107 @@ func New(baseURL string, c Credentials, timeout time.Duration) (*Client, error) 
 	ctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})
 	hc := oauth1.NewConfig(c.ConsumerKey, c.ConsumerSecret).Client(ctx, oauth1.NewToken(c.AccessToken, c.AccessTokenSecret))
 	hc.Timeout = timeout
-	return &Client{base: strings.TrimRight(baseURL, "/"), http: hc, now: time.Now}, nil
+	cl := &Client{settings: newSettings(opts), base: strings.TrimRight(baseURL, "/"), http: hc}
+	cl.gate = newGate(cl.concurrency, cl.maxWait, cl.now, cl.sleep)
+	return cl, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Name implements ledger.Channel.
 func (c *Client) Name() string { return "x" }
 
-// Post implements ledger.Channel with POST /2/tweets.
+// URL implements ledger.Channel.
+func (c *Client) URL(remoteID string) string { return "https://x.com/i/web/status/" + remoteID }
+
+// RateState is what X last said about the account's posting window.
+func (c *Client) RateState() RateState { return c.gate.state() }
+
+// Post implements ledger.Channel with POST /2/tweets, once the rate gate lets it through.
 func (c *Client) Post(ctx context.Context, text string) (ledger.Result, error) {
+	done, err := c.gate.acquire(ctx)
+	if err != nil {
+		return ledger.Result{}, err
+	}
 	body, _ := json.Marshal(map[string]string{"text": text})
 	var out struct {
 		Data struct {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/2/tweets", body, &out); err != nil {
+	resp, err := c.do(ctx, http.MethodPost, "/2/tweets", nil, body, &out)
+	done(resp)
+	if err != nil {
 		return ledger.Result{}, err
 	}
 	if out.Data.ID == "" {
 		return ledger.Result{}, &ledger.ChannelError{Kind: ledger.Ambiguous, Message: "X accepted the post but returned no id"}
 	}
-	return ledger.Result{RemoteID: out.Data.ID, URL: "https://x.com/i/web/status/" + out.Data.ID}, nil
+	return ledger.Result{RemoteID: out.Data.ID, URL: c.URL(out.Data.ID)}, nil
+}
+
+// Recent implements ledger.Timeline with GET /2/users/{id}/tweets. X refuses since_id together with
+// start_time, so it sends since_id when there is one and start_time otherwise, and drops posts created
+// before q.After itself.
+func (c *Client) Recent(ctx context.Context, q ledger.TimelineQuery) ([]ledger.RemotePost, error) {
+	me, err := c.account(ctx)
+	if err != nil {
+		return nil, err
+	}
+	params := url.Values{"max_results": {"100"}, "tweet.fields": {"created_at"}}
+	if q.SinceID != "" {
+		params.Set("since_id", q.SinceID)
+	} else if !q.After.IsZero() {
+		params.Set("start_time", q.After.UTC().Format(time.RFC3339))
+	}
+	var posts []ledger.RemotePost
+	// Ten pages of 100 are far more than one account posts between an attempt and its reconciliation.
+	for range 10 {
+		var page struct {
+			Data []struct {
+				ID        string    `json:"id"`
+				Text      string    `json:"text"`
+				CreatedAt time.Time `json:"created_at"`
+			} `json:"data"`
+			Meta struct {
+				NextToken string `json:"next_token"`
+			} `json:"meta"`
+		}
+		if _, err := c.do(ctx, http.MethodGet, "/2/users/"+url.PathEscape(me.ID)+"/tweets", params, nil, &page); err != nil {
+			return nil, fmt.Errorf("x: timeline: %w", err)
+		}
+		for _, t := range page.Data {
+			if !t.CreatedAt.IsZero() && t.CreatedAt.Before(q.After) {
+				continue
+			}
+			posts = append(posts, ledger.RemotePost{ID: t.ID, Text: t.Text, URL: c.URL(t.ID), CreatedAt: t.CreatedAt})
+		}
+		if page.Meta.NextToken == "" {
+			return posts, nil
+		}
+		params.Set("pagination_token", page.Meta.NextToken)
+	}
+	return posts, nil
+}
+
+// account is the account the credentials act for, asked of X once.
+func (c *Client) account(ctx context.Context) (User, error) {
+	c.mu.Lock()
+	me := c.me
+	c.mu.Unlock()
+	if me.ID != "" {
+		return me, nil
+	}
+	return c.Me(ctx)
 }
 
 // User is an X account.
@@ -91,40 +214,56 @@ func (c *Client) Me(ctx context.Context) (User, error) {
 	var out struct {
 		Data User `json:"data"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/2/users/me", nil, &out); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/2/users/me", nil, nil, &out); err != nil {
 		return User{}, err
 	}
+	if out.Data.ID == "" {
+		return User{}, errors.New("x: /2/users/me answered without an account id")
+	}
+	c.mu.Lock()
+	c.me = out.Data
+	c.mu.Unlock()
 	return out.Data, nil
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+// do sends one request and decodes a 2xx answer into out. It returns the response (its body closed) when
+// there was one, so that the rate gate can read its headers.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte, out any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return fmt.Errorf("x: %w", err)
+		return nil, &ledger.ChannelError{Kind: ledger.Rejected, Message: "x: " + err.Error()}
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if err := ctx.Err(); err != nil {
+		// Nothing was sent.
+		return nil, &ledger.ChannelError{Kind: ledger.Retryable, Message: "not sent: " + err.Error()}
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return transportError(err)
+		return nil, transportError(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return &ledger.ChannelError{Kind: ledger.Ambiguous, Message: fmt.Sprintf("X answered %d but the body was cut off: %v", resp.StatusCode, err)}
+		return resp, &ledger.ChannelError{Kind: ledger.Ambiguous, Message: fmt.Sprintf("X answered %d but the body was cut off: %v", resp.StatusCode, err)}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return &ledger.ChannelError{Kind: ledger.Ambiguous, Message: fmt.Sprintf("X answered %d with an unreadable body", resp.StatusCode)}
+			return resp, &ledger.ChannelError{Kind: ledger.Ambiguous, Message: fmt.Sprintf("X answered %d with an unreadable body", resp.StatusCode)}
 		}
-		return nil
+		return resp, nil
 	}
-	return c.apiError(resp, data)
+	return resp, c.apiError(resp, data)
 }
 
 // apiError turns an X error response into a ChannelError with X's own explanation.
@@ -147,21 +286,28 @@ func (c *Client) apiError(resp *http.Response, data []byte) error {
 	msg = fmt.Sprintf("X API %d: %s", resp.StatusCode, strings.TrimSpace(msg))
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
+		// X refused the request before doing anything with it.
 		return &ledger.ChannelError{Kind: ledger.Retryable, Message: msg, RetryAfter: c.untilReset(resp.Header.Get("x-rate-limit-reset"))}
 	case resp.StatusCode >= 500:
-		// X's 5xx answers come from its edge before the post is created; retrying is what X advises.
-		return &ledger.ChannelError{Kind: ledger.Retryable, Message: msg}
+		// A 5xx can come from a proxy or X's edge after the post was created behind it: nothing says it was
+		// not, so the ledger reconciles before sending again.
+		return &ledger.ChannelError{Kind: ledger.Ambiguous, Message: msg}
+	case resp.StatusCode == http.StatusForbidden && strings.Contains(p.Detail, "duplicate content"):
+		// {"detail":"You are not allowed to create a Tweet with duplicate content.","type":"about:blank",
+		// "title":"Forbidden","status":403}: the account already has this text.
+		return &ledger.ChannelError{Kind: ledger.Duplicate, Message: msg}
 	default:
+		// 400, 401 and the other 403s: X refused the request and created nothing.
 		return &ledger.ChannelError{Kind: ledger.Rejected, Message: msg}
 	}
 }
 
-func (c *Client) untilReset(header string) time.Duration {
+func (s settings) untilReset(header string) time.Duration {
 	reset, err := strconv.ParseInt(header, 10, 64)
 	if err != nil {
 		return time.Minute
 	}
-	return max(time.Until(time.Unix(reset, 0)), time.Second)
+	return max(time.Unix(reset, 0).Sub(s.now()), time.Second)
 }
 
 // transportError classifies a failure to get an answer. Only a failure to connect proves that the post

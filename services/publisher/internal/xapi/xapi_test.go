@@ -78,16 +78,23 @@ func TestPostErrors(t *testing.T) {
 		text     string
 		wantKind ledger.ErrorKind
 		wantMsg  string
+		created  bool // the fault created the tweet before failing
 	}{
 		{name: "duplicate text", text: "same", prepare: func(_ *xsandbox.Sandbox, cl *xapi.Client) { _, _ = cl.Post(context.Background(), "same") },
-			wantKind: ledger.Rejected, wantMsg: "X API 403: You are not allowed to create a Tweet with duplicate content."},
+			wantKind: ledger.Duplicate, wantMsg: "X API 403: You are not allowed to create a Tweet with duplicate content."},
 		{name: "wrong consumer secret", text: "a", creds: xapi.Credentials{ConsumerKey: creds.ConsumerKey, ConsumerSecret: "wrong", AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
 			wantKind: ledger.Rejected, wantMsg: "X API 401: Unauthorized"},
 		{name: "wrong consumer key", text: "a", creds: xapi.Credentials{ConsumerKey: "other", ConsumerSecret: creds.ConsumerSecret, AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
 			wantKind: ledger.Rejected, wantMsg: "X API 401: Unauthorized"},
 		{name: "too long", text: strings.Repeat("a", 281), wantKind: ledger.Rejected, wantMsg: "X API 403: Your Tweet text is too long."},
 		{name: "server error", text: "b", prepare: func(sb *xsandbox.Sandbox, _ *xapi.Client) { sb.InjectFault(xsandbox.Fault{Status: 503}) },
-			wantKind: ledger.Retryable, wantMsg: "X API 503: Service Unavailable"},
+			wantKind: ledger.Ambiguous, wantMsg: "X API 503: Service Unavailable"},
+		{name: "created then 500", text: "b", prepare: func(sb *xsandbox.Sandbox, _ *xapi.Client) {
+			sb.InjectFault(xsandbox.Fault{Mode: xsandbox.ModeCreateThenStatus, Status: 500})
+		}, wantKind: ledger.Ambiguous, wantMsg: "X API 500: Internal Server Error", created: true},
+		{name: "created then dropped", text: "b", prepare: func(sb *xsandbox.Sandbox, _ *xapi.Client) {
+			sb.InjectFault(xsandbox.Fault{Mode: xsandbox.ModeCreateThenDrop})
+		}, wantKind: ledger.Ambiguous, wantMsg: "no answer from X", created: true},
 		{name: "rate limited", text: "c", prepare: func(_ *xsandbox.Sandbox, cl *xapi.Client) {
 			for _, s := range []string{"1", "2", "3"} {
 				_, _ = cl.Post(context.Background(), s)
@@ -110,8 +117,8 @@ func TestPostErrors(t *testing.T) {
 			if ce.Kind != tt.wantKind || !strings.HasPrefix(ce.Message, tt.wantMsg) {
 				t.Errorf("error = kind %d %q; want kind %d %q", ce.Kind, ce.Message, tt.wantKind, tt.wantMsg)
 			}
-			if len(sb.Tweets()) != before {
-				t.Errorf("a failed post changed the timeline")
+			if created := len(sb.Tweets()) != before; created != tt.created {
+				t.Errorf("timeline changed: %v, want %v", created, tt.created)
 			}
 		})
 	}
@@ -153,5 +160,57 @@ func TestTransportFailures(t *testing.T) {
 	_, err = client(t, hang.URL, creds).Post(context.Background(), "x")
 	if ce := channelError(t, err); ce.Kind != ledger.Ambiguous {
 		t.Errorf("timeout: kind %d (%s), want Ambiguous", ce.Kind, ce.Message)
+	}
+}
+
+func TestRecentReadsTheTimelineAsXStoresIt(t *testing.T) {
+	sb, srv := setup(t)
+	cl := client(t, srv.URL, creds)
+	ctx := context.Background()
+	first, err := cl.Post(ctx, "Before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := "Jobs & more at https://example.com/jobs <3"
+	res, err := cl.Post(ctx, sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []ledger.TimelineQuery{{SinceID: first.RemoteID}, {After: sb.Tweets()[1].CreatedAt.Add(-time.Second)}} {
+		posts, err := cl.Recent(ctx, q)
+		if err != nil {
+			t.Fatalf("Recent(%+v): %v", q, err)
+		}
+		// start_time has second granularity, so "Before" may come too; since_id excludes it.
+		if len(posts) == 0 || posts[0].ID != res.RemoteID || q.SinceID != "" && len(posts) != 1 {
+			t.Fatalf("Recent(%+v) = %+v, want %s first", q, posts, res.RemoteID)
+		}
+		if posts[0].Text == sent || !strings.Contains(posts[0].Text, "https://t.co/") || !strings.Contains(posts[0].Text, "&amp;") {
+			t.Errorf("timeline text %q is not as X stores it", posts[0].Text)
+		}
+		if !ledger.SameText(posts[0].Text, sent) {
+			t.Errorf("SameText(%q, %q) = false", posts[0].Text, sent)
+		}
+	}
+}
+
+func TestSameText(t *testing.T) {
+	tests := []struct {
+		stored, sent string
+		want         bool
+	}{
+		{"Hello", "Hello", true},
+		{"See https://t.co/AbC123xyZ0.", "See https://example.com/a?b=1.", true},
+		{"See https://t.co/AbC123xyZ0 now", "See example.com now", true},
+		{"Fish &amp; chips &lt;3", "Fish & chips <3", true},
+		{"Caf\u00e9", "Cafe\u0301", true}, // NFC
+		{"  padded  ", "padded", true},
+		{"Hello", "Hello!", false},
+		{"See https://t.co/AbC123xyZ0", "See", false},
+	}
+	for _, tt := range tests {
+		if got := ledger.SameText(tt.stored, tt.sent); got != tt.want {
+			t.Errorf("SameText(%q, %q) = %v, want %v", tt.stored, tt.sent, got, tt.want)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func (s *Store) Close() error { return s.db.Close() }
 // Begin implements ledger.Store.
 func (s *Store) Begin(ctx context.Context, p ledger.Publication) (ledger.Publication, bool, error) {
 	n, err := s.q.InsertPublication(ctx, sqlitedb.InsertPublicationParams{
-		PostID: p.PostID, Channel: p.Channel, State: string(p.State), Text: p.Text, Attempts: int64(p.Attempts),
+		PostID: p.PostID, Channel: p.Channel, State: string(p.State), Text: p.Text, Attempts: int64(p.Attempts), SinceID: p.SinceID,
 		CreatedAt: p.CreatedAt.UnixMicro(), UpdatedAt: p.UpdatedAt.UnixMicro(),
 	})
 	if err != nil {
@@ -127,6 +127,66 @@ func (s *Store) List(ctx context.Context, limit int) ([]ledger.Publication, erro
 func toPublication(r sqlitedb.Publication) ledger.Publication {
 	return ledger.Publication{
 		PostID: r.PostID, Channel: r.Channel, State: ledger.State(r.State), Text: r.Text, RemoteID: r.RemoteID, URL: r.Url,
-		Error: r.Error, Attempts: int(r.Attempts), CreatedAt: time.UnixMicro(r.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(r.UpdatedAt).UTC(),
+		Error: r.Error, Attempts: int(r.Attempts), SinceID: r.SinceID, CreatedAt: time.UnixMicro(r.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(r.UpdatedAt).UTC(),
 	}
 }
+
+// Update implements ledger.Store: a compare-and-set on the state and attempt read, with the audit entry in
+// the same transaction.
+func (s *Store) Update(ctx context.Context, from, to ledger.Publication, audit *ledger.AuditEntry) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	q := s.q.WithTx(tx)
+	n, err := q.UpdatePublication(ctx, sqlitedb.UpdatePublicationParams{
+		PostID: from.PostID, FromState: string(from.State), FromAttempts: int64(from.Attempts),
+		State: string(to.State), RemoteID: to.RemoteID, Url: to.URL, Error: to.Error, Attempts: int64(to.Attempts), UpdatedAt: to.UpdatedAt.UnixMicro(),
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := q.GetPublication(ctx, from.PostID); isNoRows(err) {
+			return ledger.ErrNotFound
+		}
+		return ledger.ErrConflict
+	}
+	if audit != nil {
+		if err := q.InsertAudit(ctx, sqlitedb.InsertAuditParams{
+			PostID: audit.PostID, Actor: audit.Actor, Action: audit.Action, FromState: string(audit.From), ToState: string(audit.To),
+			RemoteID: audit.RemoteID, Note: audit.Note, At: audit.At.UnixMicro(),
+		}); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// LatestRemoteID implements ledger.Store.
+func (s *Store) LatestRemoteID(ctx context.Context) (string, error) {
+	ids, err := s.q.LatestRemoteID(ctx)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// ListAudit implements ledger.Store.
+func (s *Store) ListAudit(ctx context.Context, postID string) ([]ledger.AuditEntry, error) {
+	rows, err := s.q.ListAudit(ctx, postID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ledger.AuditEntry, len(rows))
+	for i, r := range rows {
+		out[i] = ledger.AuditEntry{
+			PostID: r.PostID, Actor: r.Actor, Action: r.Action, From: ledger.State(r.FromState), To: ledger.State(r.ToState),
+			RemoteID: r.RemoteID, Note: r.Note, At: time.UnixMicro(r.At).UTC(),
+		}
+	}
+	return out, nil
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

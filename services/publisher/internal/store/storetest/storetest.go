@@ -17,7 +17,7 @@ import (
 var at = time.Date(2026, 11, 23, 10, 0, 0, 123456000, time.UTC)
 
 func attempt(id string, created time.Time) ledger.Publication {
-	return ledger.Publication{PostID: id, Channel: "x", State: ledger.StateAttempting, Text: "hello " + id, Attempts: 1, CreatedAt: created, UpdatedAt: created}
+	return ledger.Publication{PostID: id, Channel: "x", State: ledger.StateAttempting, Text: "hello " + id, Attempts: 1, SinceID: "1849", CreatedAt: created, UpdatedAt: created}
 }
 
 // Run runs every case against a fresh store from open.
@@ -105,6 +105,86 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		}
 		if len(got) != 2 || got[0].PostID != ids[2] || got[1].PostID != ids[1] {
 			t.Errorf("List(2) = %+v; want the two newest, newest first", got)
+		}
+	})
+	t.Run("UpdateIsCompareAndSetWithAudit", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), context.Background()
+		p := attempt(uuid.NewString(), at)
+		if _, _, err := s.Begin(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		// A second attempt: only one of two deliveries that read attempt 1 may record it.
+		second := p
+		second.Attempts, second.UpdatedAt = 2, at.Add(time.Second)
+		if err := s.Update(ctx, p, second, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(ctx, p, second, nil); !errors.Is(err, ledger.ErrConflict) {
+			t.Errorf("Update from a stale read = %v, want ErrConflict", err)
+		}
+		unknown := second
+		unknown.State, unknown.Error, unknown.UpdatedAt = ledger.StateUnknown, "no answer", at.Add(2*time.Second)
+		if err := s.Update(ctx, second, unknown, nil); err != nil {
+			t.Fatal(err)
+		}
+		resolved := unknown
+		resolved.State, resolved.Error, resolved.RemoteID, resolved.URL, resolved.UpdatedAt = ledger.StatePublished, "", "1851", "https://x.com/i/web/status/1851", at.Add(time.Minute)
+		audit := ledger.AuditEntry{PostID: p.PostID, Actor: "ops", Action: "resolve_published", From: ledger.StateUnknown, To: ledger.StatePublished, RemoteID: "1851", Note: "seen on x.com", At: at.Add(time.Minute)}
+		if err := s.Update(ctx, unknown, resolved, &audit); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, p.PostID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(resolved, got); diff != "" {
+			t.Errorf("after Update (-want +got):\n%s", diff)
+		}
+		if err := s.Update(ctx, unknown, resolved, &audit); !errors.Is(err, ledger.ErrConflict) {
+			t.Errorf("resolving twice = %v, want ErrConflict", err)
+		}
+		missing := attempt(uuid.NewString(), at)
+		if err := s.Update(ctx, missing, missing, nil); !errors.Is(err, ledger.ErrNotFound) {
+			t.Errorf("Update of a missing entry = %v, want ErrNotFound", err)
+		}
+		second2 := audit
+		second2.Action, second2.Note, second2.At = "retry", "again", at.Add(2*time.Minute)
+		again := resolved
+		again.State, again.UpdatedAt = ledger.StateAttempting, at.Add(2*time.Minute)
+		if err := s.Update(ctx, resolved, again, &second2); err != nil {
+			t.Fatal(err)
+		}
+		log, err := s.ListAudit(ctx, p.PostID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]ledger.AuditEntry{audit, second2}, log); diff != "" {
+			t.Errorf("audit (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("LatestRemoteID", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), context.Background()
+		if id, err := s.LatestRemoteID(ctx); err != nil || id != "" {
+			t.Fatalf("LatestRemoteID of an empty ledger = %q, %v", id, err)
+		}
+		for i, id := range []string{"1850", "1852"} {
+			p := attempt(uuid.NewString(), at.Add(time.Duration(i)*time.Minute))
+			if _, _, err := s.Begin(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			done := p
+			done.State, done.RemoteID, done.UpdatedAt = ledger.StatePublished, id, p.CreatedAt.Add(time.Second)
+			if err := s.Update(ctx, p, done, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := s.Begin(ctx, attempt(uuid.NewString(), at.Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := s.LatestRemoteID(ctx); err != nil || id != "1852" {
+			t.Errorf("LatestRemoteID = %q, %v; want the one published last", id, err)
 		}
 	})
 }

@@ -40,7 +40,7 @@ func (q *Queries) FinishPublication(ctx context.Context, arg FinishPublicationPa
 }
 
 const getPublication = `-- name: GetPublication :one
-SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at FROM publications WHERE post_id = $1
+SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at, since_id FROM publications WHERE post_id = $1
 `
 
 func (q *Queries) GetPublication(ctx context.Context, postID string) (Publication, error) {
@@ -57,14 +57,46 @@ func (q *Queries) GetPublication(ctx context.Context, postID string) (Publicatio
 		&i.Attempts,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SinceID,
 	)
 	return i, err
 }
 
+const insertAudit = `-- name: InsertAudit :exec
+INSERT INTO publication_audit (id, post_id, actor, action, from_state, to_state, remote_id, note, at)
+VALUES ((SELECT COALESCE(MAX(a.id), 0) + 1 FROM publication_audit a WHERE a.post_id = $1),
+        $1, $2, $3, $4, $5, $6, $7, $8)
+`
+
+type InsertAuditParams struct {
+	PostID    string
+	Actor     string
+	Action    string
+	FromState string
+	ToState   string
+	RemoteID  string
+	Note      string
+	At        int64
+}
+
+func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error {
+	_, err := q.db.Exec(ctx, insertAudit,
+		arg.PostID,
+		arg.Actor,
+		arg.Action,
+		arg.FromState,
+		arg.ToState,
+		arg.RemoteID,
+		arg.Note,
+		arg.At,
+	)
+	return err
+}
+
 const insertPublication = `-- name: InsertPublication :execrows
 
-INSERT INTO publications (post_id, channel, state, text, attempts, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO publications (post_id, channel, state, text, attempts, since_id, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (post_id) DO NOTHING
 `
 
@@ -74,6 +106,7 @@ type InsertPublicationParams struct {
 	State     string
 	Text      string
 	Attempts  int64
+	SinceID   string
 	CreatedAt int64
 	UpdatedAt int64
 }
@@ -86,6 +119,7 @@ func (q *Queries) InsertPublication(ctx context.Context, arg InsertPublicationPa
 		arg.State,
 		arg.Text,
 		arg.Attempts,
+		arg.SinceID,
 		arg.CreatedAt,
 		arg.UpdatedAt,
 	)
@@ -95,8 +129,67 @@ func (q *Queries) InsertPublication(ctx context.Context, arg InsertPublicationPa
 	return result.RowsAffected(), nil
 }
 
+const latestRemoteID = `-- name: LatestRemoteID :many
+SELECT remote_id FROM publications WHERE state = 'published' AND remote_id <> ''
+ORDER BY updated_at DESC, post_id DESC LIMIT 1
+`
+
+func (q *Queries) LatestRemoteID(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, latestRemoteID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var remote_id string
+		if err := rows.Scan(&remote_id); err != nil {
+			return nil, err
+		}
+		items = append(items, remote_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAudit = `-- name: ListAudit :many
+SELECT id, post_id, actor, action, from_state, to_state, remote_id, note, at FROM publication_audit WHERE post_id = $1 ORDER BY id
+`
+
+func (q *Queries) ListAudit(ctx context.Context, postID string) ([]PublicationAudit, error) {
+	rows, err := q.db.Query(ctx, listAudit, postID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []PublicationAudit
+	for rows.Next() {
+		var i PublicationAudit
+		if err := rows.Scan(
+			&i.ID,
+			&i.PostID,
+			&i.Actor,
+			&i.Action,
+			&i.FromState,
+			&i.ToState,
+			&i.RemoteID,
+			&i.Note,
+			&i.At,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listPublications = `-- name: ListPublications :many
-SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at FROM publications ORDER BY created_at DESC, post_id DESC LIMIT $1
+SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at, since_id FROM publications ORDER BY created_at DESC, post_id DESC LIMIT $1
 `
 
 func (q *Queries) ListPublications(ctx context.Context, maxRows int32) ([]Publication, error) {
@@ -119,6 +212,7 @@ func (q *Queries) ListPublications(ctx context.Context, maxRows int32) ([]Public
 			&i.Attempts,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.SinceID,
 		); err != nil {
 			return nil, err
 		}
@@ -136,6 +230,44 @@ DELETE FROM publications WHERE post_id = $1 AND state = 'attempting'
 
 func (q *Queries) ReleasePublication(ctx context.Context, postID string) (int64, error) {
 	result, err := q.db.Exec(ctx, releasePublication, postID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const updatePublication = `-- name: UpdatePublication :execrows
+UPDATE publications
+SET state = $1, remote_id = $2, url = $3, error = $4,
+    attempts = $5, updated_at = $6
+WHERE post_id = $7 AND state = $8 AND attempts = $9
+`
+
+type UpdatePublicationParams struct {
+	State        string
+	RemoteID     string
+	Url          string
+	Error        string
+	Attempts     int64
+	UpdatedAt    int64
+	PostID       string
+	FromState    string
+	FromAttempts int64
+}
+
+// A compare-and-set: it changes the entry only while it is still in the state and attempt the caller read.
+func (q *Queries) UpdatePublication(ctx context.Context, arg UpdatePublicationParams) (int64, error) {
+	result, err := q.db.Exec(ctx, updatePublication,
+		arg.State,
+		arg.RemoteID,
+		arg.Url,
+		arg.Error,
+		arg.Attempts,
+		arg.UpdatedAt,
+		arg.PostID,
+		arg.FromState,
+		arg.FromAttempts,
+	)
 	if err != nil {
 		return 0, err
 	}

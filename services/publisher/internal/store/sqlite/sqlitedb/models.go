@@ -15,4 +15,17 @@ type Publication struct {
 	Attempts  int64
 	CreatedAt int64
 	UpdatedAt int64
+	SinceID   string
+}
+
+type PublicationAudit struct {
+	ID        int64
+	PostID    string
+	Actor     string
+	Action    string
+	FromState string
+	ToState   string
+	RemoteID  string
+	Note      string
+	At        int64
 }
