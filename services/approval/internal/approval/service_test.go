@@ -513,3 +513,47 @@ func TestFailRequestRecordsAFailedPost(t *testing.T) {
 		}
 	}
 }
+
+// TestOpsRetryOrResolveSettlesAFailedOrUnknownPost: after ops retry a failed publication (or resolve an
+// unknown one) the publisher reports it published, and the department sees that; published stays final and
+// a repeated outcome changes nothing.
+func TestOpsRetryOrResolveSettlesAFailedOrUnknownPost(t *testing.T) {
+	ctx := context.Background()
+	report := func(id string) approval.PublisherReport {
+		return approval.PublisherReport{PostID: id, Channel: "x", RemoteID: "1850000000000000200", RemoteURL: "https://x.com/i/web/status/1850000000000000200", PublishedAt: time.Now()}
+	}
+	for _, first := range []approval.Status{approval.StatusFailed, approval.StatusUnknown} {
+		t.Run(string(first), func(t *testing.T) {
+			f := setup(t, "")
+			id := f.request(t, "Retried by ops "+string(first))
+			if err := f.svc.DrainOutbox(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.Decide(ctx, token(f.links(t)["a@example.com"]), approval.OutcomeApprove, "", "127.0.0.1"); err != nil {
+				t.Fatal(err)
+			}
+			bad := approval.PublisherReport{PostID: id, Channel: "x", Reason: "first attempt"}
+			record := f.svc.RecordFailed
+			if first == approval.StatusUnknown {
+				record = f.svc.RecordUnknown
+			}
+			if err := record(ctx, bad); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.svc.RecordPublished(ctx, report(id)); err != nil {
+				t.Fatal(err)
+			}
+			p, err := f.svc.GetPost(ctx, id, f.dept.ID)
+			if err != nil || p.Status != approval.StatusPublished || p.RemoteID != "1850000000000000200" {
+				t.Fatalf("after the retry: %s %q (%v); want published with the remote id", p.Status, p.RemoteID, err)
+			}
+			// A late failure does not undo a publication.
+			if err := f.svc.RecordFailed(ctx, approval.PublisherReport{PostID: id, Channel: "x", Reason: "late"}); err != nil {
+				t.Fatal(err)
+			}
+			if p, _ := f.svc.GetPost(ctx, id, f.dept.ID); p.Status != approval.StatusPublished {
+				t.Errorf("a late failure turned a published post %s", p.Status)
+			}
+		})
+	}
+}

@@ -72,8 +72,10 @@ SET status = sqlc.arg(status), channel = sqlc.arg(channel), remote_id = sqlc.arg
     remote_url = sqlc.arg(remote_url), published_at = sqlc.arg(published_at),
     failure_reason = sqlc.arg(failure_reason), updated_at = sqlc.arg(updated_at)
 WHERE id = sqlc.arg(id)
-  -- An unknown outcome may still be settled (published or failed), but a repeated unknown changes nothing.
-  AND (status = 'approved' OR (status = 'unknown' AND sqlc.arg(status) <> 'unknown'));
+  -- An unknown or failed outcome may still change when ops resolve or retry the publication (unknown to
+  -- published, failed to published after a retry), but a repeated outcome changes nothing, and published
+  -- is final. (No non-ASCII in this file: sqlc's rewriting counts bytes as characters.)
+  AND (status = 'approved' OR (status IN ('unknown', 'failed') AND status <> sqlc.arg(status)));
 
 -- name: CreateToken :exec
 INSERT INTO approval_tokens (hash, post_id, approver_id, created_at, expires_at)

@@ -571,8 +571,10 @@ SET status = $1, channel = $2, remote_id = $3,
     remote_url = $4, published_at = $5,
     failure_reason = $6, updated_at = $7
 WHERE id = $8
-  -- An unknown outcome may still be settled (published or failed), but a repeated unknown changes nothing.
-  AND (status = 'approved' OR (status = 'unknown' AND $1 <> 'unknown'))
+  -- An unknown or failed outcome may still change when ops resolve or retry the publication (unknown to
+  -- published, failed to published after a retry), but a repeated outcome changes nothing, and published
+  -- is final. (No non-ASCII in this file: sqlc's rewriting counts bytes as characters.)
+  AND (status = 'approved' OR (status IN ('unknown', 'failed') AND status <> $1))
 `
 
 type RecordOutcomeParams struct {
