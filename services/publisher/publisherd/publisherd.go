@@ -56,6 +56,10 @@ type Config struct {
 	DatabaseSchema string `env:"HERALD_PUBLISHER_DB_SCHEMA" envDefault:"herald_publisher"`
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_PUBLISHER_CONSUMER" envDefault:"herald-publisher"`
+	// MaxDeliveries bounds how often one approval is delivered before the publisher gives up on it (it
+	// then ends failed, or unknown when an attempt was open, for ops to retry): high, since waits for X's
+	// rate-limit resets count too.
+	MaxDeliveries int `env:"HERALD_PUBLISHER_MAX_DELIVERIES" envDefault:"50"`
 	// ApprovalKeysFile holds the approval service's public keys (PEM, several during a rotation): an
 	// approval not sealed by one of them is never posted. Required.
 	ApprovalKeysFile string `env:"HERALD_APPROVAL_PUBLIC_KEYS_FILE"`
@@ -153,6 +157,7 @@ type Service struct {
 	js     jetstream.JetStream
 	ledger *ledger.Service
 	events eventbus.Handler
+	giveUp func(ctx context.Context, msg jetstream.Msg, cause error) error
 	grpc   *grpc.Server
 	health *health.Server
 	lis    net.Listener
@@ -250,6 +255,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.events, err = events.Handler(s.ledger, approvalKeys, func(reason string) { refused.WithLabelValues(reason).Inc() }); err != nil {
 		return nil, err
 	}
+	if s.giveUp, err = events.GiveUp(s.ledger, approvalKeys); err != nil {
+		return nil, err
+	}
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(grpcMetrics)
 	transport, err := cfg.ServerTLS.GRPCTransport(cfg.PlaintextTokens)
@@ -289,7 +297,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
-		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream, HandlerTimeout: s.cfg.XTimeout + 15*time.Second}
+		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream, HandlerTimeout: s.cfg.XTimeout + 15*time.Second,
+			MaxDeliveries: s.cfg.MaxDeliveries, GiveUp: s.giveUp}
 		return eventbus.Consume(gctx, s.js, cfg, s.events, s.log)
 	})
 	s.log.Info("publisher listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())

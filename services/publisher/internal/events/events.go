@@ -57,6 +57,27 @@ func Handler(d Domain, approvalKeys *seal.Keyring, refused Refused) (eventbus.Ha
 	}, nil
 }
 
+// GiveUpDomain settles approvals the consumer stopped delivering; *ledger.Service implements it.
+type GiveUpDomain interface {
+	GiveUp(ctx context.Context, a ledger.Approval, cause error) error
+}
+
+// GiveUp returns the consumer's hook for an approval that will not be delivered again although it was
+// never handled: a genuine (sealed) approval is settled by d so that the post does not stay approved
+// forever; anything refused for its seal or undecodable has nothing to settle.
+func GiveUp(d GiveUpDomain, approvalKeys *seal.Keyring) (func(ctx context.Context, msg jetstream.Msg, cause error) error, error) {
+	if d == nil || approvalKeys == nil {
+		return nil, errors.New("events: nil domain or keyring")
+	}
+	return func(ctx context.Context, msg jetstream.Msg, cause error) error {
+		var ev eventsv1.PostApproved
+		if msg.Subject() != eventbus.SubjectApproved || proto.Unmarshal(msg.Data(), &ev) != nil || verify(approvalKeys, &ev) != nil {
+			return nil
+		}
+		return d.GiveUp(ctx, toApproval(&ev), cause)
+	}, nil
+}
+
 // verify checks an approval's seal over the text it carries. The hash is recomputed from the text that
 // will be posted rather than taken from the event; the event's own hash only makes a mismatch easier to
 // explain.
