@@ -162,6 +162,15 @@ func (s *Store) finish(ctx context.Context, c *Claim, state string) error {
 	return nil
 }
 
+// Release gives the key up when the request was refused before anything was attempted (a 429, say): the
+// key is then as unused as before.
+func (s *Store) Release(ctx context.Context, c *Claim) error {
+	if err := s.kv.Delete(ctx, c.key, jetstream.LastRevision(c.rev)); err != nil {
+		return fmt.Errorf("idempotency: release %s: %w", c.key, err)
+	}
+	return nil
+}
+
 // Accepted reports whether key (a post id) was accepted for department: the status endpoint answers
 // "pending" for such a post even before the approval service recorded it.
 func (s *Store) Accepted(ctx context.Context, key, department string) (bool, error) {
