@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
+	"github.com/heraldhq/herald/gateway/internal/idempotency"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
@@ -56,7 +57,13 @@ type Config struct {
 	CSRFKey      string        `env:"HERALD_CSRF_KEY,unset"`
 	MaxBodyBytes int64         `env:"HERALD_MAX_BODY_BYTES" envDefault:"1048576"`
 	KeyCacheTTL  time.Duration `env:"HERALD_KEY_CACHE_TTL" envDefault:"30s"`
-	RetryAfter   time.Duration `env:"HERALD_RETRY_AFTER" envDefault:"5s"`
+	// RetryAfter is the polling hint while a post is being published; RetryAfterPending while a person
+	// has to decide.
+	RetryAfter        time.Duration `env:"HERALD_RETRY_AFTER" envDefault:"5s"`
+	RetryAfterPending time.Duration `env:"HERALD_RETRY_AFTER_PENDING" envDefault:"60s"`
+	// Replicas is how many gateways run behind the load balancer: each enforces 1/Replicas of an API
+	// key's rate limit, which it keeps in memory.
+	Replicas int `env:"HERALD_GATEWAY_REPLICAS" envDefault:"1"`
 	// PublicURL is the gateway as departments' platforms reach it, the same variable the approval service
 	// reads for its links: the connector definition's host and basePath, and the base of the absolute
 	// Location header the asynchronous pattern needs.
@@ -74,6 +81,9 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.GatewayToken == "" {
 		return errors.New("HERALD_GATEWAY_TOKEN is required")
+	}
+	if c.Replicas < 0 {
+		return errors.New("HERALD_GATEWAY_REPLICAS must be at least 1 (the number of gateways sharing the load)")
 	}
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("HERALD_TRUSTED_PROXIES: %w", err)
@@ -174,6 +184,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	// The approval service creates the bucket before the stream, which Connect waited for.
+	kv, err := js.KeyValue(ctx, eventbus.IdempotencyBucket(cfg.Stream))
+	if err != nil {
+		return nil, fmt.Errorf("idempotency bucket %s: %w", eventbus.IdempotencyBucket(cfg.Stream), err)
+	}
+	idem, err := idempotency.New(kv, nil, 0)
+	if err != nil {
+		return nil, err
+	}
 	cfg.PlaintextTokens.Warn(log)
 	creds, err := cfg.ClientTLS.TransportCredentials()
 	if err != nil {
@@ -205,8 +224,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	reg := ops.NewRegistry()
 	handler, err := httpapi.New(
-		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, CSRFKey: csrf, PublicURL: cfg.PublicURL, TrustedProxies: proxies},
-		httpapi.Deps{Intake: in, Keys: keys, Approvals: approvals, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
+		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, RetryAfterPending: cfg.RetryAfterPending,
+			Replicas: cfg.Replicas, CSRFKey: csrf, PublicURL: cfg.PublicURL, TrustedProxies: proxies},
+		httpapi.Deps{Intake: in, Keys: keys, Idempotency: idem, Approvals: approvals, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
 	)
 	if err != nil {
 		return nil, err

@@ -97,6 +97,13 @@ func paths() obj {
 		r := obj{}
 		for _, c := range codes {
 			r[c] = obj{"description": errorDescriptions[c], "schema": ref("Error")}
+			if c == "409" || c == "429" || c == "503" {
+				// Power Automate and Zoho Flow retry these after Retry-After seconds.
+				r[c].(obj)["headers"] = obj{"Retry-After": obj{
+					"type": "integer", "x-ms-summary": "Retry after", "x-ms-visibility": "internal",
+					"description": "Seconds to wait before sending the request again.",
+				}}
+			}
 		}
 		return r
 	}
@@ -128,7 +135,7 @@ func paths() obj {
 				{
 					"name": "Idempotency-Key", "in": "header", "required": false, "type": "string", "maxLength": 255,
 					"x-ms-summary": "Idempotency key", "x-ms-visibility": "advanced",
-					"description": "Any unique string (a flow run id, say). Sending the same key again, however late, names the same post instead of making a second one; the same key with another tweet is refused.",
+					"description": "Any unique string (a flow run id, say). Sending the same key with the same tweet again, however late, answers with the same post instead of making a second one; the same key with another tweet is refused (422), and while the first request is still being handled the second gets 409.",
 				},
 			},
 			"responses": post,
@@ -152,11 +159,11 @@ var errorDescriptions = map[string]string{
 	"400": "The request is wrong: malformed JSON, an unknown field, a missing tweet or requester, or a tweet longer than X allows (the message gives the counted length). Do not retry unchanged.",
 	"401": "The API key is missing, unknown or revoked.",
 	"404": "No such post, or it belongs to another department.",
-	"409": "A request with the same Idempotency-Key is still being handled; retry after a moment.",
+	"409": "A request with the same Idempotency-Key and the same tweet is still being handled; retry after Retry-After seconds (1) to get its answer.",
 	"413": "The body is larger than the gateway accepts.",
 	"415": "The body is not JSON (send Content-Type: application/json).",
-	"422": "This Idempotency-Key was already used for a different tweet.",
-	"429": "Too many requests, or too many posts waiting for approval; retry after Retry-After seconds.",
+	"422": "This Idempotency-Key was already used for a different tweet (or requester). Do not retry unchanged.",
+	"429": "Slow down: this API key requested more posts a minute than its department may (code rate_limited), this department has as many posts waiting for a decision as it may (code too_many_undecided), or this address sent too many invalid keys; nothing was queued. Retry after Retry-After seconds.",
 	"503": "Herald cannot take the request right now and nothing was queued; retry after Retry-After seconds.",
 }
 
@@ -168,7 +175,7 @@ func pollingHeaders() obj {
 		},
 		"Retry-After": obj{
 			"type": "integer", "x-ms-summary": "Retry after", "x-ms-visibility": "internal",
-			"description": "Seconds to wait before polling the status URL again.",
+			"description": "Seconds to wait before polling the status URL again: longer while a person decides, short while the post is being published.",
 		},
 	}
 }

@@ -62,7 +62,7 @@ func BenchmarkGatewayIntake(b *testing.B) {
 	keys, _ := keyauth.New(approvals, time.Minute)
 	in, _ := intake.New(pub)
 	h, err := httpapi.New(httpapi.Config{CSRFKey: make([]byte, 32)}, httpapi.Deps{
-		Intake: in, Keys: keys, Approvals: approvals, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
+		Intake: in, Keys: keys, Idempotency: idemStore(b, js), Approvals: approvals, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 		Ready: func(context.Context) error { return nil },
 	})
 	if err != nil {

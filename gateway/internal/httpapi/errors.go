@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/heraldhq/herald/gateway/internal/idempotency"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
@@ -48,7 +49,14 @@ func toAPIError(err error) *apiError {
 			Message: "too many invalid API keys from this address; wait before trying again", retryAfter: te.RetryAfter}
 	case errors.Is(err, keyauth.ErrInvalidKey):
 		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "the API key is not valid (unknown or revoked)"}
-	case errors.Is(err, eventbus.ErrUnavailable):
+	case errors.Is(err, idempotency.ErrMismatch):
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+			Message: "this Idempotency-Key was already used for a different tweet", Target: "Idempotency-Key"}
+	case errors.Is(err, idempotency.ErrInFlight):
+		// Stripe's answer to a retry racing the original: try again shortly, by then it is settled.
+		return &apiError{Status: http.StatusConflict, Code: "idempotency_key_in_use", Target: "Idempotency-Key", retryAfter: time.Second,
+			Message: "a request with this Idempotency-Key is still being processed; retry in a moment for its answer"}
+	case errors.Is(err, eventbus.ErrUnavailable), errors.Is(err, idempotency.ErrUnavailable):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Herald cannot accept posts right now; nothing was queued. Retry later."}
 	}
 	switch status.Code(err) {

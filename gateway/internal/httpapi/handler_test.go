@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/heraldhq/herald/gateway/internal/httpapi"
+	"github.com/heraldhq/herald/gateway/internal/idempotency"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
@@ -209,6 +210,7 @@ func setup(t *testing.T, opt options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	idem := idemStore(t, js)
 	if opt.natsDown {
 		nc.Close()
 	}
@@ -223,8 +225,8 @@ func setup(t *testing.T, opt options) *env {
 	if opt.ready == nil {
 		opt.ready = func(context.Context) error { return nil }
 	}
-	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies}, httpapi.Deps{
-		Intake: in, Keys: keys, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
+	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, RetryAfterPending: time.Minute, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies}, httpapi.Deps{
+		Intake: in, Keys: keys, Idempotency: idem, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +337,7 @@ func TestPostsRoutes(t *testing.T) {
 		{
 			name: "request a post", method: "POST", target: "/v1/posts", header: hrJSON("Idempotency-Key", "flow-run-new"),
 			body:       `{"tweet": "Please welcome our new joiners!", "requestedby": "jo@contoso.example"}`,
-			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + newID, "Retry-After": "5"},
+			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + newID, "Retry-After": "60"},
 			wantJSON: `{"id": "` + newID + `", "status": "pending", "tweet": "Please welcome our new joiners!", "requestedby": "jo@contoso.example"}`,
 		},
 		{
@@ -348,8 +350,8 @@ func TestPostsRoutes(t *testing.T) {
 		{
 			name: "retry with the same Idempotency-Key answers the existing post", method: "POST", target: "/v1/posts",
 			header: hrJSON("Idempotency-Key", replayKey), body: `{"tweet": "Welcome!", "requestedby": "jo@contoso.example"}`,
-			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + replayID, "Retry-After": "5"},
-			wantJSON: `{"id": "` + replayID + `", "status": "pending", "tweet": "Welcome!", "requestedby": "jo@contoso.example", "created_at": "2026-11-23T14:23:02Z"}`,
+			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + replayID, "Retry-After": "60"},
+			wantJSON: `{"id": "` + replayID + `", "status": "pending", "tweet": "Welcome!", "requestedby": "jo@contoso.example"}`,
 		},
 		{
 			name: "Idempotency-Key reused for another tweet", method: "POST", target: "/v1/posts",
@@ -414,7 +416,7 @@ func TestPostsRoutes(t *testing.T) {
 		},
 		{
 			name: "pending post", method: "GET", target: "/v1/posts/" + pendingID, header: hdr("X-API-Key", hrKey),
-			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + pendingID, "Retry-After": "5"},
+			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + pendingID, "Retry-After": "60"},
 			wantJSON: `{"id": "` + pendingID + `", "status": "pending", "tweet": "Welcome!", "requestedby": "jo@contoso.example", "created_at": "2026-11-23T14:23:02Z"}`,
 		},
 		{
@@ -456,7 +458,7 @@ func TestPostsRoutes(t *testing.T) {
 		},
 		{
 			name: "the department's own post, seen by that department", method: "GET", target: "/v1/posts/" + financeOnly, header: hdr("X-API-Key", financeKey),
-			wantStatus: 202, wantHeader: map[string]string{"Retry-After": "5"},
+			wantStatus: 202, wantHeader: map[string]string{"Retry-After": "60"},
 			wantJSON: `{"id": "` + financeOnly + `", "status": "pending", "tweet": "Welcome!", "requestedby": "jo@contoso.example", "created_at": "2026-11-23T14:23:02Z"}`,
 		},
 		{
@@ -465,7 +467,7 @@ func TestPostsRoutes(t *testing.T) {
 		},
 		{
 			name: "an id issued moments ago, not recorded yet", method: "GET", target: "/v1/posts/" + recentUnknown, header: hdr("X-API-Key", hrKey),
-			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + recentUnknown, "Retry-After": "5"},
+			wantStatus: 202, wantHeader: map[string]string{"Location": "/v1/posts/" + recentUnknown, "Retry-After": "60"},
 			wantJSON: `{"id": "` + recentUnknown + `", "status": "pending"}`,
 		},
 		{
@@ -672,4 +674,18 @@ func TestOpsRoutes(t *testing.T) {
 			tt.check(t, tt.env.serve(t, tt.method, tt.target, tt.header, tt.body))
 		})
 	}
+}
+
+// idemStore binds to the idempotency bucket that eventbus.Connect created beside the stream.
+func idemStore(t testing.TB, js jetstream.JetStream) *idempotency.Store {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), eventbus.IdempotencyBucket(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := idempotency.New(kv, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

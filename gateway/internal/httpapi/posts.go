@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/heraldhq/herald/gateway/internal/idempotency"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
@@ -80,45 +83,126 @@ func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if req.IdempotencyKey != "" {
-		// A retried request (same department, same key) answers with the post it already made.
-		done, err := s.replay(w, r, dept, req)
-		if done || err != nil {
-			if err != nil {
-				s.fail(w, r, err)
-			}
-			return
-		}
-	}
 	req.APIKeyID = dept.KeyID
+	if req.IdempotencyKey != "" {
+		s.createIdempotent(w, r, dept, req)
+		return
+	}
+	if err := s.checkLimits(r, dept); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	id, err := s.deps.Intake.Submit(r.Context(), dept.ID, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.logger(r).InfoContext(r.Context(), "post requested", "post_id", id, "department_id", dept.ID)
-	s.accepted(w, http.StatusAccepted, postView{ID: id, Status: statusNames[approvalv1.PostStatus_POST_STATUS_PENDING], Tweet: req.Tweet, RequestedBy: req.RequestedBy})
+	s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
 }
 
-// replay answers a request whose Idempotency-Key already made a post: with that post's current state, or
-// 422 when the key comes back with a different text. It reports whether it answered.
-func (s *server) replay(w http.ResponseWriter, r *http.Request, dept keyauth.Department, req intake.Request) (bool, error) {
+// firstAnswer is the body of the 202 that accepts a request; a replay of it answers the same.
+func firstAnswer(id string, req intake.Request) postView {
+	return postView{ID: id, Status: statusNames[approvalv1.PostStatus_POST_STATUS_PENDING], Tweet: req.Tweet, RequestedBy: req.RequestedBy}
+}
+
+// createIdempotent handles a request with an Idempotency-Key, with Stripe's semantics across replicas: the
+// key is claimed in the shared bucket before anything is published, so of two racing requests exactly one
+// publishes; the other gets 409 (same body, still in flight), 422 (another body) or, once the first was
+// accepted, the first's answer again.
+func (s *server) createIdempotent(w http.ResponseWriter, r *http.Request, dept keyauth.Department, req intake.Request) {
+	ctx := r.Context()
 	id := intake.PostID(dept.ID, req.IdempotencyKey)
+	claim, replay, err := s.deps.Idempotency.Claim(ctx, id, dept.ID, idempotency.BodyHash(req.Tweet, req.RequestedBy))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if replay {
+		w.Header().Set("Idempotent-Replayed", "true")
+		s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
+		return
+	}
+	// From here the claim must end: accepted, failed (nothing queued) or released (refused before trying).
+	end := func(finish func(context.Context, *idempotency.Claim) error) {
+		// Not the request's context: the answer is decided, and the claim must be settled even if the
+		// client hung up.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := finish(ctx, claim); err != nil {
+			// Left in flight, the claim is taken over once stale; retries meanwhile get 409.
+			s.logger(r).WarnContext(ctx, "idempotency claim not settled", "post_id", id, "err", err)
+		}
+	}
+	// Past the bucket's time to live the key is forgotten there, but still names the same post, which the
+	// approval service may hold.
+	switch known, err := s.recorded(r, dept, id, req); {
+	case err != nil:
+		end(s.deps.Idempotency.Release)
+		s.fail(w, r, err)
+		return
+	case known:
+		end(s.deps.Idempotency.Accept)
+		w.Header().Set("Idempotent-Replayed", "true")
+		s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
+		return
+	}
+	if err := s.checkLimits(r, dept); err != nil {
+		end(s.deps.Idempotency.Release)
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.deps.Intake.Submit(ctx, dept.ID, req); err != nil {
+		end(s.deps.Idempotency.Fail)
+		s.fail(w, r, err)
+		return
+	}
+	end(s.deps.Idempotency.Accept)
+	s.logger(r).InfoContext(ctx, "post requested", "post_id", id, "department_id", dept.ID)
+	s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
+}
+
+// recorded reports whether the approval service already holds the post id with this request's text and
+// requester; the same id with another text is a 422.
+func (s *server) recorded(r *http.Request, dept keyauth.Department, id string, req intake.Request) (bool, error) {
 	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
 	if status.Code(err) == codes.NotFound {
-		// Not recorded yet (or still on its way to the approval service): publishing again is harmless,
-		// the message id and the approval service both deduplicate.
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if resp.GetPost().GetText() != req.Tweet {
-		return false, &apiError{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
-			Message: "this Idempotency-Key was already used for a different tweet", Target: "Idempotency-Key"}
+	if p := resp.GetPost(); p.GetText() != req.Tweet || p.GetRequestedBy() != strings.TrimSpace(req.RequestedBy) {
+		return false, idempotency.ErrMismatch
 	}
-	s.answerPost(w, resp.GetPost())
 	return true, nil
+}
+
+// checkLimits refuses, with 429 and a Retry-After, a request past the API key's rate or the department's
+// cap on undecided posts. The count is asked synchronously so that the 429 comes from this POST; requests
+// accepted but still on their way through JetStream are not in it yet, which the rate limit bounds.
+func (s *server) checkLimits(r *http.Request, dept keyauth.Department) error {
+	key := dept.KeyID
+	if key == "" {
+		key = "department:" + dept.ID
+	}
+	if wait, ok := s.limits.reserve(key, dept.Limits.PostsPerMinute, s.now()); !ok {
+		return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", retryAfter: wait,
+			Message: fmt.Sprintf("this API key may request %d posts a minute; wait before requesting more", dept.Limits.PostsPerMinute)}
+	}
+	if dept.Limits.MaxUndecided <= 0 {
+		return nil
+	}
+	resp, err := s.deps.Approvals.CountUndecided(r.Context(), &approvalv1.CountUndecidedRequest{DepartmentId: dept.ID})
+	if err != nil {
+		return fmt.Errorf("count undecided posts: %w", err)
+	}
+	if int(resp.GetCount()) >= dept.Limits.MaxUndecided {
+		// Room frees up when an approver decides: the same wait as polling a pending post.
+		return &apiError{Status: http.StatusTooManyRequests, Code: "too_many_undecided", retryAfter: s.cfg.RetryAfterPending,
+			Message: fmt.Sprintf("%d of this department's posts are waiting for a decision, the most it may have; retry once the communications team decided some", resp.GetCount())}
+	}
+	return nil
 }
 
 // decodePost reads and checks the body: JSON only, bounded, no unknown fields, one value.
@@ -232,7 +316,7 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.deps.Approvals.GetPost(r.Context(), &approvalv1.GetPostRequest{PostId: id, DepartmentId: dept.ID})
-	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) {
+	if status.Code(err) == codes.NotFound && s.justIssued(r, uid, dept) {
 		// Accepted moments ago, the post may still be on its way through JetStream to the approval service:
 		// then it is pending, not missing. Another department's post is PERMISSION_DENIED, not NOT_FOUND,
 		// and stays a 404; the gateway's token cannot read it.
@@ -244,6 +328,24 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.answerPost(w, resp.GetPost())
+}
+
+// justIssued reports whether the gateway accepted the post id moments ago, so that a NotFound means it
+// is still on its way to the approval service: a time-ordered id issued in the last minute, or an id
+// derived from an Idempotency-Key whose claim the bucket holds as accepted for this department.
+func (s *server) justIssued(r *http.Request, id uuid.UUID, dept keyauth.Department) bool {
+	if recentlyIssued(id, s.now()) {
+		return true
+	}
+	if id.Version() != 5 {
+		return false
+	}
+	ok, err := s.deps.Idempotency.Accepted(r.Context(), id.String(), dept.ID)
+	if err != nil {
+		// Unknown then: the 404 a poll gets is wrong only in the moment before the post is recorded.
+		s.logger(r).WarnContext(r.Context(), "idempotency bucket unavailable for a status check", "err", err)
+	}
+	return ok
 }
 
 // recentlyIssued reports whether id is a time-ordered id the gateway could have issued in the last
@@ -271,9 +373,16 @@ func (s *server) answerPost(w http.ResponseWriter, p *approvalv1.Post) {
 // accepted answers 202 with the polling headers of the asynchronous request-reply pattern. Location is
 // absolute when the public URL is known: Logic Apps requires "the absolute path to a URL" there
 // (learn.microsoft.com, "Create custom APIs you can call from Azure Logic Apps", asynchronous pattern).
+//
+// Retry-After says how long the wait is likely to be: a person deciding takes minutes or hours
+// (RetryAfterPending), while an approved post is published within seconds (RetryAfter).
 func (s *server) accepted(w http.ResponseWriter, status int, v postView) {
+	wait := s.cfg.RetryAfter
+	if v.Status == statusNames[approvalv1.PostStatus_POST_STATUS_PENDING] {
+		wait = s.cfg.RetryAfterPending
+	}
 	w.Header().Set("Location", s.cfg.PublicURL+"/v1/posts/"+v.ID)
-	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	writeJSON(w, status, v)
 }
 

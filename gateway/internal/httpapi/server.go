@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/gateway/internal/connector"
+	"github.com/heraldhq/herald/gateway/internal/idempotency"
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
@@ -29,8 +30,14 @@ import (
 type Config struct {
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int64
-	// RetryAfter is what the gateway tells pollers to wait.
+	// RetryAfter is what the gateway tells pollers to wait while a post is being published (approved),
+	// and clients to wait after a 503.
 	RetryAfter time.Duration
+	// RetryAfterPending is what it tells them while a person has to decide (pending), and after a 429 for
+	// too many undecided posts.
+	RetryAfterPending time.Duration
+	// Replicas is how many gateways share the load: each enforces 1/Replicas of an API key's rate limit.
+	Replicas int
 	// CSRFKey signs the approval form; every gateway replica needs the same one.
 	CSRFKey []byte
 	// PublicURL is the gateway as departments' platforms reach it (HERALD_PUBLIC_URL): the served
@@ -44,14 +51,18 @@ type Config struct {
 
 // Deps are what the handler talks to.
 type Deps struct {
-	Intake    *intake.Intake
-	Keys      *keyauth.Authenticator
-	Approvals approvalv1.ApprovalServiceClient
+	Intake *intake.Intake
+	Keys   *keyauth.Authenticator
+	// Idempotency claims Idempotency-Keys in the bucket every replica shares.
+	Idempotency *idempotency.Store
+	Approvals   approvalv1.ApprovalServiceClient
 	// Ready reports whether the gateway can take requests (NATS connected, say).
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger
 	// Registry receives the gateway's metrics.
 	Registry *prometheus.Registry
+	// Now is the clock of the rate limits; nil means time.Now.
+	Now func() time.Time
 }
 
 type server struct {
@@ -59,6 +70,7 @@ type server struct {
 	deps Deps
 	// definition is the connector's OpenAPI document, made once at start.
 	definition []byte
+	limits     *rateLimits
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -66,7 +78,7 @@ type server struct {
 
 // New returns the gateway's HTTP handler.
 func New(cfg Config, deps Deps) (http.Handler, error) {
-	if deps.Intake == nil || deps.Keys == nil || deps.Approvals == nil || deps.Ready == nil || deps.Log == nil || deps.Registry == nil {
+	if deps.Intake == nil || deps.Keys == nil || deps.Idempotency == nil || deps.Approvals == nil || deps.Ready == nil || deps.Log == nil || deps.Registry == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
 	if len(cfg.CSRFKey) < 32 {
@@ -78,6 +90,12 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 5 * time.Second
 	}
+	if cfg.RetryAfterPending <= 0 {
+		cfg.RetryAfterPending = 60 * time.Second
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	definition, err := connector.Definition(cfg.PublicURL)
 	if err != nil {
@@ -87,6 +105,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		cfg:        cfg,
 		deps:       deps,
 		definition: definition,
+		limits:     newRateLimits(cfg.Replicas),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_gateway_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -117,6 +136,8 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	})
 	return s.withRequestID(mux), nil
 }
+
+func (s *server) now() time.Time { return s.deps.Now() }
 
 func (s *server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 	mux.Handle(pattern, s.instrument(pattern, h))

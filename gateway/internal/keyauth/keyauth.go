@@ -45,6 +45,17 @@ type Department struct {
 	Name string
 	// KeyID is the id of the API key that authenticated the request, for the audit trail.
 	KeyID string
+	// Limits are the department's limits as the approval service said when the key was checked: a change
+	// reaches the gateway within the cache's time to live.
+	Limits Limits
+}
+
+// Limits keep a runaway flow from flooding the approvers (see AdminService.SetDepartmentLimits).
+type Limits struct {
+	// PostsPerMinute is how many posts one API key may request per minute.
+	PostsPerMinute int
+	// MaxUndecided is how many of the department's posts may wait for a decision at once.
+	MaxUndecided int
 }
 
 type entry struct {
@@ -164,7 +175,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, key, client string) (D
 	if err != nil {
 		return Department{}, fmt.Errorf("authenticate key: %w", err)
 	}
-	d := Department{ID: resp.GetDepartmentId(), Name: resp.GetDepartmentName(), KeyID: resp.GetKeyId()}
+	d := Department{ID: resp.GetDepartmentId(), Name: resp.GetDepartmentName(), KeyID: resp.GetKeyId(), Limits: Limits{
+		PostsPerMinute: int(resp.GetLimits().GetPostsPerMinute()), MaxUndecided: int(resp.GetLimits().GetMaxUndecided()),
+	}}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.evictions != epoch || a.ttl <= 0 {

@@ -65,6 +65,11 @@ type Config struct {
 	// MaxDeliveries is how often a consumed event is delivered before it is given up: a post request still
 	// failing then ends as a failed post the department can read (see eventbus.ConsumerConfig).
 	MaxDeliveries int `env:"HERALD_APPROVAL_MAX_DELIVERIES" envDefault:"10"`
+	// PostsPerMinute and MaxUndecided are the limits of departments that have none of their own
+	// (AdminService.SetDepartmentLimits): how many posts one API key may request per minute, and how many
+	// of a department's posts may wait for a decision at once. The gateway enforces both with 429.
+	PostsPerMinute int `env:"HERALD_POSTS_PER_MINUTE" envDefault:"10"`
+	MaxUndecided   int `env:"HERALD_MAX_UNDECIDED" envDefault:"20"`
 	// SealKeyFile is the approval service's Ed25519 private key (PKCS#8 PEM, mode 0600), which seals every
 	// PostApproved; the publisher posts nothing else. Required.
 	SealKeyFile string `env:"HERALD_APPROVAL_SEAL_KEY_FILE"`
@@ -169,7 +174,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations}, log); err != nil {
+	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{
+		PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations,
+		DefaultLimits: approval.Limits{PostsPerMinute: cfg.PostsPerMinute, MaxUndecided: cfg.MaxUndecided},
+	}, log); err != nil {
 		return nil, err
 	}
 	reg := ops.NewRegistry()

@@ -90,6 +90,28 @@ func StreamConfig(name string) jetstream.StreamConfig {
 	}
 }
 
+// IdempotencyTTL is how long the gateway remembers an Idempotency-Key: Stripe's 24 hours, and longer
+// than DedupeWindow, so that a key is never forgotten while JetStream could still drop its retry as a
+// duplicate. Past it, a key still names the same post (its id is derived from it), but a different body is
+// no longer recognised before the approval service is asked.
+const IdempotencyTTL = 24 * time.Hour
+
+// IdempotencyBucket is the name of the key-value bucket in which gateways claim Idempotency-Keys, one per
+// stream (Stream when empty) so that two Heralds on one server keep theirs apart.
+func IdempotencyBucket(stream string) string { return streamName(stream) + "_IDEMPOTENCY" }
+
+// IdempotencyBucketConfig is the configuration of the idempotency bucket of stream. One revision per key
+// is enough: a claim is compared and swapped, never read back in history.
+func IdempotencyBucketConfig(stream string) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      IdempotencyBucket(stream),
+		Description: "Herald gateways' Idempotency-Key claims",
+		History:     1,
+		TTL:         IdempotencyTTL,
+		Storage:     jetstream.FileStorage,
+	}
+}
+
 // ErrUnavailable is returned when JetStream could not be reached or did not acknowledge a message in time.
 // Callers must not tell anyone the message was accepted.
 var ErrUnavailable = errors.New("event bus unavailable")
@@ -135,8 +157,17 @@ func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn,
 // matters: an unconditional update at every start raced with other services creating consumers (which
 // nats-server v2.15's race detector flags).
 func ensureStream(ctx context.Context, js jetstream.JetStream, stream string) error {
+	// The bucket first: a gateway starts once it sees the stream, and then expects the bucket too.
+	kvCfg := IdempotencyBucketConfig(stream)
+	_, err := js.CreateKeyValue(ctx, kvCfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		_, err = js.UpdateKeyValue(ctx, kvCfg)
+	}
+	if err != nil {
+		return fmt.Errorf("create key-value bucket %s: %w", kvCfg.Bucket, err)
+	}
 	cfg := StreamConfig(stream)
-	_, err := js.CreateStream(ctx, cfg)
+	_, err = js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		_, err = js.UpdateStream(ctx, cfg)
 	}

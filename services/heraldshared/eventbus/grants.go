@@ -86,8 +86,22 @@ func GrantsFor(s Service, stream, durable string) (Grants, error) {
 	g := Grants{Subscribe: []string{s.InboxPrefix() + ".>"}}
 	g.Publish = append(g.Publish, s.Publishes()...)
 	g.Publish = append(g.Publish, api+"STREAM.INFO."+stream)
+	// The idempotency bucket is a stream too (KV_<bucket>), with its keys under $KV.<bucket>.
+	bucket := IdempotencyBucket(stream)
+	kvStream := "KV_" + bucket
 	if s.ManagesStream() {
-		g.Publish = append(g.Publish, api+"STREAM.CREATE."+stream, api+"STREAM.UPDATE."+stream)
+		g.Publish = append(g.Publish, api+"STREAM.CREATE."+stream, api+"STREAM.UPDATE."+stream,
+			api+"STREAM.INFO."+kvStream, api+"STREAM.CREATE."+kvStream, api+"STREAM.UPDATE."+kvStream,
+			// nats.go reads the account's JetStream info (read-only: limits and usage) before it creates a
+			// bucket, to pick the bucket's defaults.
+			api+"INFO")
+	}
+	if s == ServiceGateway {
+		// Bind to the bucket, read a key (direct or through the stream API), and write, swap or delete a
+		// key (a publish whose acknowledgement comes back to the gateway's inbox). No purge, no deletion of
+		// the bucket, no other bucket.
+		g.Publish = append(g.Publish, api+"STREAM.INFO."+kvStream, api+"DIRECT.GET."+kvStream+".>",
+			api+"STREAM.MSG.GET."+kvStream, "$KV."+bucket+".>")
 	}
 	for _, subject := range s.Consumes() {
 		name := ConsumerName(durable, subject)

@@ -161,6 +161,9 @@ func checkGrants(t *testing.T, url string) {
 		t.Fatalf("the approval service cannot create the stream: %v", err)
 	}
 
+	// Only the approval service may create the idempotency bucket; the gateway may use it and no other.
+	checkIdempotencyBucket(t, gateway, approval, publisher)
+
 	// What each service must be able to do.
 	if _, err := gateway.js.Publish(ctx(t), eventbus.SubjectRequested, []byte("request")); err != nil {
 		t.Fatalf("gateway publishing a request: %v", err)
@@ -249,6 +252,65 @@ func checkGrants(t *testing.T, url string) {
 		case <-time.After(2 * time.Second):
 			t.Error("the gateway subscribed to the approval service's inbox")
 		}
+	}
+}
+
+// checkIdempotencyBucket shows that the gateway can claim, read, swap and delete keys in its bucket, and
+// can neither create, purge nor delete buckets, nor touch another one; the publisher cannot read it.
+func checkIdempotencyBucket(t *testing.T, gateway, approval, publisher client) {
+	t.Helper()
+	kvCfg := eventbus.IdempotencyBucketConfig(stream)
+	if _, err := gateway.js.CreateKeyValue(short(t), kvCfg); err == nil {
+		t.Error("the gateway created the idempotency bucket")
+	}
+	if _, err := approval.js.CreateKeyValue(ctx(t), kvCfg); err != nil {
+		t.Fatalf("the approval service cannot create the idempotency bucket: %v", err)
+	}
+	if _, err := approval.js.CreateKeyValue(ctx(t), jetstream.KeyValueConfig{Bucket: "OTHER"}); err == nil {
+		t.Error("the approval service created a bucket that is not Herald's")
+	}
+
+	kv, err := gateway.js.KeyValue(ctx(t), kvCfg.Bucket)
+	if err != nil {
+		t.Fatalf("the gateway cannot bind to its bucket: %v", err)
+	}
+	rev, err := kv.Create(ctx(t), "post-1", []byte("claimed"))
+	if err != nil {
+		t.Fatalf("the gateway cannot claim a key: %v", err)
+	}
+	if _, err := kv.Create(ctx(t), "post-1", []byte("again")); !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Errorf("a second claim of one key = %v, want ErrKeyExists", err)
+	}
+	if rev, err = kv.Update(ctx(t), "post-1", []byte("accepted"), rev); err != nil {
+		t.Fatalf("the gateway cannot swap its claim: %v", err)
+	}
+	if e, err := kv.Get(ctx(t), "post-1"); err != nil || string(e.Value()) != "accepted" {
+		t.Fatalf("the gateway reads its claim as %v, %v", e, err)
+	}
+	if err := kv.Delete(ctx(t), "post-1", jetstream.LastRevision(rev)); err != nil {
+		t.Errorf("the gateway cannot release its claim: %v", err)
+	}
+	if err := kv.Purge(short(t), "post-1"); err == nil {
+		// A purge is a publish to the key's subject with a header, which the grant allows; what matters is
+		// that the bucket itself stays.
+		t.Log("the gateway may purge a key of its own bucket (a rollup publish on $KV.<bucket>.>)")
+	}
+	if err := gateway.js.DeleteKeyValue(short(t), kvCfg.Bucket); err == nil {
+		t.Error("the gateway deleted the idempotency bucket")
+	}
+	if s, err := approval.js.Stream(ctx(t), "KV_"+kvCfg.Bucket); err != nil {
+		t.Errorf("the idempotency bucket is gone: %v", err)
+	} else if err := s.Purge(short(t)); err == nil {
+		t.Error("the approval service purged the idempotency bucket")
+	}
+	if _, err := publisher.js.KeyValue(short(t), kvCfg.Bucket); err == nil {
+		t.Error("the publisher bound to the gateway's idempotency bucket")
+	}
+	if _, err := gateway.js.KeyValue(short(t), "OTHER"); err == nil {
+		t.Error("the gateway bound to a bucket that is not its own")
+	}
+	if _, err := gateway.js.Publish(short(t), "$KV.OTHER.key", []byte("x")); err == nil {
+		t.Error("the gateway wrote to a bucket that is not its own")
 	}
 }
 

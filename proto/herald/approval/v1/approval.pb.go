@@ -957,8 +957,10 @@ type AuthenticateKeyResponse struct {
 	DepartmentId   string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
 	DepartmentName string                 `protobuf:"bytes,2,opt,name=department_name,json=departmentName,proto3" json:"department_name,omitempty"`
 	KeyId          string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The limits that apply to the department (defaults filled in), for the gateway to enforce.
+	Limits        *DepartmentLimits `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthenticateKeyResponse) Reset() {
@@ -1012,6 +1014,361 @@ func (x *AuthenticateKeyResponse) GetKeyId() string {
 	return ""
 }
 
+func (x *AuthenticateKeyResponse) GetLimits() *DepartmentLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// DepartmentLimits keep a runaway flow from flooding the approvers. In a request, zero means "the
+// service's default"; in an answer's effective limits, every field is positive.
+type DepartmentLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many posts one API key may request per minute (a token bucket of this size, refilled over a
+	// minute).
+	PostsPerMinute int32 `protobuf:"varint,1,opt,name=posts_per_minute,json=postsPerMinute,proto3" json:"posts_per_minute,omitempty"`
+	// How many of the department's posts may be pending (waiting for a decision) at once.
+	MaxUndecided  int32 `protobuf:"varint,2,opt,name=max_undecided,json=maxUndecided,proto3" json:"max_undecided,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DepartmentLimits) Reset() {
+	*x = DepartmentLimits{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DepartmentLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DepartmentLimits) ProtoMessage() {}
+
+func (x *DepartmentLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DepartmentLimits.ProtoReflect.Descriptor instead.
+func (*DepartmentLimits) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DepartmentLimits) GetPostsPerMinute() int32 {
+	if x != nil {
+		return x.PostsPerMinute
+	}
+	return 0
+}
+
+func (x *DepartmentLimits) GetMaxUndecided() int32 {
+	if x != nil {
+		return x.MaxUndecided
+	}
+	return 0
+}
+
+type SetDepartmentLimitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	Limits        *DepartmentLimits      `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDepartmentLimitsRequest) Reset() {
+	*x = SetDepartmentLimitsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDepartmentLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDepartmentLimitsRequest) ProtoMessage() {}
+
+func (x *SetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
+func (*SetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetDepartmentLimitsRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *SetDepartmentLimitsRequest) GetLimits() *DepartmentLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type SetDepartmentLimitsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As set: zero fields use the default.
+	Limits *DepartmentLimits `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
+	// As they apply.
+	Effective     *DepartmentLimits `protobuf:"bytes,2,opt,name=effective,proto3" json:"effective,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDepartmentLimitsResponse) Reset() {
+	*x = SetDepartmentLimitsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDepartmentLimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDepartmentLimitsResponse) ProtoMessage() {}
+
+func (x *SetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
+func (*SetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *SetDepartmentLimitsResponse) GetEffective() *DepartmentLimits {
+	if x != nil {
+		return x.Effective
+	}
+	return nil
+}
+
+type GetDepartmentLimitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDepartmentLimitsRequest) Reset() {
+	*x = GetDepartmentLimitsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDepartmentLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDepartmentLimitsRequest) ProtoMessage() {}
+
+func (x *GetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
+func (*GetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetDepartmentLimitsRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+type GetDepartmentLimitsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limits        *DepartmentLimits      `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
+	Effective     *DepartmentLimits      `protobuf:"bytes,2,opt,name=effective,proto3" json:"effective,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDepartmentLimitsResponse) Reset() {
+	*x = GetDepartmentLimitsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDepartmentLimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDepartmentLimitsResponse) ProtoMessage() {}
+
+func (x *GetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
+func (*GetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *GetDepartmentLimitsResponse) GetEffective() *DepartmentLimits {
+	if x != nil {
+		return x.Effective
+	}
+	return nil
+}
+
+type CountUndecidedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	DepartmentId  string `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountUndecidedRequest) Reset() {
+	*x = CountUndecidedRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountUndecidedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountUndecidedRequest) ProtoMessage() {}
+
+func (x *CountUndecidedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountUndecidedRequest.ProtoReflect.Descriptor instead.
+func (*CountUndecidedRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CountUndecidedRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+type CountUndecidedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         int32                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountUndecidedResponse) Reset() {
+	*x = CountUndecidedResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountUndecidedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountUndecidedResponse) ProtoMessage() {}
+
+func (x *CountUndecidedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountUndecidedResponse.ProtoReflect.Descriptor instead.
+func (*CountUndecidedResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CountUndecidedResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type Department struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1023,7 +1380,7 @@ type Department struct {
 
 func (x *Department) Reset() {
 	*x = Department{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1392,7 @@ func (x *Department) String() string {
 func (*Department) ProtoMessage() {}
 
 func (x *Department) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1405,7 @@ func (x *Department) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Department.ProtoReflect.Descriptor instead.
 func (*Department) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Department) GetId() string {
@@ -1081,7 +1438,7 @@ type CreateDepartmentRequest struct {
 
 func (x *CreateDepartmentRequest) Reset() {
 	*x = CreateDepartmentRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1450,7 @@ func (x *CreateDepartmentRequest) String() string {
 func (*CreateDepartmentRequest) ProtoMessage() {}
 
 func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1463,7 @@ func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateDepartmentRequest) GetName() string {
@@ -1125,7 +1482,7 @@ type CreateDepartmentResponse struct {
 
 func (x *CreateDepartmentResponse) Reset() {
 	*x = CreateDepartmentResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1494,7 @@ func (x *CreateDepartmentResponse) String() string {
 func (*CreateDepartmentResponse) ProtoMessage() {}
 
 func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1507,7 @@ func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateDepartmentResponse) GetDepartment() *Department {
@@ -1168,7 +1525,7 @@ type ListDepartmentsRequest struct {
 
 func (x *ListDepartmentsRequest) Reset() {
 	*x = ListDepartmentsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1537,7 @@ func (x *ListDepartmentsRequest) String() string {
 func (*ListDepartmentsRequest) ProtoMessage() {}
 
 func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1550,7 @@ func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
 }
 
 type ListDepartmentsResponse struct {
@@ -1205,7 +1562,7 @@ type ListDepartmentsResponse struct {
 
 func (x *ListDepartmentsResponse) Reset() {
 	*x = ListDepartmentsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1574,7 @@ func (x *ListDepartmentsResponse) String() string {
 func (*ListDepartmentsResponse) ProtoMessage() {}
 
 func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1587,7 @@ func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListDepartmentsResponse) GetDepartments() []*Department {
@@ -1256,7 +1613,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1625,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1638,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *APIKey) GetId() string {
@@ -1336,7 +1693,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1705,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1718,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateAPIKeyRequest) GetDepartmentId() string {
@@ -1389,7 +1746,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1758,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1771,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -1440,7 +1797,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1809,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1822,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAPIKeysRequest) GetDepartmentId() string {
@@ -1484,7 +1841,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1853,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1866,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -1528,7 +1885,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1897,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1910,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() string {
@@ -1572,7 +1929,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1941,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1954,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -1620,7 +1977,7 @@ type Approver struct {
 
 func (x *Approver) Reset() {
 	*x = Approver{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1989,7 @@ func (x *Approver) String() string {
 func (*Approver) ProtoMessage() {}
 
 func (x *Approver) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +2002,7 @@ func (x *Approver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Approver.ProtoReflect.Descriptor instead.
 func (*Approver) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Approver) GetId() string {
@@ -1686,7 +2043,7 @@ type CreateApproverRequest struct {
 
 func (x *CreateApproverRequest) Reset() {
 	*x = CreateApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +2055,7 @@ func (x *CreateApproverRequest) String() string {
 func (*CreateApproverRequest) ProtoMessage() {}
 
 func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +2068,7 @@ func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverRequest.ProtoReflect.Descriptor instead.
 func (*CreateApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateApproverRequest) GetEmail() string {
@@ -1737,7 +2094,7 @@ type CreateApproverResponse struct {
 
 func (x *CreateApproverResponse) Reset() {
 	*x = CreateApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +2106,7 @@ func (x *CreateApproverResponse) String() string {
 func (*CreateApproverResponse) ProtoMessage() {}
 
 func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +2119,7 @@ func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverResponse.ProtoReflect.Descriptor instead.
 func (*CreateApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateApproverResponse) GetApprover() *Approver {
@@ -1780,7 +2137,7 @@ type ListApproversRequest struct {
 
 func (x *ListApproversRequest) Reset() {
 	*x = ListApproversRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2149,7 @@ func (x *ListApproversRequest) String() string {
 func (*ListApproversRequest) ProtoMessage() {}
 
 func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2162,7 @@ func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversRequest.ProtoReflect.Descriptor instead.
 func (*ListApproversRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
 }
 
 type ListApproversResponse struct {
@@ -1817,7 +2174,7 @@ type ListApproversResponse struct {
 
 func (x *ListApproversResponse) Reset() {
 	*x = ListApproversResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +2186,7 @@ func (x *ListApproversResponse) String() string {
 func (*ListApproversResponse) ProtoMessage() {}
 
 func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2199,7 @@ func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversResponse.ProtoReflect.Descriptor instead.
 func (*ListApproversResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListApproversResponse) GetApprovers() []*Approver {
@@ -1861,7 +2218,7 @@ type RemoveApproverRequest struct {
 
 func (x *RemoveApproverRequest) Reset() {
 	*x = RemoveApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2230,7 @@ func (x *RemoveApproverRequest) String() string {
 func (*RemoveApproverRequest) ProtoMessage() {}
 
 func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2243,7 @@ func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverRequest.ProtoReflect.Descriptor instead.
 func (*RemoveApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RemoveApproverRequest) GetId() string {
@@ -1904,7 +2261,7 @@ type RemoveApproverResponse struct {
 
 func (x *RemoveApproverResponse) Reset() {
 	*x = RemoveApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2273,7 @@ func (x *RemoveApproverResponse) String() string {
 func (*RemoveApproverResponse) ProtoMessage() {}
 
 func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2286,7 @@ func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverResponse.ProtoReflect.Descriptor instead.
 func (*RemoveApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
 }
 
 type ListAuditEventsRequest struct {
@@ -1941,7 +2298,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2310,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2323,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListAuditEventsRequest) GetPostId() string {
@@ -1998,7 +2355,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2367,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2380,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AuditEvent) GetAt() *timestamppb.Timestamp {
@@ -2091,7 +2448,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2460,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2473,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2185,11 +2542,30 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0eDecideResponse\x12,\n" +
 	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"1\n" +
 	"\x16AuthenticateKeyRequest\x12\x17\n" +
-	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\"~\n" +
+	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\"\xbc\x01\n" +
 	"\x17AuthenticateKeyResponse\x12#\n" +
 	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12'\n" +
 	"\x0fdepartment_name\x18\x02 \x01(\tR\x0edepartmentName\x12\x15\n" +
-	"\x06key_id\x18\x03 \x01(\tR\x05keyId\"k\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12<\n" +
+	"\x06limits\x18\x04 \x01(\v2$.herald.approval.v1.DepartmentLimitsR\x06limits\"a\n" +
+	"\x10DepartmentLimits\x12(\n" +
+	"\x10posts_per_minute\x18\x01 \x01(\x05R\x0epostsPerMinute\x12#\n" +
+	"\rmax_undecided\x18\x02 \x01(\x05R\fmaxUndecided\"\x7f\n" +
+	"\x1aSetDepartmentLimitsRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12<\n" +
+	"\x06limits\x18\x02 \x01(\v2$.herald.approval.v1.DepartmentLimitsR\x06limits\"\x9f\x01\n" +
+	"\x1bSetDepartmentLimitsResponse\x12<\n" +
+	"\x06limits\x18\x01 \x01(\v2$.herald.approval.v1.DepartmentLimitsR\x06limits\x12B\n" +
+	"\teffective\x18\x02 \x01(\v2$.herald.approval.v1.DepartmentLimitsR\teffective\"A\n" +
+	"\x1aGetDepartmentLimitsRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\"\x9f\x01\n" +
+	"\x1bGetDepartmentLimitsResponse\x12<\n" +
+	"\x06limits\x18\x01 \x01(\v2$.herald.approval.v1.DepartmentLimitsR\x06limits\x12B\n" +
+	"\teffective\x18\x02 \x01(\v2$.herald.approval.v1.DepartmentLimitsR\teffective\"<\n" +
+	"\x15CountUndecidedRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\".\n" +
+	"\x16CountUndecidedResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count\"k\n" +
 	"\n" +
 	"Department\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -2281,13 +2657,14 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x13APPROVAL_STATE_OPEN\x10\x01\x12\x17\n" +
 	"\x13APPROVAL_STATE_USED\x10\x02\x12\x1a\n" +
 	"\x16APPROVAL_STATE_EXPIRED\x10\x03\x12\x19\n" +
-	"\x15APPROVAL_STATE_CLOSED\x10\x042\xdc\x03\n" +
+	"\x15APPROVAL_STATE_CLOSED\x10\x042\xc5\x04\n" +
 	"\x0fApprovalService\x12R\n" +
 	"\aGetPost\x12\".herald.approval.v1.GetPostRequest\x1a#.herald.approval.v1.GetPostResponse\x12X\n" +
 	"\tListPosts\x12$.herald.approval.v1.ListPostsRequest\x1a%.herald.approval.v1.ListPostsResponse\x12^\n" +
 	"\vGetApproval\x12&.herald.approval.v1.GetApprovalRequest\x1a'.herald.approval.v1.GetApprovalResponse\x12O\n" +
 	"\x06Decide\x12!.herald.approval.v1.DecideRequest\x1a\".herald.approval.v1.DecideResponse\x12j\n" +
-	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse2\xb3\a\n" +
+	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse\x12g\n" +
+	"\x0eCountUndecided\x12).herald.approval.v1.CountUndecidedRequest\x1a*.herald.approval.v1.CountUndecidedResponse2\xa3\t\n" +
 	"\fAdminService\x12m\n" +
 	"\x10CreateDepartment\x12+.herald.approval.v1.CreateDepartmentRequest\x1a,.herald.approval.v1.CreateDepartmentResponse\x12j\n" +
 	"\x0fListDepartments\x12*.herald.approval.v1.ListDepartmentsRequest\x1a+.herald.approval.v1.ListDepartmentsResponse\x12a\n" +
@@ -2297,7 +2674,9 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0eCreateApprover\x12).herald.approval.v1.CreateApproverRequest\x1a*.herald.approval.v1.CreateApproverResponse\x12d\n" +
 	"\rListApprovers\x12(.herald.approval.v1.ListApproversRequest\x1a).herald.approval.v1.ListApproversResponse\x12g\n" +
 	"\x0eRemoveApprover\x12).herald.approval.v1.RemoveApproverRequest\x1a*.herald.approval.v1.RemoveApproverResponse\x12j\n" +
-	"\x0fListAuditEvents\x12*.herald.approval.v1.ListAuditEventsRequest\x1a+.herald.approval.v1.ListAuditEventsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
+	"\x0fListAuditEvents\x12*.herald.approval.v1.ListAuditEventsRequest\x1a+.herald.approval.v1.ListAuditEventsResponse\x12v\n" +
+	"\x13SetDepartmentLimits\x12..herald.approval.v1.SetDepartmentLimitsRequest\x1a/.herald.approval.v1.SetDepartmentLimitsResponse\x12v\n" +
+	"\x13GetDepartmentLimits\x12..herald.approval.v1.GetDepartmentLimitsRequest\x1a/.herald.approval.v1.GetDepartmentLimitsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
 
 var (
 	file_herald_approval_v1_approval_proto_rawDescOnce sync.Once
@@ -2312,113 +2691,132 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
-	(PostStatus)(0),                  // 0: herald.approval.v1.PostStatus
-	(Outcome)(0),                     // 1: herald.approval.v1.Outcome
-	(ApprovalState)(0),               // 2: herald.approval.v1.ApprovalState
-	(*Post)(nil),                     // 3: herald.approval.v1.Post
-	(*Decision)(nil),                 // 4: herald.approval.v1.Decision
-	(*Publication)(nil),              // 5: herald.approval.v1.Publication
-	(*GetPostRequest)(nil),           // 6: herald.approval.v1.GetPostRequest
-	(*GetPostResponse)(nil),          // 7: herald.approval.v1.GetPostResponse
-	(*ListPostsRequest)(nil),         // 8: herald.approval.v1.ListPostsRequest
-	(*ListPostsResponse)(nil),        // 9: herald.approval.v1.ListPostsResponse
-	(*GetApprovalRequest)(nil),       // 10: herald.approval.v1.GetApprovalRequest
-	(*GetApprovalResponse)(nil),      // 11: herald.approval.v1.GetApprovalResponse
-	(*DecideRequest)(nil),            // 12: herald.approval.v1.DecideRequest
-	(*DecideResponse)(nil),           // 13: herald.approval.v1.DecideResponse
-	(*AuthenticateKeyRequest)(nil),   // 14: herald.approval.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),  // 15: herald.approval.v1.AuthenticateKeyResponse
-	(*Department)(nil),               // 16: herald.approval.v1.Department
-	(*CreateDepartmentRequest)(nil),  // 17: herald.approval.v1.CreateDepartmentRequest
-	(*CreateDepartmentResponse)(nil), // 18: herald.approval.v1.CreateDepartmentResponse
-	(*ListDepartmentsRequest)(nil),   // 19: herald.approval.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),  // 20: herald.approval.v1.ListDepartmentsResponse
-	(*APIKey)(nil),                   // 21: herald.approval.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),      // 22: herald.approval.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),     // 23: herald.approval.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),       // 24: herald.approval.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),      // 25: herald.approval.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),      // 26: herald.approval.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),     // 27: herald.approval.v1.RevokeAPIKeyResponse
-	(*Approver)(nil),                 // 28: herald.approval.v1.Approver
-	(*CreateApproverRequest)(nil),    // 29: herald.approval.v1.CreateApproverRequest
-	(*CreateApproverResponse)(nil),   // 30: herald.approval.v1.CreateApproverResponse
-	(*ListApproversRequest)(nil),     // 31: herald.approval.v1.ListApproversRequest
-	(*ListApproversResponse)(nil),    // 32: herald.approval.v1.ListApproversResponse
-	(*RemoveApproverRequest)(nil),    // 33: herald.approval.v1.RemoveApproverRequest
-	(*RemoveApproverResponse)(nil),   // 34: herald.approval.v1.RemoveApproverResponse
-	(*ListAuditEventsRequest)(nil),   // 35: herald.approval.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),               // 36: herald.approval.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),  // 37: herald.approval.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
+	(PostStatus)(0),                     // 0: herald.approval.v1.PostStatus
+	(Outcome)(0),                        // 1: herald.approval.v1.Outcome
+	(ApprovalState)(0),                  // 2: herald.approval.v1.ApprovalState
+	(*Post)(nil),                        // 3: herald.approval.v1.Post
+	(*Decision)(nil),                    // 4: herald.approval.v1.Decision
+	(*Publication)(nil),                 // 5: herald.approval.v1.Publication
+	(*GetPostRequest)(nil),              // 6: herald.approval.v1.GetPostRequest
+	(*GetPostResponse)(nil),             // 7: herald.approval.v1.GetPostResponse
+	(*ListPostsRequest)(nil),            // 8: herald.approval.v1.ListPostsRequest
+	(*ListPostsResponse)(nil),           // 9: herald.approval.v1.ListPostsResponse
+	(*GetApprovalRequest)(nil),          // 10: herald.approval.v1.GetApprovalRequest
+	(*GetApprovalResponse)(nil),         // 11: herald.approval.v1.GetApprovalResponse
+	(*DecideRequest)(nil),               // 12: herald.approval.v1.DecideRequest
+	(*DecideResponse)(nil),              // 13: herald.approval.v1.DecideResponse
+	(*AuthenticateKeyRequest)(nil),      // 14: herald.approval.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),     // 15: herald.approval.v1.AuthenticateKeyResponse
+	(*DepartmentLimits)(nil),            // 16: herald.approval.v1.DepartmentLimits
+	(*SetDepartmentLimitsRequest)(nil),  // 17: herald.approval.v1.SetDepartmentLimitsRequest
+	(*SetDepartmentLimitsResponse)(nil), // 18: herald.approval.v1.SetDepartmentLimitsResponse
+	(*GetDepartmentLimitsRequest)(nil),  // 19: herald.approval.v1.GetDepartmentLimitsRequest
+	(*GetDepartmentLimitsResponse)(nil), // 20: herald.approval.v1.GetDepartmentLimitsResponse
+	(*CountUndecidedRequest)(nil),       // 21: herald.approval.v1.CountUndecidedRequest
+	(*CountUndecidedResponse)(nil),      // 22: herald.approval.v1.CountUndecidedResponse
+	(*Department)(nil),                  // 23: herald.approval.v1.Department
+	(*CreateDepartmentRequest)(nil),     // 24: herald.approval.v1.CreateDepartmentRequest
+	(*CreateDepartmentResponse)(nil),    // 25: herald.approval.v1.CreateDepartmentResponse
+	(*ListDepartmentsRequest)(nil),      // 26: herald.approval.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),     // 27: herald.approval.v1.ListDepartmentsResponse
+	(*APIKey)(nil),                      // 28: herald.approval.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),         // 29: herald.approval.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),        // 30: herald.approval.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),          // 31: herald.approval.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),         // 32: herald.approval.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),         // 33: herald.approval.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),        // 34: herald.approval.v1.RevokeAPIKeyResponse
+	(*Approver)(nil),                    // 35: herald.approval.v1.Approver
+	(*CreateApproverRequest)(nil),       // 36: herald.approval.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),      // 37: herald.approval.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),        // 38: herald.approval.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),       // 39: herald.approval.v1.ListApproversResponse
+	(*RemoveApproverRequest)(nil),       // 40: herald.approval.v1.RemoveApproverRequest
+	(*RemoveApproverResponse)(nil),      // 41: herald.approval.v1.RemoveApproverResponse
+	(*ListAuditEventsRequest)(nil),      // 42: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                  // 43: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),     // 44: herald.approval.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	38, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	38, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	45, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	45, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
 	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
 	1,  // 5: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	38, // 6: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	38, // 7: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	45, // 6: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	45, // 7: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
 	3,  // 8: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
 	0,  // 9: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
 	3,  // 10: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
 	3,  // 11: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
 	2,  // 12: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	38, // 13: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 13: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 14: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
 	3,  // 15: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	38, // 16: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	16, // 17: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	16, // 18: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	38, // 19: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	38, // 20: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	21, // 21: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	21, // 22: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	21, // 23: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	38, // 24: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	28, // 25: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	28, // 26: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	38, // 27: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 28: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
-	0,  // 29: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	36, // 30: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	6,  // 31: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 32: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 33: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 34: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 35: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	17, // 36: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	19, // 37: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	22, // 38: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	24, // 39: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	26, // 40: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	29, // 41: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	31, // 42: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	33, // 43: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	35, // 44: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	7,  // 45: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 46: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 47: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 48: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 49: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	18, // 50: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	20, // 51: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	23, // 52: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	25, // 53: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	27, // 54: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	30, // 55: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	32, // 56: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	34, // 57: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	37, // 58: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	45, // [45:59] is the sub-list for method output_type
-	31, // [31:45] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	16, // 16: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 17: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 18: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 19: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 20: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 21: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	45, // 22: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	23, // 23: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	23, // 24: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	45, // 25: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	45, // 26: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	28, // 27: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	28, // 28: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	28, // 29: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	45, // 30: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	35, // 31: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	35, // 32: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	45, // 33: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 34: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 35: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	43, // 36: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	6,  // 37: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	8,  // 38: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	10, // 39: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	12, // 40: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	14, // 41: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	21, // 42: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
+	24, // 43: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	26, // 44: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	29, // 45: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	31, // 46: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	33, // 47: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	36, // 48: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	38, // 49: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	40, // 50: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	42, // 51: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	17, // 52: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
+	19, // 53: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
+	7,  // 54: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	9,  // 55: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	11, // 56: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	13, // 57: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	15, // 58: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	22, // 59: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
+	25, // 60: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	27, // 61: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	30, // 62: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	32, // 63: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	34, // 64: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	37, // 65: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	39, // 66: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	41, // 67: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	44, // 68: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	18, // 69: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
+	20, // 70: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
+	54, // [54:71] is the sub-list for method output_type
+	37, // [37:54] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -2432,7 +2830,7 @@ func file_herald_approval_v1_approval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -28,6 +28,7 @@ const (
 	ApprovalService_GetApproval_FullMethodName     = "/herald.approval.v1.ApprovalService/GetApproval"
 	ApprovalService_Decide_FullMethodName          = "/herald.approval.v1.ApprovalService/Decide"
 	ApprovalService_AuthenticateKey_FullMethodName = "/herald.approval.v1.ApprovalService/AuthenticateKey"
+	ApprovalService_CountUndecided_FullMethodName  = "/herald.approval.v1.ApprovalService/CountUndecided"
 )
 
 // ApprovalServiceClient is the client API for ApprovalService service.
@@ -46,6 +47,9 @@ type ApprovalServiceClient interface {
 	Decide(ctx context.Context, in *DecideRequest, opts ...grpc.CallOption) (*DecideResponse, error)
 	// AuthenticateKey tells which department an API key belongs to.
 	AuthenticateKey(ctx context.Context, in *AuthenticateKeyRequest, opts ...grpc.CallOption) (*AuthenticateKeyResponse, error)
+	// CountUndecided counts a department's posts still waiting for a decision, so that the gateway can refuse
+	// a new one synchronously (429) once the department's cap is reached.
+	CountUndecided(ctx context.Context, in *CountUndecidedRequest, opts ...grpc.CallOption) (*CountUndecidedResponse, error)
 }
 
 type approvalServiceClient struct {
@@ -106,6 +110,16 @@ func (c *approvalServiceClient) AuthenticateKey(ctx context.Context, in *Authent
 	return out, nil
 }
 
+func (c *approvalServiceClient) CountUndecided(ctx context.Context, in *CountUndecidedRequest, opts ...grpc.CallOption) (*CountUndecidedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountUndecidedResponse)
+	err := c.cc.Invoke(ctx, ApprovalService_CountUndecided_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ApprovalServiceServer is the server API for ApprovalService service.
 // All implementations must embed UnimplementedApprovalServiceServer
 // for forward compatibility.
@@ -122,6 +136,9 @@ type ApprovalServiceServer interface {
 	Decide(context.Context, *DecideRequest) (*DecideResponse, error)
 	// AuthenticateKey tells which department an API key belongs to.
 	AuthenticateKey(context.Context, *AuthenticateKeyRequest) (*AuthenticateKeyResponse, error)
+	// CountUndecided counts a department's posts still waiting for a decision, so that the gateway can refuse
+	// a new one synchronously (429) once the department's cap is reached.
+	CountUndecided(context.Context, *CountUndecidedRequest) (*CountUndecidedResponse, error)
 	mustEmbedUnimplementedApprovalServiceServer()
 }
 
@@ -146,6 +163,9 @@ func (UnimplementedApprovalServiceServer) Decide(context.Context, *DecideRequest
 }
 func (UnimplementedApprovalServiceServer) AuthenticateKey(context.Context, *AuthenticateKeyRequest) (*AuthenticateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthenticateKey not implemented")
+}
+func (UnimplementedApprovalServiceServer) CountUndecided(context.Context, *CountUndecidedRequest) (*CountUndecidedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountUndecided not implemented")
 }
 func (UnimplementedApprovalServiceServer) mustEmbedUnimplementedApprovalServiceServer() {}
 func (UnimplementedApprovalServiceServer) testEmbeddedByValue()                         {}
@@ -258,6 +278,24 @@ func _ApprovalService_AuthenticateKey_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ApprovalService_CountUndecided_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountUndecidedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApprovalServiceServer).CountUndecided(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApprovalService_CountUndecided_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApprovalServiceServer).CountUndecided(ctx, req.(*CountUndecidedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ApprovalService_ServiceDesc is the grpc.ServiceDesc for ApprovalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -285,21 +323,27 @@ var ApprovalService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "AuthenticateKey",
 			Handler:    _ApprovalService_AuthenticateKey_Handler,
 		},
+		{
+			MethodName: "CountUndecided",
+			Handler:    _ApprovalService_CountUndecided_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "herald/approval/v1/approval.proto",
 }
 
 const (
-	AdminService_CreateDepartment_FullMethodName = "/herald.approval.v1.AdminService/CreateDepartment"
-	AdminService_ListDepartments_FullMethodName  = "/herald.approval.v1.AdminService/ListDepartments"
-	AdminService_CreateAPIKey_FullMethodName     = "/herald.approval.v1.AdminService/CreateAPIKey"
-	AdminService_ListAPIKeys_FullMethodName      = "/herald.approval.v1.AdminService/ListAPIKeys"
-	AdminService_RevokeAPIKey_FullMethodName     = "/herald.approval.v1.AdminService/RevokeAPIKey"
-	AdminService_CreateApprover_FullMethodName   = "/herald.approval.v1.AdminService/CreateApprover"
-	AdminService_ListApprovers_FullMethodName    = "/herald.approval.v1.AdminService/ListApprovers"
-	AdminService_RemoveApprover_FullMethodName   = "/herald.approval.v1.AdminService/RemoveApprover"
-	AdminService_ListAuditEvents_FullMethodName  = "/herald.approval.v1.AdminService/ListAuditEvents"
+	AdminService_CreateDepartment_FullMethodName    = "/herald.approval.v1.AdminService/CreateDepartment"
+	AdminService_ListDepartments_FullMethodName     = "/herald.approval.v1.AdminService/ListDepartments"
+	AdminService_CreateAPIKey_FullMethodName        = "/herald.approval.v1.AdminService/CreateAPIKey"
+	AdminService_ListAPIKeys_FullMethodName         = "/herald.approval.v1.AdminService/ListAPIKeys"
+	AdminService_RevokeAPIKey_FullMethodName        = "/herald.approval.v1.AdminService/RevokeAPIKey"
+	AdminService_CreateApprover_FullMethodName      = "/herald.approval.v1.AdminService/CreateApprover"
+	AdminService_ListApprovers_FullMethodName       = "/herald.approval.v1.AdminService/ListApprovers"
+	AdminService_RemoveApprover_FullMethodName      = "/herald.approval.v1.AdminService/RemoveApprover"
+	AdminService_ListAuditEvents_FullMethodName     = "/herald.approval.v1.AdminService/ListAuditEvents"
+	AdminService_SetDepartmentLimits_FullMethodName = "/herald.approval.v1.AdminService/SetDepartmentLimits"
+	AdminService_GetDepartmentLimits_FullMethodName = "/herald.approval.v1.AdminService/GetDepartmentLimits"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -319,6 +363,12 @@ type AdminServiceClient interface {
 	RemoveApprover(ctx context.Context, in *RemoveApproverRequest, opts ...grpc.CallOption) (*RemoveApproverResponse, error)
 	// ListAuditEvents returns a post's history, oldest first: every change of state, who made it and from where.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// SetDepartmentLimits sets how fast a department's keys may request posts and how many of its posts may
+	// wait for a decision at once; a zero field goes back to the service's default. Gateways apply a change
+	// within their key cache's time to live.
+	SetDepartmentLimits(ctx context.Context, in *SetDepartmentLimitsRequest, opts ...grpc.CallOption) (*SetDepartmentLimitsResponse, error)
+	// GetDepartmentLimits returns a department's limits as set and as they apply.
+	GetDepartmentLimits(ctx context.Context, in *GetDepartmentLimitsRequest, opts ...grpc.CallOption) (*GetDepartmentLimitsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -419,6 +469,26 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *adminServiceClient) SetDepartmentLimits(ctx context.Context, in *SetDepartmentLimitsRequest, opts ...grpc.CallOption) (*SetDepartmentLimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetDepartmentLimitsResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetDepartmentLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetDepartmentLimits(ctx context.Context, in *GetDepartmentLimitsRequest, opts ...grpc.CallOption) (*GetDepartmentLimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDepartmentLimitsResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetDepartmentLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -436,6 +506,12 @@ type AdminServiceServer interface {
 	RemoveApprover(context.Context, *RemoveApproverRequest) (*RemoveApproverResponse, error)
 	// ListAuditEvents returns a post's history, oldest first: every change of state, who made it and from where.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// SetDepartmentLimits sets how fast a department's keys may request posts and how many of its posts may
+	// wait for a decision at once; a zero field goes back to the service's default. Gateways apply a change
+	// within their key cache's time to live.
+	SetDepartmentLimits(context.Context, *SetDepartmentLimitsRequest) (*SetDepartmentLimitsResponse, error)
+	// GetDepartmentLimits returns a department's limits as set and as they apply.
+	GetDepartmentLimits(context.Context, *GetDepartmentLimitsRequest) (*GetDepartmentLimitsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -472,6 +548,12 @@ func (UnimplementedAdminServiceServer) RemoveApprover(context.Context, *RemoveAp
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAdminServiceServer) SetDepartmentLimits(context.Context, *SetDepartmentLimitsRequest) (*SetDepartmentLimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDepartmentLimits not implemented")
+}
+func (UnimplementedAdminServiceServer) GetDepartmentLimits(context.Context, *GetDepartmentLimitsRequest) (*GetDepartmentLimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDepartmentLimits not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -656,6 +738,42 @@ func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_SetDepartmentLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetDepartmentLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetDepartmentLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetDepartmentLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetDepartmentLimits(ctx, req.(*SetDepartmentLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetDepartmentLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDepartmentLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetDepartmentLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetDepartmentLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetDepartmentLimits(ctx, req.(*GetDepartmentLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -698,6 +816,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AdminService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "SetDepartmentLimits",
+			Handler:    _AdminService_SetDepartmentLimits_Handler,
+		},
+		{
+			MethodName: "GetDepartmentLimits",
+			Handler:    _AdminService_GetDepartmentLimits_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

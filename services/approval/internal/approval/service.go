@@ -58,6 +58,9 @@ type Config struct {
 	Now func() time.Time
 	// KeyRevocations announces revoked keys; nil leaves gateways to notice when their cache expires.
 	KeyRevocations KeyRevocations
+	// DefaultLimits apply to departments without limits of their own; zero fields take
+	// DefaultPostsPerMinute and DefaultMaxUndecided.
+	DefaultLimits Limits
 }
 
 // Service carries out the approval service's use cases over a Store.
@@ -90,6 +93,10 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DefaultLimits.PostsPerMinute < 0 || cfg.DefaultLimits.MaxUndecided < 0 {
+		return nil, errors.New("approval: default limits must not be negative")
+	}
+	cfg.DefaultLimits = cfg.DefaultLimits.withDefaults(Limits{PostsPerMinute: DefaultPostsPerMinute, MaxUndecided: DefaultMaxUndecided})
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
 }

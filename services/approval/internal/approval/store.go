@@ -46,6 +46,13 @@ type Store interface {
 	CreateDepartment(ctx context.Context, d Department) error
 	GetDepartment(ctx context.Context, id string) (Department, error)
 	ListDepartments(ctx context.Context) ([]Department, error)
+	// GetDepartmentLimits returns the limits set for a department; zero fields (and a department with none
+	// set) use the defaults.
+	GetDepartmentLimits(ctx context.Context, departmentID string) (Limits, error)
+	// SetDepartmentLimits replaces the limits set for an existing department.
+	SetDepartmentLimits(ctx context.Context, departmentID string, l Limits) error
+	// CountUndecided counts the department's pending posts.
+	CountUndecided(ctx context.Context, departmentID string) (int, error)
 
 	CreateAPIKey(ctx context.Context, k APIKey) error
 	// GetAPIKeyByHash returns the key with that hash, with its department's name, revoked or not.

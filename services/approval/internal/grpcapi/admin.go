@@ -114,3 +114,21 @@ func (s *adminServer) ListAuditEvents(ctx context.Context, req *approvalv1.ListA
 	}
 	return resp, nil
 }
+
+func (s *adminServer) SetDepartmentLimits(ctx context.Context, req *approvalv1.SetDepartmentLimitsRequest) (*approvalv1.SetDepartmentLimitsResponse, error) {
+	l := req.GetLimits()
+	set, effective, err := s.svc.SetDepartmentLimits(ctx, req.GetDepartmentId(),
+		approval.Limits{PostsPerMinute: int(l.GetPostsPerMinute()), MaxUndecided: int(l.GetMaxUndecided())})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.SetDepartmentLimitsResponse{Limits: toProtoLimits(set), Effective: toProtoLimits(effective)}, nil
+}
+
+func (s *adminServer) GetDepartmentLimits(ctx context.Context, req *approvalv1.GetDepartmentLimitsRequest) (*approvalv1.GetDepartmentLimitsResponse, error) {
+	set, effective, err := s.svc.DepartmentLimits(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.GetDepartmentLimitsResponse{Limits: toProtoLimits(set), Effective: toProtoLimits(effective)}, nil
+}

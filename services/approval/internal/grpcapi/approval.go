@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -101,7 +102,23 @@ func (s *approvalServer) AuthenticateKey(ctx context.Context, req *approvalv1.Au
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &approvalv1.AuthenticateKeyResponse{DepartmentId: k.DepartmentID, DepartmentName: k.DepartmentName, KeyId: k.ID}, nil
+	limits, err := s.svc.EffectiveLimits(ctx, k.DepartmentID)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.AuthenticateKeyResponse{DepartmentId: k.DepartmentID, DepartmentName: k.DepartmentName, KeyId: k.ID, Limits: toProtoLimits(limits)}, nil
+}
+
+func (s *approvalServer) CountUndecided(ctx context.Context, req *approvalv1.CountUndecidedRequest) (*approvalv1.CountUndecidedResponse, error) {
+	n, err := s.svc.CountUndecided(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.CountUndecidedResponse{Count: int32(min(n, math.MaxInt32))}, nil
+}
+
+func toProtoLimits(l approval.Limits) *approvalv1.DepartmentLimits {
+	return &approvalv1.DepartmentLimits{PostsPerMinute: int32(l.PostsPerMinute), MaxUndecided: int32(l.MaxUndecided)}
 }
 
 var toProtoStatus = map[approval.Status]approvalv1.PostStatus{

@@ -108,3 +108,14 @@ DELETE FROM outbox WHERE id = sqlc.arg(id);
 -- name: DeferOutbox :exec
 UPDATE outbox SET attempts = attempts + 1, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)
 WHERE id = sqlc.arg(id);
+
+-- name: GetDepartmentLimits :one
+SELECT posts_per_minute, max_undecided FROM department_limits WHERE department_id = sqlc.arg(department_id);
+
+-- name: SetDepartmentLimits :exec
+INSERT INTO department_limits (department_id, posts_per_minute, max_undecided)
+VALUES (sqlc.arg(department_id), sqlc.arg(posts_per_minute), sqlc.arg(max_undecided))
+ON CONFLICT (department_id) DO UPDATE SET posts_per_minute = excluded.posts_per_minute, max_undecided = excluded.max_undecided;
+
+-- name: CountUndecided :one
+SELECT count(*) FROM posts WHERE department_id = sqlc.arg(department_id) AND status = 'pending';

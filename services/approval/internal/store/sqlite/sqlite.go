@@ -132,6 +132,34 @@ func (s *Store) ListDepartments(ctx context.Context) ([]approval.Department, err
 	return convert(rows, err, toDepartment)
 }
 
+// GetDepartmentLimits implements approval.Store.
+func (s *Store) GetDepartmentLimits(ctx context.Context, departmentID string) (approval.Limits, error) {
+	r, err := s.q.GetDepartmentLimits(ctx, departmentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return approval.Limits{}, nil
+	}
+	if err != nil {
+		return approval.Limits{}, err
+	}
+	return approval.Limits{PostsPerMinute: int(r.PostsPerMinute), MaxUndecided: int(r.MaxUndecided)}, nil
+}
+
+// SetDepartmentLimits implements approval.Store.
+func (s *Store) SetDepartmentLimits(ctx context.Context, departmentID string, l approval.Limits) error {
+	if _, err := s.GetDepartment(ctx, departmentID); err != nil {
+		return err
+	}
+	return s.q.SetDepartmentLimits(ctx, sqlitedb.SetDepartmentLimitsParams{
+		DepartmentID: departmentID, PostsPerMinute: int64(l.PostsPerMinute), MaxUndecided: int64(l.MaxUndecided),
+	})
+}
+
+// CountUndecided implements approval.Store.
+func (s *Store) CountUndecided(ctx context.Context, departmentID string) (int, error) {
+	n, err := s.q.CountUndecided(ctx, departmentID)
+	return int(n), err
+}
+
 // CreateAPIKey implements approval.Store.
 func (s *Store) CreateAPIKey(ctx context.Context, k approval.APIKey) error {
 	return s.q.CreateAPIKey(ctx, sqlitedb.CreateAPIKeyParams{

@@ -30,6 +30,8 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"RecordOutcome":       testRecordOutcome,
 		"Outbox":              testOutbox,
 		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
+		"DepartmentLimits":    testDepartmentLimits,
+		"CountUndecided":      testCountUndecided,
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -456,5 +458,45 @@ func testAuditNamesTheAPIKey(t *testing.T, s approval.Store) {
 	}
 	if diff := cmp.Diff([]approval.AuditEntry{want}, got); diff != "" {
 		t.Errorf("ListAudit (-want +got):\n%s", diff)
+	}
+}
+
+func testDepartmentLimits(t *testing.T, s approval.Store) {
+	ctx := context.Background()
+	d := department(t, s, "HR")
+	got, err := s.GetDepartmentLimits(ctx, d.ID)
+	if err != nil || got != (approval.Limits{}) {
+		t.Fatalf("GetDepartmentLimits before any were set = %+v, %v; want zero (the defaults), nil", got, err)
+	}
+	for _, l := range []approval.Limits{{PostsPerMinute: 3, MaxUndecided: 7}, {PostsPerMinute: 0, MaxUndecided: 2}} {
+		if err := s.SetDepartmentLimits(ctx, d.ID, l); err != nil {
+			t.Fatalf("SetDepartmentLimits(%+v): %v", l, err)
+		}
+		got, err := s.GetDepartmentLimits(ctx, d.ID)
+		if err != nil || got != l {
+			t.Fatalf("GetDepartmentLimits = %+v, %v; want %+v (the last set replaces the first)", got, err, l)
+		}
+	}
+	wantErr(t, "SetDepartmentLimits of an unknown department", s.SetDepartmentLimits(ctx, uuid.NewString(), approval.Limits{MaxUndecided: 1}), approval.ErrNotFound)
+}
+
+func testCountUndecided(t *testing.T, s approval.Store) {
+	ctx := context.Background()
+	hr, fin := department(t, s, "HR"), department(t, s, "Finance")
+	post(t, s, hr, at)
+	post(t, s, hr, at.Add(time.Second))
+	post(t, s, fin, at)
+	decided := post(t, s, hr, at.Add(2*time.Second))
+	tok := approval.Token{Hash: "count-undecided", PostID: decided.ID, ApproverID: approver(t, s, "c@example.com").ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	if err := s.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Decide(ctx, decideParams(decided, tok.Hash, approval.OutcomeReject, at.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	for dept, want := range map[string]int{hr.ID: 2, fin.ID: 1, uuid.NewString(): 0} {
+		if got, err := s.CountUndecided(ctx, dept); err != nil || got != want {
+			t.Errorf("CountUndecided(%s) = %d, %v; want %d (pending posts only)", dept, got, err, want)
+		}
 	}
 }

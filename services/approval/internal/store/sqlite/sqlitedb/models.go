@@ -50,6 +50,12 @@ type Department struct {
 	CreatedAt int64
 }
 
+type DepartmentLimit struct {
+	DepartmentID   string
+	PostsPerMinute int64
+	MaxUndecided   int64
+}
+
 type Outbox struct {
 	ID            int64
 	Kind          string

@@ -9,6 +9,17 @@ import (
 	"context"
 )
 
+const countUndecided = `-- name: CountUndecided :one
+SELECT count(*) FROM posts WHERE department_id = ?1 AND status = 'pending'
+`
+
+func (q *Queries) CountUndecided(ctx context.Context, departmentID string) (int64, error) {
+	row := q.db.QueryRowContext(ctx, countUndecided, departmentID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const createAPIKey = `-- name: CreateAPIKey :exec
 INSERT INTO api_keys (id, department_id, label, prefix, hash, created_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -251,6 +262,22 @@ func (q *Queries) GetDepartment(ctx context.Context, id string) (Department, err
 	row := q.db.QueryRowContext(ctx, getDepartment, id)
 	var i Department
 	err := row.Scan(&i.ID, &i.Name, &i.CreatedAt)
+	return i, err
+}
+
+const getDepartmentLimits = `-- name: GetDepartmentLimits :one
+SELECT posts_per_minute, max_undecided FROM department_limits WHERE department_id = ?1
+`
+
+type GetDepartmentLimitsRow struct {
+	PostsPerMinute int64
+	MaxUndecided   int64
+}
+
+func (q *Queries) GetDepartmentLimits(ctx context.Context, departmentID string) (GetDepartmentLimitsRow, error) {
+	row := q.db.QueryRowContext(ctx, getDepartmentLimits, departmentID)
+	var i GetDepartmentLimitsRow
+	err := row.Scan(&i.PostsPerMinute, &i.MaxUndecided)
 	return i, err
 }
 
@@ -651,6 +678,23 @@ type RevokeAPIKeyParams struct {
 
 func (q *Queries) RevokeAPIKey(ctx context.Context, arg RevokeAPIKeyParams) error {
 	_, err := q.db.ExecContext(ctx, revokeAPIKey, arg.RevokedAt, arg.ID)
+	return err
+}
+
+const setDepartmentLimits = `-- name: SetDepartmentLimits :exec
+INSERT INTO department_limits (department_id, posts_per_minute, max_undecided)
+VALUES (?1, ?2, ?3)
+ON CONFLICT (department_id) DO UPDATE SET posts_per_minute = excluded.posts_per_minute, max_undecided = excluded.max_undecided
+`
+
+type SetDepartmentLimitsParams struct {
+	DepartmentID   string
+	PostsPerMinute int64
+	MaxUndecided   int64
+}
+
+func (q *Queries) SetDepartmentLimits(ctx context.Context, arg SetDepartmentLimitsParams) error {
+	_, err := q.db.ExecContext(ctx, setDepartmentLimits, arg.DepartmentID, arg.PostsPerMinute, arg.MaxUndecided)
 	return err
 }
 

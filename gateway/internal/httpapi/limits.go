@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// rateLimits holds a token bucket per API key, in this replica's memory. With N replicas behind a load
+// balancer each enforces 1/N of the department's rate (Config.Replicas), so the limit holds overall without
+// a shared counter: a shared one (the NATS key-value bucket) would cost a round trip and a compare-and-set
+// per request for a limit that only has to stop runaway loops. The cap on undecided posts, counted in the
+// approval service's database, is the global bound on what reaches the approvers.
+type rateLimits struct {
+	replicas int
+	max      int
+
+	mu   sync.Mutex
+	keys map[string]*rate.Limiter
+}
+
+func newRateLimits(replicas int) *rateLimits {
+	return &rateLimits{replicas: max(replicas, 1), max: 10000, keys: map[string]*rate.Limiter{}}
+}
+
+// reserve takes one request of keyID from its bucket of perMinute requests a minute (this replica's share),
+// or says how long until one is available. perMinute zero or less means no limit.
+func (l *rateLimits) reserve(keyID string, perMinute int, now time.Time) (time.Duration, bool) {
+	if perMinute <= 0 {
+		return 0, true
+	}
+	share := max(perMinute/l.replicas, 1)
+	limit := rate.Limit(float64(share) / 60)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.keys[keyID]
+	if !ok {
+		if len(l.keys) >= l.max {
+			// Bounded; forgetting every bucket only forgives the keys' recent requests.
+			clear(l.keys)
+		}
+		lim = rate.NewLimiter(limit, share)
+		l.keys[keyID] = lim
+	}
+	if lim.Limit() != limit || lim.Burst() != share {
+		// The department's limits changed (they come with the key check).
+		lim.SetLimitAt(now, limit)
+		lim.SetBurstAt(now, share)
+	}
+	if lim.AllowN(now, 1) {
+		return 0, true
+	}
+	wait := time.Duration(math.Ceil((1 - lim.TokensAt(now)) / float64(limit) * float64(time.Second)))
+	return max(wait, time.Second), false
+}
