@@ -38,12 +38,15 @@ func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 	}
 }
 
-// DrainOutbox does every item that is due now, once.
+// DrainOutbox does every item that is due now, once. Items are claimed (leased for cfg.OutboxLease) before
+// they are worked on, so replicas draining the same database at the same time share the work instead of
+// each doing all of it.
 func (s *Service) DrainOutbox(ctx context.Context) error {
 	for {
-		items, err := s.store.DueOutbox(ctx, s.now(), 50)
+		now := s.now()
+		items, err := s.store.ClaimOutbox(ctx, now, now.Add(s.cfg.OutboxLease), 50)
 		if err != nil {
-			return fmt.Errorf("due outbox: %w", err)
+			return fmt.Errorf("claim outbox: %w", err)
 		}
 		if len(items) == 0 {
 			return nil

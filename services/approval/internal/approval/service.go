@@ -54,6 +54,10 @@ type Config struct {
 	PublicURL string
 	// TokenTTL is how long an approval link stays valid.
 	TokenTTL time.Duration
+	// OutboxLease is how long a claimed outbox item is left to the replica that claimed it before another
+	// may take it over (when the first died mid-delivery). It must exceed the longest delivery (an SMTP
+	// exchange with its timeouts); zero means five minutes.
+	OutboxLease time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// KeyRevocations announces revoked keys; nil leaves gateways to notice when their cache expires.
@@ -89,6 +93,9 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.OutboxLease <= 0 {
+		cfg.OutboxLease = 5 * time.Minute
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil

@@ -80,9 +80,14 @@ type Store interface {
 	// writes nothing when the post is not in a state the outcome applies to (a redelivered event, say).
 	RecordOutcome(ctx context.Context, p OutcomeParams) (bool, error)
 
-	// DueOutbox returns up to limit items whose next attempt is due at now, oldest first.
+	// DueOutbox returns up to limit items whose next attempt is due at now, oldest first, leased or not.
+	// It only reads: work is taken with ClaimOutbox.
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
+	// ClaimOutbox leases up to limit items that are due at now and not leased to anyone until until, oldest
+	// first. Concurrent callers (replicas on one database) never get the same item while its lease runs,
+	// so each item is worked on once; an item whose worker died is claimable again once its lease ends.
+	ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]OutboxItem, error)
 	DeleteOutbox(ctx context.Context, id int64) error
-	// DeferOutbox records a failed attempt and when to try again.
+	// DeferOutbox records a failed attempt and when to try again, and ends the item's lease.
 	DeferOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error
 }

@@ -103,6 +103,7 @@ SELECT * FROM outbox WHERE next_attempt_at <= sqlc.arg(now) ORDER BY next_attemp
 -- name: DeleteOutbox :exec
 DELETE FROM outbox WHERE id = sqlc.arg(id);
 
+-- A deferred item gives up its lease: it is due again at next_attempt_at, for any replica.
 -- name: DeferOutbox :exec
-UPDATE outbox SET attempts = attempts + 1, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)
+UPDATE outbox SET attempts = attempts + 1, lease_until = 0, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)
 WHERE id = sqlc.arg(id);

@@ -2,11 +2,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -345,6 +347,20 @@ func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bo
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]approval.OutboxItem, error) {
 	rows, err := s.q.DueOutbox(ctx, pgdb.DueOutboxParams{Now: micros(now), MaxRows: int32(min(limit, 1<<30))})
 	return convert(rows, err, toOutbox)
+}
+
+// ClaimOutbox implements approval.Store.
+func (s *Store) ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]approval.OutboxItem, error) {
+	rows, err := s.q.ClaimOutbox(ctx, pgdb.ClaimOutboxParams{LeaseUntil: micros(until), Now: micros(now), MaxRows: int32(min(limit, 1<<30))})
+	items, err := convert(rows, err, toOutbox)
+	if err != nil {
+		return nil, err
+	}
+	// RETURNING keeps no order: hand the items out oldest first, as DueOutbox does.
+	slices.SortFunc(items, func(a, b approval.OutboxItem) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+	})
+	return items, nil
 }
 
 // DeleteOutbox implements approval.Store.

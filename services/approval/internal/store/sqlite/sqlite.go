@@ -3,12 +3,14 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -325,6 +327,20 @@ func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bo
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]approval.OutboxItem, error) {
 	rows, err := s.q.DueOutbox(ctx, sqlitedb.DueOutboxParams{Now: micros(now), MaxRows: int64(limit)})
 	return convert(rows, err, toOutbox)
+}
+
+// ClaimOutbox implements approval.Store.
+func (s *Store) ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]approval.OutboxItem, error) {
+	rows, err := s.q.ClaimOutbox(ctx, sqlitedb.ClaimOutboxParams{LeaseUntil: micros(until), Now: micros(now), MaxRows: int64(limit)})
+	items, err := convert(rows, err, toOutbox)
+	if err != nil {
+		return nil, err
+	}
+	// RETURNING keeps no order: hand the items out oldest first, as DueOutbox does.
+	slices.SortFunc(items, func(a, b approval.OutboxItem) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+	})
+	return items, nil
 }
 
 // DeleteOutbox implements approval.Store.

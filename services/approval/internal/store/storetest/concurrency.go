@@ -104,3 +104,82 @@ func testParallelDecisions(t *testing.T, s approval.Store) {
 		t.Errorf("outbox = %+v; want exactly the winner's announcement (%s)", due, w.Announcement.Kind)
 	}
 }
+
+// testClaimOutbox: a claimed item is not claimable again while its lease runs, is again once the lease
+// ended (its worker died), and a deferred item gives its lease up.
+func testClaimOutbox(t *testing.T, s approval.Store) {
+	ctx := context.Background()
+	hr := department(t, s, "HR")
+	p := newPost(hr, at)
+	createPost(t, s, p,
+		approval.OutboxItem{Kind: approval.OutboxApprovalEmail, PostID: p.ID, ApproverID: "a", CreatedAt: at, NextAttemptAt: at},
+		approval.OutboxItem{Kind: approval.OutboxApprovalEmail, PostID: p.ID, ApproverID: "b", CreatedAt: at, NextAttemptAt: at.Add(time.Second)},
+	)
+	lease := time.Minute
+	claimed, err := s.ClaimOutbox(ctx, at.Add(time.Second), at.Add(time.Second+lease), 10)
+	if err != nil || len(claimed) != 2 || claimed[0].ApproverID != "a" || claimed[1].ApproverID != "b" {
+		t.Fatalf("first claim = %+v, %v; want both items, oldest first", claimed, err)
+	}
+	if again, err := s.ClaimOutbox(ctx, at.Add(30*time.Second), at.Add(time.Hour), 10); err != nil || len(again) != 0 {
+		t.Fatalf("claim during the lease = %+v, %v; want nothing", again, err)
+	}
+	if err := s.DeferOutbox(ctx, claimed[0].ID, at.Add(40*time.Second), "smtp down"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimOutbox(ctx, at.Add(45*time.Second), at.Add(time.Hour), 10)
+	if err != nil || len(got) != 1 || got[0].ApproverID != "a" || got[0].Attempts != 1 {
+		t.Fatalf("claim after deferring = %+v, %v; want the deferred item only (the other is still leased)", got, err)
+	}
+	got, err = s.ClaimOutbox(ctx, at.Add(time.Second+lease), at.Add(2*time.Hour), 10)
+	if err != nil || len(got) != 1 || got[0].ApproverID != "b" {
+		t.Fatalf("claim after the lease ended = %+v, %v; want the abandoned item", got, err)
+	}
+}
+
+// testParallelClaims has 20 workers claim from one outbox at once, a few items at a time: every item
+// must be claimed exactly once, and no worker may see a database error.
+func testParallelClaims(t *testing.T, s approval.Store) {
+	const workers, items = 20, 60
+	ctx := context.Background()
+	hr := department(t, s, "HR")
+	p := newPost(hr, at)
+	outbox := make([]approval.OutboxItem, items)
+	for i := range outbox {
+		outbox[i] = approval.OutboxItem{Kind: approval.OutboxApprovalEmail, PostID: p.ID, ApproverID: fmt.Sprintf("a%02d", i), CreatedAt: at, NextAttemptAt: at}
+	}
+	createPost(t, s, p, outbox...)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			<-start
+			for {
+				got, err := s.ClaimOutbox(ctx, at, at.Add(time.Hour), 3)
+				if err != nil {
+					t.Errorf("ClaimOutbox: %v", err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, it := range got {
+					seen[it.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(seen) != items {
+		t.Errorf("%d items claimed, want %d", len(seen), items)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("item %d claimed %d times", id, n)
+		}
+	}
+}

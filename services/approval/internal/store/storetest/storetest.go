@@ -29,6 +29,8 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"ParallelDecisions":   testParallelDecisions,
 		"RecordOutcome":       testRecordOutcome,
 		"Outbox":              testOutbox,
+		"ClaimOutbox":         testClaimOutbox,
+		"ParallelClaims":      testParallelClaims,
 		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
 	}
 	for name, tc := range cases {

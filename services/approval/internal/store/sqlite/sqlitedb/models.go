@@ -59,6 +59,7 @@ type Outbox struct {
 	LastError     string
 	PostID        string
 	ApproverID    string
+	LeaseUntil    int64
 }
 
 type Post struct {

@@ -109,7 +109,7 @@ func (q *Queries) DecidePost(ctx context.Context, arg DecidePostParams) (int64, 
 }
 
 const deferOutbox = `-- name: DeferOutbox :exec
-UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?1, last_error = ?2
+UPDATE outbox SET attempts = attempts + 1, lease_until = 0, next_attempt_at = ?1, last_error = ?2
 WHERE id = ?3
 `
 
@@ -119,6 +119,7 @@ type DeferOutboxParams struct {
 	ID            int64
 }
 
+// A deferred item gives up its lease: it is due again at next_attempt_at, for any replica.
 func (q *Queries) DeferOutbox(ctx context.Context, arg DeferOutboxParams) error {
 	_, err := q.db.ExecContext(ctx, deferOutbox, arg.NextAttemptAt, arg.LastError, arg.ID)
 	return err
@@ -134,7 +135,7 @@ func (q *Queries) DeleteOutbox(ctx context.Context, id int64) error {
 }
 
 const dueOutbox = `-- name: DueOutbox :many
-SELECT id, kind, created_at, attempts, next_attempt_at, last_error, post_id, approver_id FROM outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2
+SELECT id, kind, created_at, attempts, next_attempt_at, last_error, post_id, approver_id, lease_until FROM outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2
 `
 
 type DueOutboxParams struct {
@@ -160,6 +161,7 @@ func (q *Queries) DueOutbox(ctx context.Context, arg DueOutboxParams) ([]Outbox,
 			&i.LastError,
 			&i.PostID,
 			&i.ApproverID,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
