@@ -154,6 +154,10 @@ const (
 	ApprovalState_APPROVAL_STATE_EXPIRED     ApprovalState = 3
 	// The post was settled by someone else (or cancelled) before this link was used.
 	ApprovalState_APPROVAL_STATE_CLOSED ApprovalState = 4
+	// Ops re-sent the approval emails: this link was replaced by the one in the newer email.
+	ApprovalState_APPROVAL_STATE_REPLACED ApprovalState = 5
+	// The department (or ops) cancelled the post before anyone decided.
+	ApprovalState_APPROVAL_STATE_CANCELLED ApprovalState = 6
 )
 
 // Enum value maps for ApprovalState.
@@ -164,6 +168,8 @@ var (
 		2: "APPROVAL_STATE_USED",
 		3: "APPROVAL_STATE_EXPIRED",
 		4: "APPROVAL_STATE_CLOSED",
+		5: "APPROVAL_STATE_REPLACED",
+		6: "APPROVAL_STATE_CANCELLED",
 	}
 	ApprovalState_value = map[string]int32{
 		"APPROVAL_STATE_UNSPECIFIED": 0,
@@ -171,6 +177,8 @@ var (
 		"APPROVAL_STATE_USED":        2,
 		"APPROVAL_STATE_EXPIRED":     3,
 		"APPROVAL_STATE_CLOSED":      4,
+		"APPROVAL_STATE_REPLACED":    5,
+		"APPROVAL_STATE_CANCELLED":   6,
 	}
 )
 
@@ -217,6 +225,8 @@ type Post struct {
 	Publication *Publication `protobuf:"bytes,9,opt,name=publication,proto3" json:"publication,omitempty"`
 	// Why the post failed or is unknown, in the channel's words.
 	FailureReason string `protobuf:"bytes,10,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	// The deadline: still pending then, the post expires. Unset for posts stored before deadlines existed.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,6 +329,13 @@ func (x *Post) GetFailureReason() string {
 		return x.FailureReason
 	}
 	return ""
+}
+
+func (x *Post) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
 }
 
 // Decision is the approver's decision that settled a post.
@@ -2126,11 +2143,295 @@ func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
 	return nil
 }
 
+type CancelPostRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PostId string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	// The department cancelling its own post: required with the gateway's token.
+	DepartmentId string `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	// Who asked, for the audit: the gateway names the API key's id.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPostRequest) Reset() {
+	*x = CancelPostRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPostRequest) ProtoMessage() {}
+
+func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPostRequest.ProtoReflect.Descriptor instead.
+func (*CancelPostRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CancelPostRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+func (x *CancelPostRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *CancelPostRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+type CancelPostResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The post, now cancelled.
+	Post          *Post `protobuf:"bytes,1,opt,name=post,proto3" json:"post,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPostResponse) Reset() {
+	*x = CancelPostResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPostResponse) ProtoMessage() {}
+
+func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPostResponse.ProtoReflect.Descriptor instead.
+func (*CancelPostResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CancelPostResponse) GetPost() *Post {
+	if x != nil {
+		return x.Post
+	}
+	return nil
+}
+
+type AdminServiceCancelPostRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PostId        string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminServiceCancelPostRequest) Reset() {
+	*x = AdminServiceCancelPostRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminServiceCancelPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminServiceCancelPostRequest) ProtoMessage() {}
+
+func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminServiceCancelPostRequest.ProtoReflect.Descriptor instead.
+func (*AdminServiceCancelPostRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AdminServiceCancelPostRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+type AdminServiceCancelPostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Post          *Post                  `protobuf:"bytes,1,opt,name=post,proto3" json:"post,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminServiceCancelPostResponse) Reset() {
+	*x = AdminServiceCancelPostResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminServiceCancelPostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminServiceCancelPostResponse) ProtoMessage() {}
+
+func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminServiceCancelPostResponse.ProtoReflect.Descriptor instead.
+func (*AdminServiceCancelPostResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AdminServiceCancelPostResponse) GetPost() *Post {
+	if x != nil {
+		return x.Post
+	}
+	return nil
+}
+
+type ResendApprovalsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PostId        string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendApprovalsRequest) Reset() {
+	*x = ResendApprovalsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendApprovalsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendApprovalsRequest) ProtoMessage() {}
+
+func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendApprovalsRequest.ProtoReflect.Descriptor instead.
+func (*ResendApprovalsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ResendApprovalsRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+type ResendApprovalsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many approvers are mailed a fresh link.
+	Approvers     int32 `protobuf:"varint,1,opt,name=approvers,proto3" json:"approvers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendApprovalsResponse) Reset() {
+	*x = ResendApprovalsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendApprovalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendApprovalsResponse) ProtoMessage() {}
+
+func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendApprovalsResponse.ProtoReflect.Descriptor instead.
+func (*ResendApprovalsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ResendApprovalsResponse) GetApprovers() int32 {
+	if x != nil {
+		return x.Approvers
+	}
+	return 0
+}
+
 var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
-	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x03\n" +
+	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x03\n" +
 	"\x04Post\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -2144,7 +2445,9 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\bdecision\x18\b \x01(\v2\x1c.herald.approval.v1.DecisionR\bdecision\x12A\n" +
 	"\vpublication\x18\t \x01(\v2\x1f.herald.approval.v1.PublicationR\vpublication\x12%\n" +
 	"\x0efailure_reason\x18\n" +
-	" \x01(\tR\rfailureReason\"\xb2\x01\n" +
+	" \x01(\tR\rfailureReason\x129\n" +
+	"\n" +
+	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xb2\x01\n" +
 	"\bDecision\x125\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\bapprover\x18\x02 \x01(\tR\bapprover\x129\n" +
@@ -2260,7 +2563,21 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
 	"api_key_id\x18\b \x01(\tR\bapiKeyId\"Q\n" +
 	"\x17ListAuditEventsResponse\x126\n" +
-	"\x06events\x18\x01 \x03(\v2\x1e.herald.approval.v1.AuditEventR\x06events*\xf6\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x1e.herald.approval.v1.AuditEventR\x06events\"g\n" +
+	"\x11CancelPostRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
+	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"B\n" +
+	"\x12CancelPostResponse\x12,\n" +
+	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"8\n" +
+	"\x1dAdminServiceCancelPostRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\"N\n" +
+	"\x1eAdminServiceCancelPostResponse\x12,\n" +
+	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"1\n" +
+	"\x16ResendApprovalsRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\"7\n" +
+	"\x17ResendApprovalsResponse\x12\x1c\n" +
+	"\tapprovers\x18\x01 \x01(\x05R\tapprovers*\xf6\x01\n" +
 	"\n" +
 	"PostStatus\x12\x1b\n" +
 	"\x17POST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2275,19 +2592,23 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_APPROVE\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_REJECT\x10\x02*\x98\x01\n" +
+	"\x0eOUTCOME_REJECT\x10\x02*\xd3\x01\n" +
 	"\rApprovalState\x12\x1e\n" +
 	"\x1aAPPROVAL_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13APPROVAL_STATE_OPEN\x10\x01\x12\x17\n" +
 	"\x13APPROVAL_STATE_USED\x10\x02\x12\x1a\n" +
 	"\x16APPROVAL_STATE_EXPIRED\x10\x03\x12\x19\n" +
-	"\x15APPROVAL_STATE_CLOSED\x10\x042\xdc\x03\n" +
+	"\x15APPROVAL_STATE_CLOSED\x10\x04\x12\x1b\n" +
+	"\x17APPROVAL_STATE_REPLACED\x10\x05\x12\x1c\n" +
+	"\x18APPROVAL_STATE_CANCELLED\x10\x062\xb9\x04\n" +
 	"\x0fApprovalService\x12R\n" +
 	"\aGetPost\x12\".herald.approval.v1.GetPostRequest\x1a#.herald.approval.v1.GetPostResponse\x12X\n" +
 	"\tListPosts\x12$.herald.approval.v1.ListPostsRequest\x1a%.herald.approval.v1.ListPostsResponse\x12^\n" +
 	"\vGetApproval\x12&.herald.approval.v1.GetApprovalRequest\x1a'.herald.approval.v1.GetApprovalResponse\x12O\n" +
 	"\x06Decide\x12!.herald.approval.v1.DecideRequest\x1a\".herald.approval.v1.DecideResponse\x12j\n" +
-	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse2\xb3\a\n" +
+	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse\x12[\n" +
+	"\n" +
+	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse2\x94\t\n" +
 	"\fAdminService\x12m\n" +
 	"\x10CreateDepartment\x12+.herald.approval.v1.CreateDepartmentRequest\x1a,.herald.approval.v1.CreateDepartmentResponse\x12j\n" +
 	"\x0fListDepartments\x12*.herald.approval.v1.ListDepartmentsRequest\x1a+.herald.approval.v1.ListDepartmentsResponse\x12a\n" +
@@ -2297,7 +2618,10 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0eCreateApprover\x12).herald.approval.v1.CreateApproverRequest\x1a*.herald.approval.v1.CreateApproverResponse\x12d\n" +
 	"\rListApprovers\x12(.herald.approval.v1.ListApproversRequest\x1a).herald.approval.v1.ListApproversResponse\x12g\n" +
 	"\x0eRemoveApprover\x12).herald.approval.v1.RemoveApproverRequest\x1a*.herald.approval.v1.RemoveApproverResponse\x12j\n" +
-	"\x0fListAuditEvents\x12*.herald.approval.v1.ListAuditEventsRequest\x1a+.herald.approval.v1.ListAuditEventsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
+	"\x0fListAuditEvents\x12*.herald.approval.v1.ListAuditEventsRequest\x1a+.herald.approval.v1.ListAuditEventsResponse\x12s\n" +
+	"\n" +
+	"CancelPost\x121.herald.approval.v1.AdminServiceCancelPostRequest\x1a2.herald.approval.v1.AdminServiceCancelPostResponse\x12j\n" +
+	"\x0fResendApprovals\x12*.herald.approval.v1.ResendApprovalsRequest\x1a+.herald.approval.v1.ResendApprovalsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
 
 var (
 	file_herald_approval_v1_approval_proto_rawDescOnce sync.Once
@@ -2312,113 +2636,128 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
-	(PostStatus)(0),                  // 0: herald.approval.v1.PostStatus
-	(Outcome)(0),                     // 1: herald.approval.v1.Outcome
-	(ApprovalState)(0),               // 2: herald.approval.v1.ApprovalState
-	(*Post)(nil),                     // 3: herald.approval.v1.Post
-	(*Decision)(nil),                 // 4: herald.approval.v1.Decision
-	(*Publication)(nil),              // 5: herald.approval.v1.Publication
-	(*GetPostRequest)(nil),           // 6: herald.approval.v1.GetPostRequest
-	(*GetPostResponse)(nil),          // 7: herald.approval.v1.GetPostResponse
-	(*ListPostsRequest)(nil),         // 8: herald.approval.v1.ListPostsRequest
-	(*ListPostsResponse)(nil),        // 9: herald.approval.v1.ListPostsResponse
-	(*GetApprovalRequest)(nil),       // 10: herald.approval.v1.GetApprovalRequest
-	(*GetApprovalResponse)(nil),      // 11: herald.approval.v1.GetApprovalResponse
-	(*DecideRequest)(nil),            // 12: herald.approval.v1.DecideRequest
-	(*DecideResponse)(nil),           // 13: herald.approval.v1.DecideResponse
-	(*AuthenticateKeyRequest)(nil),   // 14: herald.approval.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),  // 15: herald.approval.v1.AuthenticateKeyResponse
-	(*Department)(nil),               // 16: herald.approval.v1.Department
-	(*CreateDepartmentRequest)(nil),  // 17: herald.approval.v1.CreateDepartmentRequest
-	(*CreateDepartmentResponse)(nil), // 18: herald.approval.v1.CreateDepartmentResponse
-	(*ListDepartmentsRequest)(nil),   // 19: herald.approval.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),  // 20: herald.approval.v1.ListDepartmentsResponse
-	(*APIKey)(nil),                   // 21: herald.approval.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),      // 22: herald.approval.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),     // 23: herald.approval.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),       // 24: herald.approval.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),      // 25: herald.approval.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),      // 26: herald.approval.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),     // 27: herald.approval.v1.RevokeAPIKeyResponse
-	(*Approver)(nil),                 // 28: herald.approval.v1.Approver
-	(*CreateApproverRequest)(nil),    // 29: herald.approval.v1.CreateApproverRequest
-	(*CreateApproverResponse)(nil),   // 30: herald.approval.v1.CreateApproverResponse
-	(*ListApproversRequest)(nil),     // 31: herald.approval.v1.ListApproversRequest
-	(*ListApproversResponse)(nil),    // 32: herald.approval.v1.ListApproversResponse
-	(*RemoveApproverRequest)(nil),    // 33: herald.approval.v1.RemoveApproverRequest
-	(*RemoveApproverResponse)(nil),   // 34: herald.approval.v1.RemoveApproverResponse
-	(*ListAuditEventsRequest)(nil),   // 35: herald.approval.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),               // 36: herald.approval.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),  // 37: herald.approval.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
+	(PostStatus)(0),                        // 0: herald.approval.v1.PostStatus
+	(Outcome)(0),                           // 1: herald.approval.v1.Outcome
+	(ApprovalState)(0),                     // 2: herald.approval.v1.ApprovalState
+	(*Post)(nil),                           // 3: herald.approval.v1.Post
+	(*Decision)(nil),                       // 4: herald.approval.v1.Decision
+	(*Publication)(nil),                    // 5: herald.approval.v1.Publication
+	(*GetPostRequest)(nil),                 // 6: herald.approval.v1.GetPostRequest
+	(*GetPostResponse)(nil),                // 7: herald.approval.v1.GetPostResponse
+	(*ListPostsRequest)(nil),               // 8: herald.approval.v1.ListPostsRequest
+	(*ListPostsResponse)(nil),              // 9: herald.approval.v1.ListPostsResponse
+	(*GetApprovalRequest)(nil),             // 10: herald.approval.v1.GetApprovalRequest
+	(*GetApprovalResponse)(nil),            // 11: herald.approval.v1.GetApprovalResponse
+	(*DecideRequest)(nil),                  // 12: herald.approval.v1.DecideRequest
+	(*DecideResponse)(nil),                 // 13: herald.approval.v1.DecideResponse
+	(*AuthenticateKeyRequest)(nil),         // 14: herald.approval.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),        // 15: herald.approval.v1.AuthenticateKeyResponse
+	(*Department)(nil),                     // 16: herald.approval.v1.Department
+	(*CreateDepartmentRequest)(nil),        // 17: herald.approval.v1.CreateDepartmentRequest
+	(*CreateDepartmentResponse)(nil),       // 18: herald.approval.v1.CreateDepartmentResponse
+	(*ListDepartmentsRequest)(nil),         // 19: herald.approval.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),        // 20: herald.approval.v1.ListDepartmentsResponse
+	(*APIKey)(nil),                         // 21: herald.approval.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),            // 22: herald.approval.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),           // 23: herald.approval.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),             // 24: herald.approval.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),            // 25: herald.approval.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),            // 26: herald.approval.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),           // 27: herald.approval.v1.RevokeAPIKeyResponse
+	(*Approver)(nil),                       // 28: herald.approval.v1.Approver
+	(*CreateApproverRequest)(nil),          // 29: herald.approval.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),         // 30: herald.approval.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),           // 31: herald.approval.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),          // 32: herald.approval.v1.ListApproversResponse
+	(*RemoveApproverRequest)(nil),          // 33: herald.approval.v1.RemoveApproverRequest
+	(*RemoveApproverResponse)(nil),         // 34: herald.approval.v1.RemoveApproverResponse
+	(*ListAuditEventsRequest)(nil),         // 35: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                     // 36: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),        // 37: herald.approval.v1.ListAuditEventsResponse
+	(*CancelPostRequest)(nil),              // 38: herald.approval.v1.CancelPostRequest
+	(*CancelPostResponse)(nil),             // 39: herald.approval.v1.CancelPostResponse
+	(*AdminServiceCancelPostRequest)(nil),  // 40: herald.approval.v1.AdminServiceCancelPostRequest
+	(*AdminServiceCancelPostResponse)(nil), // 41: herald.approval.v1.AdminServiceCancelPostResponse
+	(*ResendApprovalsRequest)(nil),         // 42: herald.approval.v1.ResendApprovalsRequest
+	(*ResendApprovalsResponse)(nil),        // 43: herald.approval.v1.ResendApprovalsResponse
+	(*timestamppb.Timestamp)(nil),          // 44: google.protobuf.Timestamp
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	38, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	38, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	44, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	44, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
 	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
-	1,  // 5: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	38, // 6: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	38, // 7: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
-	3,  // 8: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
-	0,  // 9: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
-	3,  // 10: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
-	3,  // 11: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
-	2,  // 12: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	38, // 13: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 14: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
-	3,  // 15: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	38, // 16: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	16, // 17: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	16, // 18: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	38, // 19: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	38, // 20: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	21, // 21: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	21, // 22: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	21, // 23: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	38, // 24: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	28, // 25: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	28, // 26: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	38, // 27: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 28: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
-	0,  // 29: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	36, // 30: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	6,  // 31: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 32: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 33: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 34: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 35: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	17, // 36: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	19, // 37: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	22, // 38: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	24, // 39: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	26, // 40: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	29, // 41: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	31, // 42: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	33, // 43: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	35, // 44: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	7,  // 45: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 46: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 47: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 48: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 49: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	18, // 50: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	20, // 51: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	23, // 52: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	25, // 53: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	27, // 54: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	30, // 55: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	32, // 56: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	34, // 57: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	37, // 58: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	45, // [45:59] is the sub-list for method output_type
-	31, // [31:45] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	44, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 6: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
+	44, // 7: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	44, // 8: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	3,  // 9: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
+	0,  // 10: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
+	3,  // 11: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
+	3,  // 12: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
+	2,  // 13: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
+	44, // 14: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 15: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
+	3,  // 16: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
+	44, // 17: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	16, // 18: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	16, // 19: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	44, // 20: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	44, // 21: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	21, // 22: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	21, // 23: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	21, // 24: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	44, // 25: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	28, // 26: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	28, // 27: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	44, // 28: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 29: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 30: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	36, // 31: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	3,  // 32: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
+	3,  // 33: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
+	6,  // 34: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	8,  // 35: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	10, // 36: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	12, // 37: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	14, // 38: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	38, // 39: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
+	17, // 40: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	19, // 41: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	22, // 42: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	24, // 43: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	26, // 44: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	29, // 45: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	31, // 46: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	33, // 47: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	35, // 48: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	40, // 49: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
+	42, // 50: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
+	7,  // 51: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	9,  // 52: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	11, // 53: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	13, // 54: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	15, // 55: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	39, // 56: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
+	18, // 57: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	20, // 58: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	23, // 59: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	25, // 60: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	27, // 61: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	30, // 62: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	32, // 63: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	34, // 64: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	37, // 65: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	41, // 66: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
+	43, // 67: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
+	51, // [51:68] is the sub-list for method output_type
+	34, // [34:51] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -2432,7 +2771,7 @@ func file_herald_approval_v1_approval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -28,6 +28,7 @@ const (
 	ApprovalService_GetApproval_FullMethodName     = "/herald.approval.v1.ApprovalService/GetApproval"
 	ApprovalService_Decide_FullMethodName          = "/herald.approval.v1.ApprovalService/Decide"
 	ApprovalService_AuthenticateKey_FullMethodName = "/herald.approval.v1.ApprovalService/AuthenticateKey"
+	ApprovalService_CancelPost_FullMethodName      = "/herald.approval.v1.ApprovalService/CancelPost"
 )
 
 // ApprovalServiceClient is the client API for ApprovalService service.
@@ -46,6 +47,10 @@ type ApprovalServiceClient interface {
 	Decide(ctx context.Context, in *DecideRequest, opts ...grpc.CallOption) (*DecideResponse, error)
 	// AuthenticateKey tells which department an API key belongs to.
 	AuthenticateKey(ctx context.Context, in *AuthenticateKeyRequest, opts ...grpc.CallOption) (*AuthenticateKeyResponse, error)
+	// CancelPost cancels a pending post for its department (the gateway's DELETE /v1/posts/{id}): its links
+	// then say so and it is never published. NOT_FOUND for another department's post (PERMISSION_DENIED to
+	// tell it apart, as in GetPost), FAILED_PRECONDITION once it is no longer pending.
+	CancelPost(ctx context.Context, in *CancelPostRequest, opts ...grpc.CallOption) (*CancelPostResponse, error)
 }
 
 type approvalServiceClient struct {
@@ -106,6 +111,16 @@ func (c *approvalServiceClient) AuthenticateKey(ctx context.Context, in *Authent
 	return out, nil
 }
 
+func (c *approvalServiceClient) CancelPost(ctx context.Context, in *CancelPostRequest, opts ...grpc.CallOption) (*CancelPostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelPostResponse)
+	err := c.cc.Invoke(ctx, ApprovalService_CancelPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ApprovalServiceServer is the server API for ApprovalService service.
 // All implementations must embed UnimplementedApprovalServiceServer
 // for forward compatibility.
@@ -122,6 +137,10 @@ type ApprovalServiceServer interface {
 	Decide(context.Context, *DecideRequest) (*DecideResponse, error)
 	// AuthenticateKey tells which department an API key belongs to.
 	AuthenticateKey(context.Context, *AuthenticateKeyRequest) (*AuthenticateKeyResponse, error)
+	// CancelPost cancels a pending post for its department (the gateway's DELETE /v1/posts/{id}): its links
+	// then say so and it is never published. NOT_FOUND for another department's post (PERMISSION_DENIED to
+	// tell it apart, as in GetPost), FAILED_PRECONDITION once it is no longer pending.
+	CancelPost(context.Context, *CancelPostRequest) (*CancelPostResponse, error)
 	mustEmbedUnimplementedApprovalServiceServer()
 }
 
@@ -146,6 +165,9 @@ func (UnimplementedApprovalServiceServer) Decide(context.Context, *DecideRequest
 }
 func (UnimplementedApprovalServiceServer) AuthenticateKey(context.Context, *AuthenticateKeyRequest) (*AuthenticateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthenticateKey not implemented")
+}
+func (UnimplementedApprovalServiceServer) CancelPost(context.Context, *CancelPostRequest) (*CancelPostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelPost not implemented")
 }
 func (UnimplementedApprovalServiceServer) mustEmbedUnimplementedApprovalServiceServer() {}
 func (UnimplementedApprovalServiceServer) testEmbeddedByValue()                         {}
@@ -258,6 +280,24 @@ func _ApprovalService_AuthenticateKey_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ApprovalService_CancelPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApprovalServiceServer).CancelPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApprovalService_CancelPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApprovalServiceServer).CancelPost(ctx, req.(*CancelPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ApprovalService_ServiceDesc is the grpc.ServiceDesc for ApprovalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -285,6 +325,10 @@ var ApprovalService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "AuthenticateKey",
 			Handler:    _ApprovalService_AuthenticateKey_Handler,
 		},
+		{
+			MethodName: "CancelPost",
+			Handler:    _ApprovalService_CancelPost_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "herald/approval/v1/approval.proto",
@@ -300,6 +344,8 @@ const (
 	AdminService_ListApprovers_FullMethodName    = "/herald.approval.v1.AdminService/ListApprovers"
 	AdminService_RemoveApprover_FullMethodName   = "/herald.approval.v1.AdminService/RemoveApprover"
 	AdminService_ListAuditEvents_FullMethodName  = "/herald.approval.v1.AdminService/ListAuditEvents"
+	AdminService_CancelPost_FullMethodName       = "/herald.approval.v1.AdminService/CancelPost"
+	AdminService_ResendApprovals_FullMethodName  = "/herald.approval.v1.AdminService/ResendApprovals"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -319,6 +365,11 @@ type AdminServiceClient interface {
 	RemoveApprover(ctx context.Context, in *RemoveApproverRequest, opts ...grpc.CallOption) (*RemoveApproverResponse, error)
 	// ListAuditEvents returns a post's history, oldest first: every change of state, who made it and from where.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// CancelPost cancels any department's pending post (FAILED_PRECONDITION once it is no longer pending).
+	CancelPost(ctx context.Context, in *AdminServiceCancelPostRequest, opts ...grpc.CallOption) (*AdminServiceCancelPostResponse, error)
+	// ResendApprovals mails every approver a fresh link for a pending post; the links sent before stop
+	// working (say, after one was forwarded by mistake).
+	ResendApprovals(ctx context.Context, in *ResendApprovalsRequest, opts ...grpc.CallOption) (*ResendApprovalsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -419,6 +470,26 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *adminServiceClient) CancelPost(ctx context.Context, in *AdminServiceCancelPostRequest, opts ...grpc.CallOption) (*AdminServiceCancelPostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdminServiceCancelPostResponse)
+	err := c.cc.Invoke(ctx, AdminService_CancelPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ResendApprovals(ctx context.Context, in *ResendApprovalsRequest, opts ...grpc.CallOption) (*ResendApprovalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResendApprovalsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResendApprovals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -436,6 +507,11 @@ type AdminServiceServer interface {
 	RemoveApprover(context.Context, *RemoveApproverRequest) (*RemoveApproverResponse, error)
 	// ListAuditEvents returns a post's history, oldest first: every change of state, who made it and from where.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// CancelPost cancels any department's pending post (FAILED_PRECONDITION once it is no longer pending).
+	CancelPost(context.Context, *AdminServiceCancelPostRequest) (*AdminServiceCancelPostResponse, error)
+	// ResendApprovals mails every approver a fresh link for a pending post; the links sent before stop
+	// working (say, after one was forwarded by mistake).
+	ResendApprovals(context.Context, *ResendApprovalsRequest) (*ResendApprovalsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -472,6 +548,12 @@ func (UnimplementedAdminServiceServer) RemoveApprover(context.Context, *RemoveAp
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAdminServiceServer) CancelPost(context.Context, *AdminServiceCancelPostRequest) (*AdminServiceCancelPostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelPost not implemented")
+}
+func (UnimplementedAdminServiceServer) ResendApprovals(context.Context, *ResendApprovalsRequest) (*ResendApprovalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResendApprovals not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -656,6 +738,42 @@ func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CancelPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AdminServiceCancelPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CancelPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CancelPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CancelPost(ctx, req.(*AdminServiceCancelPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ResendApprovals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResendApprovalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResendApprovals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResendApprovals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResendApprovals(ctx, req.(*ResendApprovalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -698,6 +816,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AdminService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "CancelPost",
+			Handler:    _AdminService_CancelPost_Handler,
+		},
+		{
+			MethodName: "ResendApprovals",
+			Handler:    _AdminService_ResendApprovals_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -113,6 +113,9 @@ type Post struct {
 	PublishedAt time.Time
 	// FailureReason is the channel's explanation for StatusFailed or StatusUnknown.
 	FailureReason string
+	// ExpiresAt is the post's deadline: still pending then, it expires. Zero for posts stored before
+	// posts had deadlines.
+	ExpiresAt time.Time
 }
 
 // Token is an approval link's token: bound to one approver and one post, single use, expiring. Only the
@@ -124,6 +127,8 @@ type Token struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     time.Time // zero until used
+	// ReplacedAt is when a re-sent link replaced this one, which then stops working; zero otherwise.
+	ReplacedAt time.Time
 }
 
 // AuditEntry is one append-only row of a post's history.
@@ -152,6 +157,14 @@ const (
 	OutboxPostApproved OutboxKind = "post_approved"
 	// OutboxPostRejected announces that the post PostID was rejected.
 	OutboxPostRejected OutboxKind = "post_rejected"
+	// OutboxApprovalReminder reminds the approver ApproverID, with a fresh link, that the post PostID
+	// still waits for them; it is written due at a set point before the deadline, and does nothing if the
+	// post is settled by then.
+	OutboxApprovalReminder OutboxKind = "approval_reminder"
+	// OutboxPostExpired announces that the post PostID expired undecided.
+	OutboxPostExpired OutboxKind = "post_expired"
+	// OutboxPostCancelled announces that the post PostID was cancelled.
+	OutboxPostCancelled OutboxKind = "post_cancelled"
 )
 
 // OutboxItem is work to do after a transaction committed: written in the same transaction, so a crash
@@ -182,6 +195,8 @@ var (
 	ErrTokenExpired = errors.New("this approval link has expired")
 	// ErrClosed means the post was settled (or cancelled) before this decision arrived.
 	ErrClosed = errors.New("this post was already decided")
+	// ErrLinkReplaced means the approval link was replaced by a re-sent one and no longer works.
+	ErrLinkReplaced = errors.New("this approval link was replaced by a newer one: use the link in the latest email")
 	// ErrLinkRevoked means the approval link was sent to an approver who has since been removed: it no
 	// longer works, and adding the address again does not bring it back.
 	ErrLinkRevoked = errors.New("this approval link no longer works: the approver it was sent to was removed from Herald")

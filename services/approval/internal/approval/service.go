@@ -29,6 +29,8 @@ type ApprovalEmail struct {
 	Text           string
 	Link           string
 	ExpiresAt      time.Time
+	// Reminder is set on a reminder: the approver was asked before and has not answered yet.
+	Reminder bool
 }
 
 // Announcer tells the rest of Herald about decisions. Each method returns once the announcement is stored
@@ -39,6 +41,10 @@ type Announcer interface {
 	PostApproved(ctx context.Context, p Post) error
 	// PostRejected announces the rejection recorded on p.
 	PostRejected(ctx context.Context, p Post) error
+	// PostExpired announces that p expired undecided. Informational: nothing acts on it.
+	PostExpired(ctx context.Context, p Post) error
+	// PostCancelled announces that p was cancelled before a decision. Informational too.
+	PostCancelled(ctx context.Context, p Post) error
 }
 
 // KeyRevocations is told of every revoked key once the revocation is stored, so that gateways stop
@@ -52,7 +58,8 @@ type KeyRevocations interface {
 type Config struct {
 	// PublicURL is the gateway's public base URL; approval links point at {PublicURL}/approvals/{token}.
 	PublicURL string
-	// TokenTTL is how long an approval link stays valid.
+	// TokenTTL is how long a post waits for a decision (HERALD_APPROVAL_TTL): its deadline, and so how long
+	// its links work. Approvers who have not answered are reminded at half and at nine tenths of it.
 	TokenTTL time.Duration
 	// OutboxLease is how long a claimed outbox item is left to the replica that claimed it before another
 	// may take it over (when the first died mid-delivery). It must exceed the longest delivery (an SMTP
@@ -261,9 +268,12 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		CreatedAt:      created,
 		UpdatedAt:      now,
 	}
-	outbox := make([]OutboxItem, 0, len(approvers))
+	// The deadline counts from when the department asked, as the reminders do.
+	p.ExpiresAt = created.Add(s.cfg.TokenTTL)
+	outbox := make([]OutboxItem, 0, 3*len(approvers))
 	for _, a := range approvers {
 		outbox = append(outbox, OutboxItem{Kind: OutboxApprovalEmail, PostID: p.ID, ApproverID: a.ID, CreatedAt: now, NextAttemptAt: now})
+		outbox = append(outbox, s.reminders(p, a.ID, now)...)
 	}
 	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending, APIKeyID: r.APIKeyID}
 	isNew, err := s.store.CreatePost(ctx, p, audit, outbox)
@@ -355,6 +365,10 @@ const (
 	LinkUsed    LinkState = "used"
 	LinkExpired LinkState = "expired"
 	LinkClosed  LinkState = "closed"
+	// LinkCancelled: the department (or ops) cancelled the post before anyone decided.
+	LinkCancelled LinkState = "cancelled"
+	// LinkReplaced: ops re-sent the approval emails, and this link was replaced by a newer one.
+	LinkReplaced LinkState = "replaced"
 )
 
 // ApprovalView is what an approval link shows.
@@ -391,6 +405,12 @@ func (s *Service) linkState(t Token, p Post) LinkState {
 	switch {
 	case !t.UsedAt.IsZero():
 		return LinkUsed
+	case !t.ReplacedAt.IsZero():
+		return LinkReplaced
+	case p.Status == StatusExpired:
+		return LinkExpired
+	case p.Status == StatusCancelled:
+		return LinkCancelled
 	case p.Status != StatusPending:
 		return LinkClosed
 	case !s.now().Before(t.ExpiresAt):
@@ -444,8 +464,10 @@ func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, com
 	switch s.linkState(t, p) {
 	case LinkUsed:
 		return Post{}, ErrTokenUsed
-	case LinkClosed:
+	case LinkClosed, LinkCancelled:
 		return Post{}, ErrClosed
+	case LinkReplaced:
+		return Post{}, ErrLinkReplaced
 	case LinkExpired:
 		return Post{}, ErrTokenExpired
 	}

@@ -26,6 +26,16 @@ type DecideParams struct {
 	Announcement OutboxItem
 }
 
+// CloseParams ends a pending post without a decision: it expired or was cancelled.
+type CloseParams struct {
+	PostID string
+	Status Status // StatusExpired or StatusCancelled
+	At     time.Time
+	Audit  AuditEntry
+	// Announcement is the outbox item that tells the rest of Herald.
+	Announcement OutboxItem
+}
+
 // OutcomeParams records what the publisher reported for an approved post.
 type OutcomeParams struct {
 	PostID        string
@@ -76,6 +86,16 @@ type Store interface {
 	// Decide settles a pending post through an unused token. ErrTokenUsed if the token was used meanwhile,
 	// ErrClosed if the post is no longer pending; nothing is written then.
 	Decide(ctx context.Context, p DecideParams) error
+	// OverduePosts returns the ids of up to limit pending posts whose deadline is at or before now, oldest
+	// deadline first.
+	OverduePosts(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// ClosePost moves a pending post to p.Status with its audit entry and announcement. ErrClosed if the
+	// post is no longer pending (another replica's sweep, a decision or a cancellation came first),
+	// ErrNotFound if there is no such post; nothing is written then.
+	ClosePost(ctx context.Context, p CloseParams) error
+	// ResendApprovals replaces every unused link of a pending post (they stop working) and queues outbox,
+	// the emails with fresh links, with an audit entry. ErrClosed if the post is no longer pending.
+	ResendApprovals(ctx context.Context, postID string, at time.Time, audit AuditEntry, outbox []OutboxItem) error
 	// RecordOutcome moves an approved (or unknown) post to the publisher's outcome. It returns false and
 	// writes nothing when the post is not in a state the outcome applies to (a redelivered event, say).
 	RecordOutcome(ctx context.Context, p OutcomeParams) (bool, error)

@@ -219,6 +219,18 @@ func (a *Announcer) PostRejected(ctx context.Context, p approval.Post) error {
 	return a.pub.PublishProto(ctx, eventbus.SubjectRejected, eventbus.MsgID(p.ID, "rejected"), rejectedEvent(p))
 }
 
+// PostExpired publishes PostExpired for p, which reached its deadline undecided.
+func (a *Announcer) PostExpired(ctx context.Context, p approval.Post) error {
+	ev := &eventsv1.PostExpired{PostId: p.ID, DepartmentId: p.DepartmentID, ExpiredAt: timestamppb.New(p.ExpiresAt)}
+	return a.pub.PublishProto(ctx, eventbus.SubjectExpired, eventbus.MsgID(p.ID, "expired"), ev)
+}
+
+// PostCancelled publishes PostCancelled for p; the post's last update is its cancellation.
+func (a *Announcer) PostCancelled(ctx context.Context, p approval.Post) error {
+	ev := &eventsv1.PostCancelled{PostId: p.ID, DepartmentId: p.DepartmentID, CancelledAt: timestamppb.New(p.UpdatedAt)}
+	return a.pub.PublishProto(ctx, eventbus.SubjectCancelled, eventbus.MsgID(p.ID, "cancelled"), ev)
+}
+
 // approvedEvent is the PostApproved event for the approval recorded on p, sealed by signer over exactly
 // what the publisher will post.
 func approvedEvent(p approval.Post, signer *seal.Signer) *eventsv1.PostApproved {

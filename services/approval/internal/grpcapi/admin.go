@@ -114,3 +114,19 @@ func (s *adminServer) ListAuditEvents(ctx context.Context, req *approvalv1.ListA
 	}
 	return resp, nil
 }
+
+func (s *adminServer) CancelPost(ctx context.Context, req *approvalv1.AdminServiceCancelPostRequest) (*approvalv1.AdminServiceCancelPostResponse, error) {
+	p, err := s.svc.CancelPost(ctx, req.GetPostId(), "", "ops", "ops")
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.AdminServiceCancelPostResponse{Post: toProtoPost(p)}, nil
+}
+
+func (s *adminServer) ResendApprovals(ctx context.Context, req *approvalv1.ResendApprovalsRequest) (*approvalv1.ResendApprovalsResponse, error) {
+	n, err := s.svc.ResendApprovals(ctx, req.GetPostId(), "ops")
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.ResendApprovalsResponse{Approvers: int32(min(n, 1<<30))}, nil
+}

@@ -104,6 +104,22 @@ func (s *approvalServer) AuthenticateKey(ctx context.Context, req *approvalv1.Au
 	return &approvalv1.AuthenticateKeyResponse{DepartmentId: k.DepartmentID, DepartmentName: k.DepartmentName, KeyId: k.ID}, nil
 }
 
+func (s *approvalServer) CancelPost(ctx context.Context, req *approvalv1.CancelPostRequest) (*approvalv1.CancelPostResponse, error) {
+	dept, err := departmentScope(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, err
+	}
+	actor := req.GetActor()
+	if actor == "" {
+		actor = grpcauth.Caller(ctx)
+	}
+	p, err := s.svc.CancelPost(ctx, req.GetPostId(), dept, actor, "department:"+dept)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.CancelPostResponse{Post: toProtoPost(p)}, nil
+}
+
 var toProtoStatus = map[approval.Status]approvalv1.PostStatus{
 	approval.StatusPending:   approvalv1.PostStatus_POST_STATUS_PENDING,
 	approval.StatusApproved:  approvalv1.PostStatus_POST_STATUS_APPROVED,
@@ -134,10 +150,12 @@ func invert[K, V comparable](m map[K]V) map[V]K {
 }
 
 var linkStates = map[approval.LinkState]approvalv1.ApprovalState{
-	approval.LinkOpen:    approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
-	approval.LinkUsed:    approvalv1.ApprovalState_APPROVAL_STATE_USED,
-	approval.LinkExpired: approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED,
-	approval.LinkClosed:  approvalv1.ApprovalState_APPROVAL_STATE_CLOSED,
+	approval.LinkOpen:      approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
+	approval.LinkUsed:      approvalv1.ApprovalState_APPROVAL_STATE_USED,
+	approval.LinkExpired:   approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED,
+	approval.LinkClosed:    approvalv1.ApprovalState_APPROVAL_STATE_CLOSED,
+	approval.LinkCancelled: approvalv1.ApprovalState_APPROVAL_STATE_CANCELLED,
+	approval.LinkReplaced:  approvalv1.ApprovalState_APPROVAL_STATE_REPLACED,
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -151,6 +169,7 @@ func toProtoPost(p approval.Post) *approvalv1.Post {
 	out := &approvalv1.Post{
 		Id: p.ID, DepartmentId: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy,
 		Status: toProtoStatus[p.Status], CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt), FailureReason: p.FailureReason,
+		ExpiresAt: ts(p.ExpiresAt),
 	}
 	if p.Decision != "" {
 		out.Decision = &approvalv1.Decision{Approver: p.DecidedBy, DecidedAt: ts(p.DecidedAt), Comment: p.Comment, Outcome: toProtoOutcome[p.Decision]}

@@ -107,7 +107,7 @@ func toStatus(err error) error {
 	case errors.Is(err, approval.ErrUnauthorized):
 		code = codes.Unauthenticated
 	case errors.Is(err, approval.ErrTokenUsed), errors.Is(err, approval.ErrTokenExpired), errors.Is(err, approval.ErrClosed),
-		errors.Is(err, approval.ErrLinkRevoked):
+		errors.Is(err, approval.ErrLinkRevoked), errors.Is(err, approval.ErrLinkReplaced):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded

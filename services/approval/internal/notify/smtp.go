@@ -80,7 +80,11 @@ func (s *SMTP) SendApprovalRequest(ctx context.Context, e approval.ApprovalEmail
 	if err := m.AddToFormat(e.ToName, e.To); err != nil {
 		return fmt.Errorf("to: %w", err)
 	}
-	m.Subject(fmt.Sprintf("Approval needed: post from %s", e.DepartmentName))
+	subject := fmt.Sprintf("Approval needed: post from %s", e.DepartmentName)
+	if e.Reminder {
+		subject = "Reminder: " + subject
+	}
+	m.Subject(subject)
 	m.SetDate()
 	m.SetMessageID()
 	var text, html bytes.Buffer

@@ -45,9 +45,9 @@ SELECT * FROM approvers WHERE removed_at = 0 ORDER BY email;
 UPDATE approvers SET removed_at = sqlc.arg(removed_at) WHERE id = sqlc.arg(id) AND removed_at = 0;
 
 -- name: InsertPost :execrows
-INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason)
+INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at)
 VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(text), sqlc.arg(requested_by), sqlc.arg(idempotency_key),
-        sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(failure_reason))
+        sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(failure_reason), sqlc.arg(expires_at))
 ON CONFLICT (id) DO NOTHING;
 
 -- name: GetPost :one
@@ -66,6 +66,23 @@ SET status = sqlc.arg(status), decision = sqlc.arg(decision), decided_by = sqlc.
     decided_at = sqlc.arg(decided_at), decision_comment = sqlc.arg(decision_comment), updated_at = sqlc.arg(decided_at)
 WHERE id = sqlc.arg(id) AND status = 'pending';
 
+-- name: OverduePosts :many
+SELECT id FROM posts
+WHERE status = 'pending' AND expires_at > 0 AND expires_at <= sqlc.arg(now)
+ORDER BY expires_at, id
+LIMIT sqlc.arg(max_rows);
+
+-- ClosePost ends a pending post without a decision (expired, cancelled). The condition on the status makes
+-- it a compare-and-set: of replicas sweeping at once, or a cancel racing a decision, exactly one wins.
+-- name: ClosePost :execrows
+UPDATE posts SET status = sqlc.arg(status), updated_at = sqlc.arg(updated_at)
+WHERE id = sqlc.arg(id) AND status = 'pending';
+
+-- TouchPendingPost locks a pending post's row for the rest of the transaction (and says whether it is
+-- still pending), so that what the transaction does next cannot race a decision or a cancellation.
+-- name: TouchPendingPost :execrows
+UPDATE posts SET updated_at = sqlc.arg(updated_at) WHERE id = sqlc.arg(id) AND status = 'pending';
+
 -- name: RecordOutcome :execrows
 UPDATE posts
 SET status = sqlc.arg(status), channel = sqlc.arg(channel), remote_id = sqlc.arg(remote_id),
@@ -83,7 +100,10 @@ VALUES (sqlc.arg(hash), sqlc.arg(post_id), sqlc.arg(approver_id), sqlc.arg(creat
 SELECT * FROM approval_tokens WHERE hash = sqlc.arg(hash);
 
 -- name: UseToken :execrows
-UPDATE approval_tokens SET used_at = sqlc.arg(used_at) WHERE hash = sqlc.arg(hash) AND used_at = 0;
+UPDATE approval_tokens SET used_at = sqlc.arg(used_at) WHERE hash = sqlc.arg(hash) AND used_at = 0 AND replaced_at = 0;
+
+-- name: ReplacePostTokens :exec
+UPDATE approval_tokens SET replaced_at = sqlc.arg(replaced_at) WHERE post_id = sqlc.arg(post_id) AND used_at = 0 AND replaced_at = 0;
 
 -- name: InsertAudit :exec
 INSERT INTO audit_events (post_id, at, actor, origin, action, from_status, to_status, comment, api_key_id)

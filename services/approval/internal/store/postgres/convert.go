@@ -37,13 +37,14 @@ func toPost(r pgdb.Post) approval.Post {
 		Status: approval.Status(r.Status), CreatedAt: fromMicros(r.CreatedAt), UpdatedAt: fromMicros(r.UpdatedAt),
 		Decision: approval.Outcome(r.Decision), DecidedBy: r.DecidedBy, DecidedAt: fromMicros(r.DecidedAt), Comment: r.DecisionComment,
 		Channel: r.Channel, RemoteID: r.RemoteID, RemoteURL: r.RemoteUrl, PublishedAt: fromMicros(r.PublishedAt), FailureReason: r.FailureReason,
+		ExpiresAt: fromMicros(r.ExpiresAt),
 	}
 }
 
 func toToken(r pgdb.ApprovalToken) approval.Token {
 	return approval.Token{
 		Hash: r.Hash, PostID: r.PostID, ApproverID: r.ApproverID, CreatedAt: fromMicros(r.CreatedAt),
-		ExpiresAt: fromMicros(r.ExpiresAt), UsedAt: fromMicros(r.UsedAt),
+		ExpiresAt: fromMicros(r.ExpiresAt), UsedAt: fromMicros(r.UsedAt), ReplacedAt: fromMicros(r.ReplacedAt),
 	}
 }
 

@@ -238,6 +238,7 @@ func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.
 		n, err := q.InsertPost(ctx, pgdb.InsertPostParams{
 			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
 			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
+			ExpiresAt: micros(p.ExpiresAt),
 		})
 		if err != nil || n == 0 {
 			return err
@@ -317,6 +318,59 @@ func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 			return err
 		}
 		return insertOutbox(ctx, q, p.Announcement)
+	})
+}
+
+// OverduePosts implements approval.Store.
+func (s *Store) OverduePosts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return s.q.OverduePosts(ctx, pgdb.OverduePostsParams{Now: micros(now), MaxRows: int32(min(limit, 1<<30))})
+}
+
+// ClosePost implements approval.Store.
+func (s *Store) ClosePost(ctx context.Context, p approval.CloseParams) error {
+	return s.inTx(ctx, func(q *pgdb.Queries) error {
+		n, err := q.ClosePost(ctx, pgdb.ClosePostParams{ID: p.PostID, Status: string(p.Status), UpdatedAt: micros(p.At)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := q.GetPost(ctx, p.PostID); err != nil {
+				return notFound(err)
+			}
+			return approval.ErrClosed
+		}
+		if err := insertAudit(ctx, q, p.Audit); err != nil {
+			return err
+		}
+		return insertOutbox(ctx, q, p.Announcement)
+	})
+}
+
+// ResendApprovals implements approval.Store.
+func (s *Store) ResendApprovals(ctx context.Context, postID string, at time.Time, audit approval.AuditEntry, outbox []approval.OutboxItem) error {
+	return s.inTx(ctx, func(q *pgdb.Queries) error {
+		n, err := q.TouchPendingPost(ctx, pgdb.TouchPendingPostParams{ID: postID, UpdatedAt: micros(at)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := q.GetPost(ctx, postID); err != nil {
+				return notFound(err)
+			}
+			return approval.ErrClosed
+		}
+		if err := q.ReplacePostTokens(ctx, pgdb.ReplacePostTokensParams{PostID: postID, ReplacedAt: micros(at)}); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range outbox {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -218,6 +218,7 @@ func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.
 		n, err := q.InsertPost(ctx, sqlitedb.InsertPostParams{
 			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
 			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
+			ExpiresAt: micros(p.ExpiresAt),
 		})
 		if err != nil || n == 0 {
 			return err
@@ -297,6 +298,59 @@ func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 			return err
 		}
 		return insertOutbox(ctx, q, p.Announcement)
+	})
+}
+
+// OverduePosts implements approval.Store.
+func (s *Store) OverduePosts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return s.q.OverduePosts(ctx, sqlitedb.OverduePostsParams{Now: micros(now), MaxRows: int64(limit)})
+}
+
+// ClosePost implements approval.Store.
+func (s *Store) ClosePost(ctx context.Context, p approval.CloseParams) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		n, err := q.ClosePost(ctx, sqlitedb.ClosePostParams{ID: p.PostID, Status: string(p.Status), UpdatedAt: micros(p.At)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := q.GetPost(ctx, p.PostID); err != nil {
+				return notFound(err)
+			}
+			return approval.ErrClosed
+		}
+		if err := insertAudit(ctx, q, p.Audit); err != nil {
+			return err
+		}
+		return insertOutbox(ctx, q, p.Announcement)
+	})
+}
+
+// ResendApprovals implements approval.Store.
+func (s *Store) ResendApprovals(ctx context.Context, postID string, at time.Time, audit approval.AuditEntry, outbox []approval.OutboxItem) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		n, err := q.TouchPendingPost(ctx, sqlitedb.TouchPendingPostParams{ID: postID, UpdatedAt: micros(at)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := q.GetPost(ctx, postID); err != nil {
+				return notFound(err)
+			}
+			return approval.ErrClosed
+		}
+		if err := q.ReplacePostTokens(ctx, sqlitedb.ReplacePostTokensParams{PostID: postID, ReplacedAt: micros(at)}); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range outbox {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

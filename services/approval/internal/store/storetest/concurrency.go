@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 )
 
@@ -182,4 +184,62 @@ func testParallelClaims(t *testing.T, s approval.Store) {
 			t.Errorf("item %d claimed %d times", id, n)
 		}
 	}
+}
+
+// testParallelSweeps: ten sweepers (replicas) find the same overdue post and close it at once: exactly one
+// succeeds and leaves an audit entry and an announcement; the others hear ErrClosed.
+func testParallelSweeps(t *testing.T, s approval.Store) {
+	const n = 10
+	ctx := context.Background()
+	hr := department(t, s, "HR")
+	p := newPost(hr, at)
+	p.ExpiresAt = at.Add(time.Hour)
+	createPost(t, s, p)
+	late := newPost(hr, at)
+	late.ExpiresAt = at.Add(2 * time.Hour)
+	createPost(t, s, late)
+	when := at.Add(time.Hour)
+	ids, err := s.OverduePosts(ctx, when, 10)
+	if err != nil || len(ids) != 1 || ids[0] != p.ID {
+		t.Fatalf("OverduePosts = %v, %v; want only the post due at %s", ids, err, when)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.ClosePost(ctx, approval.CloseParams{
+				PostID: p.ID, Status: approval.StatusExpired, At: when,
+				Audit:        approval.AuditEntry{PostID: p.ID, At: when, Actor: "herald", Action: "expired", FromStatus: approval.StatusPending, ToStatus: approval.StatusExpired},
+				Announcement: approval.OutboxItem{Kind: approval.OutboxPostExpired, PostID: p.ID, CreatedAt: when, NextAttemptAt: when},
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, approval.ErrClosed):
+			t.Errorf("sweeper %d: %v; want nil or ErrClosed", i, err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d sweepers closed the post; want 1", won)
+	}
+	due, err := s.DueOutbox(ctx, when, 10)
+	if err != nil || len(due) != 1 || due[0].Kind != approval.OutboxPostExpired {
+		t.Errorf("outbox = %+v, %v; want one PostExpired announcement", due, err)
+	}
+	if got, err := s.GetPost(ctx, p.ID); err != nil || got.Status != approval.StatusExpired || !got.ExpiresAt.Equal(p.ExpiresAt) {
+		t.Errorf("post = %s (deadline %s), %v; want expired, deadline kept", got.Status, got.ExpiresAt, err)
+	}
+	if ids, err := s.OverduePosts(ctx, when, 10); err != nil || len(ids) != 0 {
+		t.Errorf("OverduePosts after the sweep = %v, %v; want none", ids, err)
+	}
+	err = s.ClosePost(ctx, approval.CloseParams{PostID: uuid.NewString(), Status: approval.StatusCancelled, At: when})
+	wantErr(t, "closing an unknown post", err, approval.ErrNotFound)
 }

@@ -94,5 +94,7 @@ func (m *countingMailer) SendApprovalRequest(_ context.Context, e approval.Appro
 
 type nopAnnouncer struct{}
 
-func (nopAnnouncer) PostApproved(context.Context, approval.Post) error { return nil }
-func (nopAnnouncer) PostRejected(context.Context, approval.Post) error { return nil }
+func (nopAnnouncer) PostApproved(context.Context, approval.Post) error  { return nil }
+func (nopAnnouncer) PostRejected(context.Context, approval.Post) error  { return nil }
+func (nopAnnouncer) PostExpired(context.Context, approval.Post) error   { return nil }
+func (nopAnnouncer) PostCancelled(context.Context, approval.Post) error { return nil }

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"Outbox":              testOutbox,
 		"ClaimOutbox":         testClaimOutbox,
 		"ParallelClaims":      testParallelClaims,
+		"ParallelSweeps":      testParallelSweeps,
 		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
 	}
 	for name, tc := range cases {

@@ -21,6 +21,7 @@ type ApprovalToken struct {
 	CreatedAt  int64
 	ExpiresAt  int64
 	UsedAt     int64
+	ReplacedAt int64
 }
 
 type Approver struct {
@@ -80,4 +81,5 @@ type Post struct {
 	RemoteUrl       string
 	PublishedAt     int64
 	FailureReason   string
+	ExpiresAt       int64
 }

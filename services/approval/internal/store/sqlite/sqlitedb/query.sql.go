@@ -9,6 +9,27 @@ import (
 	"context"
 )
 
+const closePost = `-- name: ClosePost :execrows
+UPDATE posts SET status = ?1, updated_at = ?2
+WHERE id = ?3 AND status = 'pending'
+`
+
+type ClosePostParams struct {
+	Status    string
+	UpdatedAt int64
+	ID        string
+}
+
+// ClosePost ends a pending post without a decision (expired, cancelled). The condition on the status makes
+// it a compare-and-set: of replicas sweeping at once, or a cancel racing a decision, exactly one wins.
+func (q *Queries) ClosePost(ctx context.Context, arg ClosePostParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, closePost, arg.Status, arg.UpdatedAt, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const createAPIKey = `-- name: CreateAPIKey :exec
 INSERT INTO api_keys (id, department_id, label, prefix, hash, created_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -257,7 +278,7 @@ func (q *Queries) GetDepartment(ctx context.Context, id string) (Department, err
 }
 
 const getPost = `-- name: GetPost :one
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason FROM posts WHERE id = ?1
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at FROM posts WHERE id = ?1
 `
 
 func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
@@ -281,12 +302,13 @@ func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
 		&i.RemoteUrl,
 		&i.PublishedAt,
 		&i.FailureReason,
+		&i.ExpiresAt,
 	)
 	return i, err
 }
 
 const getToken = `-- name: GetToken :one
-SELECT hash, post_id, approver_id, created_at, expires_at, used_at FROM approval_tokens WHERE hash = ?1
+SELECT hash, post_id, approver_id, created_at, expires_at, used_at, replaced_at FROM approval_tokens WHERE hash = ?1
 `
 
 func (q *Queries) GetToken(ctx context.Context, hash string) (ApprovalToken, error) {
@@ -299,6 +321,7 @@ func (q *Queries) GetToken(ctx context.Context, hash string) (ApprovalToken, err
 		&i.CreatedAt,
 		&i.ExpiresAt,
 		&i.UsedAt,
+		&i.ReplacedAt,
 	)
 	return i, err
 }
@@ -361,9 +384,9 @@ func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) erro
 }
 
 const insertPost = `-- name: InsertPost :execrows
-INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason)
+INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at)
 VALUES (?1, ?2, ?3, ?4, ?5,
-        ?6, ?7, ?8, ?9)
+        ?6, ?7, ?8, ?9, ?10)
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -377,6 +400,7 @@ type InsertPostParams struct {
 	CreatedAt      int64
 	UpdatedAt      int64
 	FailureReason  string
+	ExpiresAt      int64
 }
 
 func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, error) {
@@ -390,6 +414,7 @@ func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, 
 		arg.CreatedAt,
 		arg.UpdatedAt,
 		arg.FailureReason,
+		arg.ExpiresAt,
 	)
 	if err != nil {
 		return 0, err
@@ -531,7 +556,7 @@ func (q *Queries) ListDepartments(ctx context.Context) ([]Department, error) {
 }
 
 const listPosts = `-- name: ListPosts :many
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason FROM posts
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at FROM posts
 WHERE (CAST(?1 AS TEXT) = '' OR department_id = ?1)
   AND (CAST(?2 AS TEXT) = '' OR status = ?2)
 ORDER BY created_at DESC, id DESC
@@ -571,10 +596,46 @@ func (q *Queries) ListPosts(ctx context.Context, arg ListPostsParams) ([]Post, e
 			&i.RemoteUrl,
 			&i.PublishedAt,
 			&i.FailureReason,
+			&i.ExpiresAt,
 		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overduePosts = `-- name: OverduePosts :many
+SELECT id FROM posts
+WHERE status = 'pending' AND expires_at > 0 AND expires_at <= ?1
+ORDER BY expires_at, id
+LIMIT ?2
+`
+
+type OverduePostsParams struct {
+	Now     int64
+	MaxRows int64
+}
+
+func (q *Queries) OverduePosts(ctx context.Context, arg OverduePostsParams) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, overduePosts, arg.Now, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err
@@ -640,6 +701,20 @@ func (q *Queries) RemoveApprover(ctx context.Context, arg RemoveApproverParams) 
 	return result.RowsAffected()
 }
 
+const replacePostTokens = `-- name: ReplacePostTokens :exec
+UPDATE approval_tokens SET replaced_at = ?1 WHERE post_id = ?2 AND used_at = 0 AND replaced_at = 0
+`
+
+type ReplacePostTokensParams struct {
+	ReplacedAt int64
+	PostID     string
+}
+
+func (q *Queries) ReplacePostTokens(ctx context.Context, arg ReplacePostTokensParams) error {
+	_, err := q.db.ExecContext(ctx, replacePostTokens, arg.ReplacedAt, arg.PostID)
+	return err
+}
+
 const revokeAPIKey = `-- name: RevokeAPIKey :exec
 UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at = 0
 `
@@ -652,6 +727,25 @@ type RevokeAPIKeyParams struct {
 func (q *Queries) RevokeAPIKey(ctx context.Context, arg RevokeAPIKeyParams) error {
 	_, err := q.db.ExecContext(ctx, revokeAPIKey, arg.RevokedAt, arg.ID)
 	return err
+}
+
+const touchPendingPost = `-- name: TouchPendingPost :execrows
+UPDATE posts SET updated_at = ?1 WHERE id = ?2 AND status = 'pending'
+`
+
+type TouchPendingPostParams struct {
+	UpdatedAt int64
+	ID        string
+}
+
+// TouchPendingPost locks a pending post's row for the rest of the transaction (and says whether it is
+// still pending), so that what the transaction does next cannot race a decision or a cancellation.
+func (q *Queries) TouchPendingPost(ctx context.Context, arg TouchPendingPostParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, touchPendingPost, arg.UpdatedAt, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
 }
 
 const upsertApprover = `-- name: UpsertApprover :one
@@ -688,7 +782,7 @@ func (q *Queries) UpsertApprover(ctx context.Context, arg UpsertApproverParams) 
 }
 
 const useToken = `-- name: UseToken :execrows
-UPDATE approval_tokens SET used_at = ?1 WHERE hash = ?2 AND used_at = 0
+UPDATE approval_tokens SET used_at = ?1 WHERE hash = ?2 AND used_at = 0 AND replaced_at = 0
 `
 
 type UseTokenParams struct {
