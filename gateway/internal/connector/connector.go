@@ -113,6 +113,9 @@ func paths() obj {
 	get := errs("401", "404", "429", "503")
 	get["202"] = post["202"]
 	get["200"] = post["200"]
+	cancel := errs("401", "404", "429", "503")
+	cancel["200"] = obj{"description": "Cancelled: the post will not be published, and its approval links say so.", "schema": ref("Post")}
+	cancel["409"] = obj{"description": "The post was already decided (or expired, or cancelled), or is still being recorded; the message says which.", "schema": ref("Error")}
 	return obj{
 		"/v1/posts": obj{"post": obj{
 			"operationId": "PostToSocialMedia",
@@ -144,7 +147,19 @@ func paths() obj {
 				"x-ms-summary": "Post ID", "description": "The ID that Post to social media returned.",
 			}},
 			"responses": get,
-		}},
+		},
+			"delete": obj{
+				"operationId": "CancelPost",
+				"summary":     "Cancel a post",
+				"description": "Withdraws a post that is still waiting for approval: it will not be published, and the approvers' links say it was cancelled. " +
+					"A post already approved, rejected or expired cannot be cancelled.",
+				"x-ms-visibility": "advanced",
+				"parameters": []obj{{
+					"name": "id", "in": "path", "required": true, "type": "string", "format": "uuid",
+					"x-ms-summary": "Post ID", "description": "The ID that Post to social media returned.",
+				}},
+				"responses": cancel,
+			}},
 	}
 }
 

@@ -74,6 +74,10 @@ func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
 		page.Message = "You already answered through this link."
 	case approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED:
 		page.Message = "This link has expired."
+	case approvalv1.ApprovalState_APPROVAL_STATE_CANCELLED:
+		page.Message = "This post was cancelled: there is nothing to decide."
+	case approvalv1.ApprovalState_APPROVAL_STATE_REPLACED:
+		page.Message = "This link was replaced by a newer one: use the link in the latest email about this post."
 	default:
 		page.Message = "This post was already decided: it is " + statusNames[resp.GetPost().GetStatus()] + "."
 	}

@@ -136,6 +136,27 @@ func (f *fakeApprovals) GetPost(_ context.Context, req *approvalv1.GetPostReques
 	return &approvalv1.GetPostResponse{Post: p}, nil
 }
 
+// CancelPost cancels as the approval service does: the department's own pending post only.
+func (f *fakeApprovals) CancelPost(_ context.Context, req *approvalv1.CancelPostRequest) (*approvalv1.CancelPostResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.posts[req.GetPostId()]
+	switch {
+	case req.GetDepartmentId() == "":
+		return nil, status.Error(codes.PermissionDenied, "department_id is required")
+	case !ok:
+		return nil, status.Error(codes.NotFound, "post not found")
+	case p.GetDepartmentId() != req.GetDepartmentId():
+		return nil, status.Error(codes.PermissionDenied, "the post belongs to another department")
+	case p.GetStatus() != approvalv1.PostStatus_POST_STATUS_PENDING:
+		return nil, status.Error(codes.FailedPrecondition, "cancel: this post was already decided")
+	}
+	c := proto.CloneOf(p)
+	c.Status = approvalv1.PostStatus_POST_STATUS_CANCELLED
+	f.posts[c.Id] = c
+	return &approvalv1.CancelPostResponse{Post: c}, nil
+}
+
 func (f *fakeApprovals) GetApproval(_ context.Context, req *approvalv1.GetApprovalRequest) (*approvalv1.GetApprovalResponse, error) {
 	resp := &approvalv1.GetApprovalResponse{
 		Post: f.posts[pendingID], ApproverEmail: "comms@example.com", DepartmentName: "HR", ExpiresAt: timestamppb.New(created.Add(72 * time.Hour)),
@@ -671,5 +692,49 @@ func TestOpsRoutes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.check(t, tt.env.serve(t, tt.method, tt.target, tt.header, tt.body))
 		})
+	}
+}
+
+// TestCancelPostRoute: DELETE /v1/posts/{id} cancels the department's own undecided post. It has its own
+// fake, since cancelling changes the posts the other route tests read.
+func TestCancelPostRoute(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	key := hdr("X-API-Key", hrKey)
+	recent := uuid.Must(uuid.NewV7()).String()
+	tests := []routeTest{
+		{
+			name: "cancel a pending post", method: "DELETE", target: "/v1/posts/" + pendingID, header: key,
+			wantStatus: 200, wantJSON: `{"id": "` + pendingID + `", "status": "cancelled", "tweet": "Welcome!", "requestedby": "jo@contoso.example", "created_at": "2026-11-23T14:23:02Z"}`,
+		},
+		{
+			name: "cancel it again", method: "DELETE", target: "/v1/posts/" + pendingID, header: key,
+			wantStatus: 409, wantJSON: errJSON("conflict", "cancel: this post was already decided", ""),
+		},
+		{
+			name: "cancel a decided post", method: "DELETE", target: "/v1/posts/" + rejectedID, header: key,
+			wantStatus: 409, wantJSON: errJSON("conflict", "cancel: this post was already decided", ""),
+		},
+		{
+			name: "cancel another department's post", method: "DELETE", target: "/v1/posts/" + financeOnly, header: key,
+			wantStatus: 404, wantJSON: errJSON("not_found", "no such post", ""),
+		},
+		{
+			name: "cancel a post still on its way", method: "DELETE", target: "/v1/posts/" + recent, header: key,
+			wantStatus: 409, wantJSON: errJSON("conflict", "the post is still being recorded; retry the cancellation in a few seconds", ""),
+		},
+		{
+			name: "cancel without a key", method: "DELETE", target: "/v1/posts/" + pendingID,
+			wantStatus: 401, wantJSON: errJSON("unauthorized", "missing API key: send it in the X-API-Key header", ""),
+		},
+	}
+	// In order: the second case depends on the first.
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.check(t, e.serve(t, tt.method, tt.target, tt.header, tt.body))
+		})
+	}
+	if got := e.approvals.posts[financeOnly].GetStatus(); got != approvalv1.PostStatus_POST_STATUS_PENDING {
+		t.Errorf("another department's post is %s; want it untouched", got)
 	}
 }

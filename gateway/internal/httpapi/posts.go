@@ -246,6 +246,35 @@ func (s *server) getPost(w http.ResponseWriter, r *http.Request) {
 	s.answerPost(w, resp.GetPost())
 }
 
+// cancelPost cancels the department's own undecided post: 200 with the cancelled post, 404 for an
+// unknown id or another department's post, 409 once the post is decided (or expired, or cancelled).
+func (s *server) cancelPost(w http.ResponseWriter, r *http.Request) {
+	dept, err := s.authenticate(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		s.fail(w, r, errNotFound)
+		return
+	}
+	resp, err := s.deps.Approvals.CancelPost(r.Context(), &approvalv1.CancelPostRequest{PostId: id, DepartmentId: dept.ID, Actor: "api-key:" + dept.KeyID})
+	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) {
+		// Accepted moments ago and still on its way through JetStream: there is nothing to cancel yet, but
+		// there will be, so this is a conflict to retry rather than a 404.
+		s.fail(w, r, &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the post is still being recorded; retry the cancellation in a few seconds"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.logger(r).InfoContext(r.Context(), "post cancelled", "post_id", id, "department_id", dept.ID)
+	writeJSON(w, http.StatusOK, toView(resp.GetPost()))
+}
+
 // recentlyIssued reports whether id is a time-ordered id the gateway could have issued in the last
 // minute.
 func recentlyIssued(id uuid.UUID, now time.Time) bool {

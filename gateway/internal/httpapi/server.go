@@ -101,6 +101,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.route(mux, "POST /v1/posts", s.createPost)
 	s.route(mux, "GET /v1/posts/{id}", s.getPost)
+	s.route(mux, "DELETE /v1/posts/{id}", s.cancelPost)
 	s.route(mux, "GET /openapi.json", s.openAPI)
 	s.route(mux, "GET /approvals/{token}", s.showApproval)
 	// CrossOriginProtection refuses cross-site POSTs that browsers mark (Sec-Fetch-Site, Origin); the form
