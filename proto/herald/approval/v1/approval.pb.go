@@ -13,6 +13,7 @@ package approvalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -226,7 +227,15 @@ type Post struct {
 	// Why the post failed or is unknown, in the channel's words.
 	FailureReason string `protobuf:"bytes,10,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
 	// The deadline: still pending then, the post expires. Unset for posts stored before deadlines existed.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Every approver's answer so far, oldest first (several in the all and quorum modes).
+	Decisions []*Decision `protobuf:"bytes,12,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	// The text to publish when an approver edited it while approving; empty when text goes out unchanged.
+	FinalText string `protobuf:"bytes,13,opt,name=final_text,json=finalText,proto3" json:"final_text,omitempty"`
+	// What a pending post waits for when nobody could be asked yet: "waiting for an approver to be added".
+	WaitingFor string `protobuf:"bytes,14,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	// The policy mode the approvers were asked under: first, all or quorum:N.
+	Mode          string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,14 +347,44 @@ func (x *Post) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Post) GetDecisions() []*Decision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *Post) GetFinalText() string {
+	if x != nil {
+		return x.FinalText
+	}
+	return ""
+}
+
+func (x *Post) GetWaitingFor() string {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return ""
+}
+
+func (x *Post) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
 // Decision is the approver's decision that settled a post.
 type Decision struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Outcome Outcome                `protobuf:"varint,1,opt,name=outcome,proto3,enum=herald.approval.v1.Outcome" json:"outcome,omitempty"`
 	// The approver's email address.
-	Approver      string                 `protobuf:"bytes,2,opt,name=approver,proto3" json:"approver,omitempty"`
-	DecidedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
-	Comment       string                 `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	Approver  string                 `protobuf:"bytes,2,opt,name=approver,proto3" json:"approver,omitempty"`
+	DecidedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	Comment   string                 `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The text the approver approved instead of the requested one; empty if they did not edit it.
+	EditedText    string `protobuf:"bytes,5,opt,name=edited_text,json=editedText,proto3" json:"edited_text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -404,6 +443,13 @@ func (x *Decision) GetDecidedAt() *timestamppb.Timestamp {
 func (x *Decision) GetComment() string {
 	if x != nil {
 		return x.Comment
+	}
+	return ""
+}
+
+func (x *Decision) GetEditedText() string {
+	if x != nil {
+		return x.EditedText
 	}
 	return ""
 }
@@ -583,9 +629,11 @@ type ListPostsRequest struct {
 	// Optional: only posts in this status.
 	Status PostStatus `protobuf:"varint,2,opt,name=status,proto3,enum=herald.approval.v1.PostStatus" json:"status,omitempty"`
 	// At most this many (default 50, at most 500).
-	PageSize      int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Only pending posts that wait for an approver to be added (their department's policy has nobody).
+	WaitingForApprover bool `protobuf:"varint,4,opt,name=waiting_for_approver,json=waitingForApprover,proto3" json:"waiting_for_approver,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListPostsRequest) Reset() {
@@ -637,6 +685,13 @@ func (x *ListPostsRequest) GetPageSize() int32 {
 		return x.PageSize
 	}
 	return 0
+}
+
+func (x *ListPostsRequest) GetWaitingForApprover() bool {
+	if x != nil {
+		return x.WaitingForApprover
+	}
+	return false
 }
 
 type ListPostsResponse struct {
@@ -818,7 +873,10 @@ type DecideRequest struct {
 	Outcome Outcome                `protobuf:"varint,2,opt,name=outcome,proto3,enum=herald.approval.v1.Outcome" json:"outcome,omitempty"`
 	Comment string                 `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
 	// Where the decision came from (the approver's IP address, as the gateway saw it), for the audit trail.
-	Origin        string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	Origin string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	// With OUTCOME_APPROVE, the text to publish instead of the requested one (approve with edits); empty or
+	// equal to the requested text for no edit. Held to the same rules as a request (weighted length).
+	EditedText    string `protobuf:"bytes,5,opt,name=edited_text,json=editedText,proto3" json:"edited_text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -877,6 +935,13 @@ func (x *DecideRequest) GetComment() string {
 func (x *DecideRequest) GetOrigin() string {
 	if x != nil {
 		return x.Origin
+	}
+	return ""
+}
+
+func (x *DecideRequest) GetEditedText() string {
+	if x != nil {
+		return x.EditedText
 	}
 	return ""
 }
@@ -2427,11 +2492,315 @@ func (x *ResendApprovalsResponse) GetApprovers() int32 {
 	return 0
 }
 
+// Policy is how a department's posts are approved.
+type Policy struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	// Who is asked, among the current approvers. Empty asks every current approver (the comms team): the
+	// default. A listed approver who is removed drops out.
+	ApproverEmails []string `protobuf:"bytes,2,rep,name=approver_emails,json=approverEmails,proto3" json:"approver_emails,omitempty"`
+	// first (the first answer decides; the default), all (everyone asked must approve, any rejection
+	// rejects) or quorum:N (N approvals approve; rejected once N can no longer be reached).
+	Mode string `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	// How long a post waits for a decision; unset means the service's HERALD_APPROVAL_TTL.
+	Expiry *durationpb.Duration `protobuf:"bytes,4,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	// Whether the requester (requested_by matched against the approver's email) may approve their own post.
+	AllowSelfApproval bool `protobuf:"varint,5,opt,name=allow_self_approval,json=allowSelfApproval,proto3" json:"allow_self_approval,omitempty"`
+	// A Teams Workflows incoming webhook URL that receives an Adaptive Card per request (optional).
+	TeamsWebhookUrl string `protobuf:"bytes,6,opt,name=teams_webhook_url,json=teamsWebhookUrl,proto3" json:"teams_webhook_url,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Policy) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *Policy) GetApproverEmails() []string {
+	if x != nil {
+		return x.ApproverEmails
+	}
+	return nil
+}
+
+func (x *Policy) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Policy) GetExpiry() *durationpb.Duration {
+	if x != nil {
+		return x.Expiry
+	}
+	return nil
+}
+
+func (x *Policy) GetAllowSelfApproval() bool {
+	if x != nil {
+		return x.AllowSelfApproval
+	}
+	return false
+}
+
+func (x *Policy) GetTeamsWebhookUrl() string {
+	if x != nil {
+		return x.TeamsWebhookUrl
+	}
+	return ""
+}
+
+type SetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyRequest) Reset() {
+	*x = SetPolicyRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyRequest) ProtoMessage() {}
+
+func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SetPolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetPolicyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy as stored, with expiry filled in.
+	Policy    *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The approvers it asks now (every current approver when approver_emails is empty).
+	Asks          []string `protobuf:"bytes,3,rep,name=asks,proto3" json:"asks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyResponse) Reset() {
+	*x = SetPolicyResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyResponse) ProtoMessage() {}
+
+func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *SetPolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetPolicyResponse) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *SetPolicyResponse) GetAsks() []string {
+	if x != nil {
+		return x.Asks
+	}
+	return nil
+}
+
+type GetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyRequest) Reset() {
+	*x = GetPolicyRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyRequest) ProtoMessage() {}
+
+func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetPolicyRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+type GetPolicyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Unset while the department has the default policy.
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The approvers it asks now (every current approver when approver_emails is empty).
+	Asks          []string `protobuf:"bytes,3,rep,name=asks,proto3" json:"asks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyResponse) Reset() {
+	*x = GetPolicyResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyResponse) ProtoMessage() {}
+
+func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *GetPolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetAsks() []string {
+	if x != nil {
+		return x.Asks
+	}
+	return nil
+}
+
 var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
-	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x03\n" +
+	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x05\n" +
 	"\x04Post\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -2447,13 +2816,21 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0efailure_reason\x18\n" +
 	" \x01(\tR\rfailureReason\x129\n" +
 	"\n" +
-	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xb2\x01\n" +
+	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12:\n" +
+	"\tdecisions\x18\f \x03(\v2\x1c.herald.approval.v1.DecisionR\tdecisions\x12\x1d\n" +
+	"\n" +
+	"final_text\x18\r \x01(\tR\tfinalText\x12\x1f\n" +
+	"\vwaiting_for\x18\x0e \x01(\tR\n" +
+	"waitingFor\x12\x12\n" +
+	"\x04mode\x18\x0f \x01(\tR\x04mode\"\xd3\x01\n" +
 	"\bDecision\x125\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\bapprover\x18\x02 \x01(\tR\bapprover\x129\n" +
 	"\n" +
 	"decided_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12\x18\n" +
-	"\acomment\x18\x04 \x01(\tR\acomment\"\x95\x01\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\x12\x1f\n" +
+	"\vedited_text\x18\x05 \x01(\tR\n" +
+	"editedText\"\x95\x01\n" +
 	"\vPublication\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1b\n" +
 	"\tremote_id\x18\x02 \x01(\tR\bremoteId\x12\x10\n" +
@@ -2463,11 +2840,12 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\"?\n" +
 	"\x0fGetPostResponse\x12,\n" +
-	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"\x8c\x01\n" +
+	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"\xbe\x01\n" +
 	"\x10ListPostsRequest\x12#\n" +
 	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x126\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1e.herald.approval.v1.PostStatusR\x06status\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\"C\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x120\n" +
+	"\x14waiting_for_approver\x18\x04 \x01(\bR\x12waitingForApprover\"C\n" +
 	"\x11ListPostsResponse\x12.\n" +
 	"\x05posts\x18\x01 \x03(\v2\x18.herald.approval.v1.PostR\x05posts\"*\n" +
 	"\x12GetApprovalRequest\x12\x14\n" +
@@ -2479,12 +2857,14 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0fdepartment_name\x18\x04 \x01(\tR\x0edepartmentName\x127\n" +
 	"\x05state\x18\x05 \x01(\x0e2!.herald.approval.v1.ApprovalStateR\x05state\x129\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x8e\x01\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xaf\x01\n" +
 	"\rDecideRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x125\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x18\n" +
 	"\acomment\x18\x03 \x01(\tR\acomment\x12\x16\n" +
-	"\x06origin\x18\x04 \x01(\tR\x06origin\">\n" +
+	"\x06origin\x18\x04 \x01(\tR\x06origin\x12\x1f\n" +
+	"\vedited_text\x18\x05 \x01(\tR\n" +
+	"editedText\">\n" +
 	"\x0eDecideResponse\x12,\n" +
 	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"1\n" +
 	"\x16AuthenticateKeyRequest\x12\x17\n" +
@@ -2577,7 +2957,28 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x16ResendApprovalsRequest\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\"7\n" +
 	"\x17ResendApprovalsResponse\x12\x1c\n" +
-	"\tapprovers\x18\x01 \x01(\x05R\tapprovers*\xf6\x01\n" +
+	"\tapprovers\x18\x01 \x01(\x05R\tapprovers\"\xf9\x01\n" +
+	"\x06Policy\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12'\n" +
+	"\x0fapprover_emails\x18\x02 \x03(\tR\x0eapproverEmails\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x121\n" +
+	"\x06expiry\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06expiry\x12.\n" +
+	"\x13allow_self_approval\x18\x05 \x01(\bR\x11allowSelfApproval\x12*\n" +
+	"\x11teams_webhook_url\x18\x06 \x01(\tR\x0fteamsWebhookUrl\"F\n" +
+	"\x10SetPolicyRequest\x122\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\"\x96\x01\n" +
+	"\x11SetPolicyResponse\x122\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\x129\n" +
+	"\n" +
+	"updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
+	"\x04asks\x18\x03 \x03(\tR\x04asks\"7\n" +
+	"\x10GetPolicyRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\"\x96\x01\n" +
+	"\x11GetPolicyResponse\x122\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\x129\n" +
+	"\n" +
+	"updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
+	"\x04asks\x18\x03 \x03(\tR\x04asks*\xf6\x01\n" +
 	"\n" +
 	"PostStatus\x12\x1b\n" +
 	"\x17POST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2608,7 +3009,8 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x06Decide\x12!.herald.approval.v1.DecideRequest\x1a\".herald.approval.v1.DecideResponse\x12j\n" +
 	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse\x12[\n" +
 	"\n" +
-	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse2\x94\t\n" +
+	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse2\xc8\n" +
+	"\n" +
 	"\fAdminService\x12m\n" +
 	"\x10CreateDepartment\x12+.herald.approval.v1.CreateDepartmentRequest\x1a,.herald.approval.v1.CreateDepartmentResponse\x12j\n" +
 	"\x0fListDepartments\x12*.herald.approval.v1.ListDepartmentsRequest\x1a+.herald.approval.v1.ListDepartmentsResponse\x12a\n" +
@@ -2621,7 +3023,9 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0fListAuditEvents\x12*.herald.approval.v1.ListAuditEventsRequest\x1a+.herald.approval.v1.ListAuditEventsResponse\x12s\n" +
 	"\n" +
 	"CancelPost\x121.herald.approval.v1.AdminServiceCancelPostRequest\x1a2.herald.approval.v1.AdminServiceCancelPostResponse\x12j\n" +
-	"\x0fResendApprovals\x12*.herald.approval.v1.ResendApprovalsRequest\x1a+.herald.approval.v1.ResendApprovalsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
+	"\x0fResendApprovals\x12*.herald.approval.v1.ResendApprovalsRequest\x1a+.herald.approval.v1.ResendApprovalsResponse\x12X\n" +
+	"\tSetPolicy\x12$.herald.approval.v1.SetPolicyRequest\x1a%.herald.approval.v1.SetPolicyResponse\x12X\n" +
+	"\tGetPolicy\x12$.herald.approval.v1.GetPolicyRequest\x1a%.herald.approval.v1.GetPolicyResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
 
 var (
 	file_herald_approval_v1_approval_proto_rawDescOnce sync.Once
@@ -2636,7 +3040,7 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
 	(PostStatus)(0),                        // 0: herald.approval.v1.PostStatus
 	(Outcome)(0),                           // 1: herald.approval.v1.Outcome
@@ -2682,82 +3086,99 @@ var file_herald_approval_v1_approval_proto_goTypes = []any{
 	(*AdminServiceCancelPostResponse)(nil), // 41: herald.approval.v1.AdminServiceCancelPostResponse
 	(*ResendApprovalsRequest)(nil),         // 42: herald.approval.v1.ResendApprovalsRequest
 	(*ResendApprovalsResponse)(nil),        // 43: herald.approval.v1.ResendApprovalsResponse
-	(*timestamppb.Timestamp)(nil),          // 44: google.protobuf.Timestamp
+	(*Policy)(nil),                         // 44: herald.approval.v1.Policy
+	(*SetPolicyRequest)(nil),               // 45: herald.approval.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),              // 46: herald.approval.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),               // 47: herald.approval.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),              // 48: herald.approval.v1.GetPolicyResponse
+	(*timestamppb.Timestamp)(nil),          // 49: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 50: google.protobuf.Duration
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	44, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	44, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	49, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	49, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
 	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
-	44, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 6: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	44, // 7: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	44, // 8: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
-	3,  // 9: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
-	0,  // 10: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
-	3,  // 11: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
-	3,  // 12: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
-	2,  // 13: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	44, // 14: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 15: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
-	3,  // 16: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	44, // 17: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	16, // 18: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	16, // 19: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	44, // 20: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	44, // 21: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	21, // 22: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	21, // 23: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	21, // 24: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	44, // 25: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	28, // 26: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	28, // 27: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	44, // 28: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 29: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
-	0,  // 30: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	36, // 31: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	3,  // 32: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
-	3,  // 33: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
-	6,  // 34: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 35: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 36: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 37: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 38: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	38, // 39: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
-	17, // 40: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	19, // 41: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	22, // 42: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	24, // 43: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	26, // 44: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	29, // 45: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	31, // 46: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	33, // 47: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	35, // 48: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	40, // 49: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
-	42, // 50: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
-	7,  // 51: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 52: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 53: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 54: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 55: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	39, // 56: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
-	18, // 57: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	20, // 58: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	23, // 59: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	25, // 60: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	27, // 61: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	30, // 62: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	32, // 63: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	34, // 64: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	37, // 65: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	41, // 66: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
-	43, // 67: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
-	51, // [51:68] is the sub-list for method output_type
-	34, // [34:51] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	49, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
+	1,  // 7: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
+	49, // 8: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	49, // 9: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
+	0,  // 11: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
+	3,  // 12: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
+	3,  // 13: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
+	2,  // 14: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
+	49, // 15: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
+	3,  // 17: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
+	49, // 18: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	16, // 19: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	16, // 20: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	49, // 21: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	49, // 22: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	21, // 23: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	21, // 24: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	21, // 25: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	49, // 26: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	28, // 27: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	28, // 28: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	49, // 29: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 30: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 31: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	36, // 32: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	3,  // 33: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
+	3,  // 34: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
+	50, // 35: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
+	44, // 36: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
+	44, // 37: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	49, // 38: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	44, // 39: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	49, // 40: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 41: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	8,  // 42: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	10, // 43: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	12, // 44: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	14, // 45: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	38, // 46: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
+	17, // 47: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	19, // 48: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	22, // 49: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	24, // 50: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	26, // 51: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	29, // 52: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	31, // 53: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	33, // 54: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	35, // 55: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	40, // 56: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
+	42, // 57: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
+	45, // 58: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
+	47, // 59: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
+	7,  // 60: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	9,  // 61: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	11, // 62: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	13, // 63: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	15, // 64: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	39, // 65: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
+	18, // 66: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	20, // 67: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	23, // 68: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	25, // 69: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	27, // 70: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	30, // 71: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	32, // 72: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	34, // 73: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	37, // 74: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	41, // 75: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
+	43, // 76: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
+	46, // 77: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
+	48, // 78: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
+	60, // [60:79] is the sub-list for method output_type
+	41, // [41:60] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -2771,7 +3192,7 @@ func file_herald_approval_v1_approval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   41,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

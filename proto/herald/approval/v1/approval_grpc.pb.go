@@ -346,6 +346,8 @@ const (
 	AdminService_ListAuditEvents_FullMethodName  = "/herald.approval.v1.AdminService/ListAuditEvents"
 	AdminService_CancelPost_FullMethodName       = "/herald.approval.v1.AdminService/CancelPost"
 	AdminService_ResendApprovals_FullMethodName  = "/herald.approval.v1.AdminService/ResendApprovals"
+	AdminService_SetPolicy_FullMethodName        = "/herald.approval.v1.AdminService/SetPolicy"
+	AdminService_GetPolicy_FullMethodName        = "/herald.approval.v1.AdminService/GetPolicy"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -370,6 +372,11 @@ type AdminServiceClient interface {
 	// ResendApprovals mails every approver a fresh link for a pending post; the links sent before stop
 	// working (say, after one was forwarded by mistake).
 	ResendApprovals(ctx context.Context, in *ResendApprovalsRequest, opts ...grpc.CallOption) (*ResendApprovalsResponse, error)
+	// SetPolicy sets how a department's posts are approved. Posts already put to approvers keep the mode
+	// they were asked under; posts waiting for an approver are mailed at once if the policy names one.
+	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
+	// GetPolicy returns a department's policy, the default if none was set.
+	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
 }
 
 type adminServiceClient struct {
@@ -490,6 +497,26 @@ func (c *adminServiceClient) ResendApprovals(ctx context.Context, in *ResendAppr
 	return out, nil
 }
 
+func (c *adminServiceClient) SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPolicyResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPolicyResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -512,6 +539,11 @@ type AdminServiceServer interface {
 	// ResendApprovals mails every approver a fresh link for a pending post; the links sent before stop
 	// working (say, after one was forwarded by mistake).
 	ResendApprovals(context.Context, *ResendApprovalsRequest) (*ResendApprovalsResponse, error)
+	// SetPolicy sets how a department's posts are approved. Posts already put to approvers keep the mode
+	// they were asked under; posts waiting for an approver are mailed at once if the policy names one.
+	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
+	// GetPolicy returns a department's policy, the default if none was set.
+	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -554,6 +586,12 @@ func (UnimplementedAdminServiceServer) CancelPost(context.Context, *AdminService
 }
 func (UnimplementedAdminServiceServer) ResendApprovals(context.Context, *ResendApprovalsRequest) (*ResendApprovalsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResendApprovals not implemented")
+}
+func (UnimplementedAdminServiceServer) SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPolicy not implemented")
+}
+func (UnimplementedAdminServiceServer) GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicy not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -774,6 +812,42 @@ func _AdminService_ResendApprovals_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_SetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetPolicy(ctx, req.(*SetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetPolicy(ctx, req.(*GetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -824,6 +898,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResendApprovals",
 			Handler:    _AdminService_ResendApprovals_Handler,
+		},
+		{
+			MethodName: "SetPolicy",
+			Handler:    _AdminService_SetPolicy_Handler,
+		},
+		{
+			MethodName: "GetPolicy",
+			Handler:    _AdminService_GetPolicy_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -94,7 +94,11 @@ func (s *Service) ResendApprovals(ctx context.Context, postID, actor string) (in
 	if p.Status != StatusPending {
 		return 0, fmt.Errorf("resend %s (%s): %w", postID, p.Status, ErrClosed)
 	}
-	approvers, err := s.store.ListApprovers(ctx)
+	pol, err := s.policyFor(ctx, p.DepartmentID)
+	if err != nil {
+		return 0, fmt.Errorf("resend %s: %w", postID, err)
+	}
+	approvers, err := s.approversFor(ctx, pol)
 	if err != nil {
 		return 0, fmt.Errorf("resend %s: %w", postID, err)
 	}

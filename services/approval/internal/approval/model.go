@@ -116,7 +116,29 @@ type Post struct {
 	// ExpiresAt is the post's deadline: still pending then, it expires. Zero for posts stored before
 	// posts had deadlines.
 	ExpiresAt time.Time
+	// Mode and Required are the policy's when the approvers were asked: Required approvals approve it
+	// (1 in ModeFirst, every approver asked in ModeAll, the quorum in ModeQuorum).
+	Mode     Mode
+	Required int
+	// WaitingFor says what a pending post waits for when nobody could be asked yet (no approver).
+	WaitingFor string
+	// FinalText is the text to publish when an approver edited it while approving; empty when the
+	// requested Text goes out unchanged. Use Published().
+	FinalText string
+	// Decisions are every approver's answers so far, oldest first (filled by Service.GetPost).
+	Decisions []Decision
 }
+
+// Published returns the text that is (or would be) published: the approver's edit, or the request's.
+func (p Post) Published() string {
+	if p.FinalText != "" {
+		return p.FinalText
+	}
+	return p.Text
+}
+
+// WaitingForApprover is what a post waits for when its department's policy has nobody to ask.
+const WaitingForApprover = "waiting for an approver to be added"
 
 // Token is an approval link's token: bound to one approver and one post, single use, expiring. Only the
 // hash of the token is stored.
@@ -193,6 +215,11 @@ var (
 	ErrTokenUsed = errors.New("this approval link was already used")
 	// ErrTokenExpired means the approval link's time ran out.
 	ErrTokenExpired = errors.New("this approval link has expired")
+	// ErrAlreadyAnswered means the approver already answered this post (through another of their links).
+	ErrAlreadyAnswered = errors.New("you already answered for this post")
+	// ErrSelfApproval means the approver asked for the post themselves, and the policy does not let them
+	// approve it.
+	ErrSelfApproval = errors.New("you requested this post yourself, and this department's policy does not let a requester approve their own post")
 	// ErrClosed means the post was settled (or cancelled) before this decision arrived.
 	ErrClosed = errors.New("this post was already decided")
 	// ErrLinkReplaced means the approval link was replaced by a re-sent one and no longer works.

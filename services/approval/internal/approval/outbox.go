@@ -26,6 +26,8 @@ func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
+		// Posts waiting for an approver another replica added are asked here.
+		s.askWaiting(ctx)
 		// The sweep runs first: what it expires is announced by the drain that follows.
 		if _, err := s.ExpireOverdue(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "expiry sweep", "err", err)
@@ -148,6 +150,20 @@ func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID stri
 	a, err := s.store.GetApprover(ctx, approverID)
 	if errors.Is(err, ErrNotFound) {
 		return nil // removed meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
+	// In modes that wait for several answers the post stays pending after this approver answered: they
+	// are not asked (or reminded) again.
+	ds, err := s.store.ListDecisions(ctx, postID)
+	if err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
+	for _, d := range ds {
+		if d.ApproverID == approverID {
+			return nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("approval email for %s: %w", postID, err)

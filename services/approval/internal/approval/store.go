@@ -9,7 +9,9 @@ import (
 type PostFilter struct {
 	DepartmentID string
 	Status       Status
-	Limit        int
+	// WaitingForApprover keeps only pending posts that nobody could be asked about yet.
+	WaitingForApprover bool
+	Limit              int
 }
 
 // DecideParams is everything one decision writes, in one transaction.
@@ -24,6 +26,16 @@ type DecideParams struct {
 	Audit     AuditEntry
 	// Announcement is the outbox item that tells the rest of Herald about the decision.
 	Announcement OutboxItem
+
+	// ApproverID is the deciding approver; their decision is recorded once per post.
+	ApproverID string
+	// EditedText is the text the approver approved instead of the requested one, if they edited it; it
+	// becomes the post's final text when the post is approved.
+	EditedText string
+	// Resolve adds the post's decisions up (the new one included, read in the same transaction after the
+	// post's row is locked) and says whether the post settles, and how. Nil settles it with Status at once
+	// (ModeFirst). When the post stays pending, Audit is written with ToStatus pending and no Announcement.
+	Resolve func(decisions []Decision) Resolution
 }
 
 // CloseParams ends a pending post without a decision: it expired or was cancelled.
@@ -96,6 +108,25 @@ type Store interface {
 	// ResendApprovals replaces every unused link of a pending post (they stop working) and queues outbox,
 	// the emails with fresh links, with an audit entry. ErrClosed if the post is no longer pending.
 	ResendApprovals(ctx context.Context, postID string, at time.Time, audit AuditEntry, outbox []OutboxItem) error
+	// ListDecisions returns a post's decisions, oldest first.
+	ListDecisions(ctx context.Context, postID string) ([]Decision, error)
+
+	// GetPolicy returns a department's policy, ErrNotFound if it has none (the default applies).
+	GetPolicy(ctx context.Context, departmentID string) (Policy, error)
+	// SetPolicy creates or replaces a department's policy, its approver list included.
+	SetPolicy(ctx context.Context, p Policy) error
+	// ListPolicyApprovers returns the current approvers a policy lists (for a policy without AllApprovers).
+	ListPolicyApprovers(ctx context.Context, departmentID string) ([]Approver, error)
+
+	// CountWaiting counts the pending posts that nobody could be asked about yet.
+	CountWaiting(ctx context.Context) (int, error)
+	// WaitingPosts returns up to limit of those, oldest first.
+	WaitingPosts(ctx context.Context, limit int) ([]Post, error)
+	// AskApprovers records that a waiting post is now put to its approvers under mode and required, with
+	// an audit entry and the outbox items (emails, reminders). ErrClosed if the post is no longer pending
+	// and waiting (another replica asked first, or it was cancelled).
+	AskApprovers(ctx context.Context, postID string, mode Mode, required int, at time.Time, audit AuditEntry, outbox []OutboxItem) error
+
 	// RecordOutcome moves an approved (or unknown) post to the publisher's outcome. It returns false and
 	// writes nothing when the post is not in a state the outcome applies to (a redelivered event, say).
 	RecordOutcome(ctx context.Context, p OutcomeParams) (bool, error)

@@ -47,7 +47,7 @@ func (s *approvalServer) ListPosts(ctx context.Context, req *approvalv1.ListPost
 	if err != nil {
 		return nil, err
 	}
-	f := approval.PostFilter{DepartmentID: dept, Limit: int(req.GetPageSize())}
+	f := approval.PostFilter{DepartmentID: dept, Limit: int(req.GetPageSize()), WaitingForApprover: req.GetWaitingForApprover()}
 	if req.GetStatus() != approvalv1.PostStatus_POST_STATUS_UNSPECIFIED {
 		st, ok := fromProtoStatus[req.GetStatus()]
 		if !ok {
@@ -84,7 +84,7 @@ func (s *approvalServer) GetApproval(ctx context.Context, req *approvalv1.GetApp
 func (s *approvalServer) Decide(ctx context.Context, req *approvalv1.DecideRequest) (*approvalv1.DecideResponse, error) {
 	// An unspecified or unknown outcome becomes "", which the domain refuses as invalid.
 	outcome := fromProtoOutcome[req.GetOutcome()]
-	p, err := s.svc.Decide(ctx, req.GetToken(), outcome, req.GetComment(), req.GetOrigin())
+	p, err := s.svc.DecideEdited(ctx, req.GetToken(), outcome, req.GetComment(), req.GetOrigin(), req.GetEditedText())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -169,7 +169,12 @@ func toProtoPost(p approval.Post) *approvalv1.Post {
 	out := &approvalv1.Post{
 		Id: p.ID, DepartmentId: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy,
 		Status: toProtoStatus[p.Status], CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt), FailureReason: p.FailureReason,
-		ExpiresAt: ts(p.ExpiresAt),
+		ExpiresAt: ts(p.ExpiresAt), FinalText: p.FinalText, WaitingFor: p.WaitingFor, Mode: modeString(p),
+	}
+	for _, d := range p.Decisions {
+		out.Decisions = append(out.Decisions, &approvalv1.Decision{
+			Outcome: toProtoOutcome[d.Outcome], Approver: d.ApproverEmail, DecidedAt: ts(d.DecidedAt), Comment: d.Comment, EditedText: d.EditedText,
+		})
 	}
 	if p.Decision != "" {
 		out.Decision = &approvalv1.Decision{Approver: p.DecidedBy, DecidedAt: ts(p.DecidedAt), Comment: p.Comment, Outcome: toProtoOutcome[p.Decision]}
@@ -178,4 +183,12 @@ func toProtoPost(p approval.Post) *approvalv1.Post {
 		out.Publication = &approvalv1.Publication{Channel: p.Channel, RemoteId: p.RemoteID, Url: p.RemoteURL, PublishedAt: ts(p.PublishedAt)}
 	}
 	return out
+}
+
+// modeString is the mode a post was asked under, as policies write it.
+func modeString(p approval.Post) string {
+	if p.Mode == "" {
+		return string(approval.ModeFirst)
+	}
+	return approval.Policy{Mode: p.Mode, Quorum: p.Required}.ModeString()
 }

@@ -45,6 +45,16 @@ type AuditEvent struct {
 	ApiKeyID   string
 }
 
+type Decision struct {
+	PostID        string
+	ApproverID    string
+	ApproverEmail string
+	Outcome       string
+	Comment       string
+	EditedText    string
+	DecidedAt     int64
+}
+
 type Department struct {
 	ID        string
 	Name      string
@@ -61,6 +71,22 @@ type Outbox struct {
 	PostID        string
 	ApproverID    string
 	LeaseUntil    int64
+}
+
+type Policy struct {
+	DepartmentID      string
+	Mode              string
+	Quorum            int64
+	TtlMicros         int64
+	AllowSelfApproval int64
+	AllApprovers      int64
+	TeamsWebhookUrl   string
+	UpdatedAt         int64
+}
+
+type PolicyApprover struct {
+	DepartmentID string
+	ApproverID   string
 }
 
 type Post struct {
@@ -82,4 +108,8 @@ type Post struct {
 	PublishedAt     int64
 	FailureReason   string
 	ExpiresAt       int64
+	Mode            string
+	Required        int64
+	WaitingFor      string
+	FinalText       string
 }
