@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -178,6 +179,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		Help: "Events refused because their seal is missing, from an unknown key or does not verify, by subject and reason.",
 	}, []string{"subject", "reason"})
 	reg.MustRegister(refused)
+	// Read at each scrape: the count lives in the database, shared by every replica, so each replica
+	// reports the same number (alert on max, not sum).
+	domain := s.domain
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_approval_posts_without_approver",
+		Help: "Pending posts that wait for an approver to be added: their department's policy has nobody to ask.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := domain.CountWaiting(ctx)
+		if err != nil {
+			log.Warn("count posts waiting for an approver", "err", err)
+			return math.NaN()
+		}
+		return float64(n)
+	}))
 	if s.events, err = events.Handler(s.domain, publisherKeys, func(subject, reason string) { refused.WithLabelValues(subject, reason).Inc() }); err != nil {
 		return nil, err
 	}

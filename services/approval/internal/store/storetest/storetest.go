@@ -32,6 +32,9 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"ClaimOutbox":         testClaimOutbox,
 		"ParallelClaims":      testParallelClaims,
 		"ParallelSweeps":      testParallelSweeps,
+		"ParallelQuorum":      testParallelQuorumDecisions,
+		"Policies":            testPolicies,
+		"WaitingPosts":        testWaitingPosts,
 		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
 	}
 	for name, tc := range cases {
