@@ -220,6 +220,21 @@ func definitions() obj {
 				"requestedby":    str("Requested by", "Who in the department asked for the post.", "x-ms-visibility", "advanced"),
 				"created_at":     str("Requested at", "When Herald accepted the request.", "format", "date-time", "x-ms-visibility", "advanced"),
 				"failure_reason": str("Failure reason", "Why the post is failed or unknown; empty otherwise."),
+				"final_tweet":    str("Final tweet", "The text published when an approver edited it while approving; absent when the tweet went out as requested."),
+				"status_detail":  str("Status detail", "What a pending post waits for when nobody could be asked yet (waiting for an approver to be added)."),
+				"decisions": obj{
+					"type": "array", "x-ms-summary": "Decisions", "x-ms-visibility": "advanced",
+					"description": "Every approver's answer so far, when the department's policy asks for several (all, quorum).",
+					"items": obj{
+						"type": "object",
+						"properties": obj{
+							"outcome":    str("Outcome", "approved or rejected.", "enum", []string{"approved", "rejected"}),
+							"approver":   str("Approver", "The approver's email address."),
+							"comment":    str("Comment", "What the approver wrote; may be empty."),
+							"decided_at": str("Decided at", "When the approver answered.", "format", "date-time"),
+						},
+					},
+				},
 				"decision": obj{
 					"type": "object", "x-ms-summary": "Decision", "description": "The approver's decision; absent while pending.",
 					"properties": obj{

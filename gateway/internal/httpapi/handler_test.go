@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html"
@@ -591,7 +593,7 @@ func TestApprovalRoutes(t *testing.T) {
 		"Referrer-Policy":         "no-referrer",
 		"Cache-Control":           "no-store",
 		"X-Content-Type-Options":  "nosniff",
-		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+		"Content-Security-Policy": httpapi.ContentSecurityPolicy,
 	}
 	tests := []routeTest{
 		{
@@ -736,5 +738,33 @@ func TestCancelPostRoute(t *testing.T) {
 	}
 	if got := e.approvals.posts[financeOnly].GetStatus(); got != approvalv1.PostStatus_POST_STATUS_PENDING {
 		t.Errorf("another department's post is %s; want it untouched", got)
+	}
+}
+
+// TestApprovalPageScriptMatchesItsHash: the page's one inline script is exactly the one the CSP allows by
+// hash (a browser would refuse anything else), and the editable text starts as the requested text with its
+// weighted count.
+func TestApprovalPageScriptMatchesItsHash(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	resp := e.serve(t, "GET", "/approvals/"+openLink, nil, "")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(body)
+	start, end := strings.Index(page, "<script>"), strings.Index(page, "</script>")
+	if start < 0 || end < start {
+		t.Fatalf("no inline script on the page:\n%s", page)
+	}
+	sum := sha256.Sum256([]byte(page[start+len("<script>") : end]))
+	hash := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src "+hash+";") {
+		t.Errorf("CSP %q does not allow the page's script (%s)", csp, hash)
+	}
+	for _, want := range []string{`<textarea id="text" name="text"`, ">Welcome!</textarea>", "8 of 280 characters as X counts them"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }

@@ -40,6 +40,12 @@ type postView struct {
 	Decision      *decisionView    `json:"decision,omitempty"`
 	Publication   *publicationView `json:"publication,omitempty"`
 	FailureReason string           `json:"failure_reason,omitempty"`
+	// FinalTweet is the text published when an approver edited it (Tweet stays the requested one).
+	FinalTweet string `json:"final_tweet,omitempty"`
+	// StatusDetail says what a pending post waits for when nobody could be asked yet.
+	StatusDetail string `json:"status_detail,omitempty"`
+	// Decisions are every approver's answers, in the all and quorum modes.
+	Decisions []decisionView `json:"decisions,omitempty"`
 }
 
 type decisionView struct {
@@ -332,6 +338,10 @@ func toView(p *approvalv1.Post) postView {
 	}
 	if d := p.GetDecision(); d != nil {
 		v.Decision = &decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
+	}
+	v.FinalTweet, v.StatusDetail = p.GetFinalText(), p.GetWaitingFor()
+	for _, d := range p.GetDecisions() {
+		v.Decisions = append(v.Decisions, decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()})
 	}
 	if pub := p.GetPublication(); pub != nil {
 		v.Publication = &publicationView{Channel: pub.GetChannel(), RemoteID: pub.GetRemoteId(), URL: pub.GetUrl()}
