@@ -59,7 +59,8 @@ type Config struct {
 	PublicURL string `env:"HERALD_PUBLIC_URL" envDefault:"http://localhost:8080"`
 	// GatewayToken authorises the gateway on ApprovalService. Required (see Validate).
 	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,unset"`
-	// ApprovalTTL is how long an approval link stays valid.
+	// ApprovalTTL is how long a post waits for a decision (the default of every department policy): then
+	// it expires, and its links with it.
 	ApprovalTTL time.Duration `env:"HERALD_APPROVAL_TTL" envDefault:"72h"`
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_APPROVAL_CONSUMER" envDefault:"herald-approval"`
