@@ -39,6 +39,9 @@ type approvalPage struct {
 	MaxLength int
 	// Script is the page's one inline script (the live count), allowed by its hash in the CSP.
 	Script template.JS
+	// Choice is the answer the approver picked in the email (approve or reject), preselected on the page;
+	// it is only a preselection: the decision is still the form's POST.
+	Choice string
 }
 
 // csrfToken binds the approval form to its link: only a page served for that token can post it.
@@ -73,6 +76,9 @@ func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
 		Token: token, CSRF: s.csrfToken(token), Post: resp.GetPost(), Approver: resp.GetApproverEmail(),
 		Department: resp.GetDepartmentName(), ExpiresAt: resp.GetExpiresAt().AsTime(),
 		Length: tweetlen.Count(resp.GetPost().GetText()), MaxLength: tweetlen.MaxLength, Script: countScriptJS,
+	}
+	if c := r.URL.Query().Get("choice"); c == "approve" || c == "reject" {
+		page.Choice = c
 	}
 	switch resp.GetState() {
 	case approvalv1.ApprovalState_APPROVAL_STATE_OPEN:

@@ -602,6 +602,16 @@ func TestApprovalRoutes(t *testing.T) {
 			wantText: []string{"Welcome!", "comms@example.com", `value="approve"`, `value="reject"`, `name="csrf" value="` + csrf + `"`},
 		},
 		{
+			name: "the email's Approve link preselects approval and decides nothing", method: "GET", target: "/approvals/" + openLink + "?choice=approve",
+			wantStatus: 200, wantHeader: pageHeaders,
+			wantText: []string{"You chose to approve in the email", `value="approve" autofocus>Confirm: approve and publish`, `value="reject">Reject`},
+		},
+		{
+			name: "the email's Reject link preselects rejection", method: "GET", target: "/approvals/" + openLink + "?choice=reject",
+			wantStatus: 200, wantHeader: pageHeaders,
+			wantText: []string{"You chose to reject in the email", `value="reject" autofocus>Confirm: reject`},
+		},
+		{
 			name: "used link says so", method: "GET", target: "/approvals/" + usedLink,
 			wantStatus: 200, wantHeader: pageHeaders, wantText: []string{"You already answered through this link."},
 		},
