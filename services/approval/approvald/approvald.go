@@ -171,7 +171,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations}, log); err != nil {
+	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{
+		PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations, Teams: notify.NewTeamsWebhook(nil),
+	}, log); err != nil {
 		return nil, err
 	}
 	reg := ops.NewRegistry()

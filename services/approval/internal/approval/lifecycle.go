@@ -42,6 +42,7 @@ func (s *Service) ExpireOverdue(ctx context.Context) (int, error) {
 				PostID: id, Status: StatusExpired, At: now,
 				Audit:        AuditEntry{PostID: id, At: now, Actor: "herald", Origin: "deadline", Action: "expired", FromStatus: StatusPending, ToStatus: StatusExpired},
 				Announcement: OutboxItem{Kind: OutboxPostExpired, PostID: id, CreatedAt: now, NextAttemptAt: now},
+				Extra:        s.teamsOutcome(id, now),
 			})
 			if errors.Is(err, ErrClosed) {
 				continue // another replica, or a last-minute decision, came first
@@ -75,6 +76,7 @@ func (s *Service) CancelPost(ctx context.Context, postID, departmentID, actor, o
 		PostID: p.ID, Status: StatusCancelled, At: now,
 		Audit:        AuditEntry{PostID: p.ID, At: now, Actor: actor, Origin: origin, Action: "cancelled", FromStatus: StatusPending, ToStatus: StatusCancelled},
 		Announcement: OutboxItem{Kind: OutboxPostCancelled, PostID: p.ID, CreatedAt: now, NextAttemptAt: now},
+		Extra:        s.teamsOutcome(p.ID, now),
 	})
 	if err != nil {
 		return Post{}, fmt.Errorf("cancel %s: %w", postID, err)

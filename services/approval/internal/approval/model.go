@@ -187,6 +187,10 @@ const (
 	OutboxPostExpired OutboxKind = "post_expired"
 	// OutboxPostCancelled announces that the post PostID was cancelled.
 	OutboxPostCancelled OutboxKind = "post_cancelled"
+	// OutboxTeamsRequest posts the request card for the post PostID to its department's Teams webhook.
+	OutboxTeamsRequest OutboxKind = "teams_request"
+	// OutboxTeamsOutcome posts what became of the post PostID to its department's Teams webhook.
+	OutboxTeamsOutcome OutboxKind = "teams_outcome"
 )
 
 // OutboxItem is work to do after a transaction committed: written in the same transaction, so a crash

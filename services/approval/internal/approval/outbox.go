@@ -97,6 +97,8 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem) error {
 		return s.announceClosed(ctx, it.PostID, s.announcer.PostExpired)
 	case OutboxPostCancelled:
 		return s.announceClosed(ctx, it.PostID, s.announcer.PostCancelled)
+	case OutboxTeamsRequest, OutboxTeamsOutcome:
+		return s.postTeamsCard(ctx, it.Kind, it.PostID)
 	case OutboxApprovalEmail:
 		return s.sendApprovalEmail(ctx, it.PostID, it.ApproverID, false)
 	case OutboxApprovalReminder:

@@ -309,7 +309,8 @@ func (s *Service) askWaiting(ctx context.Context) {
 		now := s.now()
 		audit := AuditEntry{PostID: p.ID, At: now, Actor: "herald", Origin: "policy", Action: "asked", FromStatus: StatusPending, ToStatus: StatusPending,
 			Comment: fmt.Sprintf("%d approvers asked", len(as))}
-		err = s.store.AskApprovers(ctx, p.ID, pol.Mode, required(pol, len(as)), now, audit, s.askOutbox(p, as, now))
+		outbox := append(s.askOutbox(p, as, now), s.teamsItems(pol, OutboxTeamsRequest, p.ID, now)...)
+		err = s.store.AskApprovers(ctx, p.ID, pol.Mode, required(pol, len(as)), now, audit, outbox)
 		if errors.Is(err, ErrClosed) {
 			continue
 		}

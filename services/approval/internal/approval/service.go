@@ -70,6 +70,8 @@ type Config struct {
 	Now func() time.Time
 	// KeyRevocations announces revoked keys; nil leaves gateways to notice when their cache expires.
 	KeyRevocations KeyRevocations
+	// Teams posts cards to the webhooks policies name; nil posts none.
+	Teams Teams
 }
 
 // Service carries out the approval service's use cases over a Store.
@@ -287,6 +289,9 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		p.WaitingFor = WaitingForApprover
 	}
 	outbox := s.askOutbox(p, approvers, now)
+	if len(approvers) > 0 {
+		outbox = append(outbox, s.teamsItems(pol, OutboxTeamsRequest, p.ID, now)...)
+	}
 	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending, APIKeyID: r.APIKeyID}
 	isNew, err := s.store.CreatePost(ctx, p, audit, outbox)
 	if err != nil {
@@ -548,6 +553,7 @@ func (s *Service) DecideEdited(ctx context.Context, token string, outcome Outcom
 	if editedText != "" {
 		params.Audit.Action = "approve_with_edits"
 	}
+	params.Extra = s.teamsItems(pol, OutboxTeamsOutcome, p.ID, now)
 	if p.Mode != ModeFirst && p.Mode != "" {
 		mode, req := p.Mode, p.Required
 		params.Resolve = func(ds []Decision) Resolution { return resolve(mode, req, asked, ds) }

@@ -45,6 +45,17 @@ type fixture struct {
 // setup wires the Service to real parts: SQLite, a real SMTP server (the mailbox) and JetStream.
 func setup(t *testing.T, smtpURL string) fixture {
 	t.Helper()
+	return setupSMTP(t, smtpURL, nil)
+}
+
+// setupWith is setup with the service's configuration adjusted by adjust.
+func setupWith(t *testing.T, adjust func(*approval.Config)) fixture {
+	t.Helper()
+	return setupSMTP(t, "", adjust)
+}
+
+func setupSMTP(t *testing.T, smtpURL string, adjust func(*approval.Config)) fixture {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	mb, err := mailbox.New("", log)
@@ -81,7 +92,11 @@ func setup(t *testing.T, smtpURL string) fixture {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	svc, err := approval.NewService(store, mailer, announcer, approval.Config{PublicURL: "http://gw.example", TokenTTL: time.Hour, Now: func() time.Time { return now }}, log)
+	cfg := approval.Config{PublicURL: "http://gw.example", TokenTTL: time.Hour, Now: func() time.Time { return now }}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	svc, err := approval.NewService(store, mailer, announcer, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

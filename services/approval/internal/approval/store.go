@@ -36,6 +36,8 @@ type DecideParams struct {
 	// post's row is locked) and says whether the post settles, and how. Nil settles it with Status at once
 	// (ModeFirst). When the post stays pending, Audit is written with ToStatus pending and no Announcement.
 	Resolve func(decisions []Decision) Resolution
+	// Extra are more outbox items written with the Announcement (only when the post settles).
+	Extra []OutboxItem
 }
 
 // CloseParams ends a pending post without a decision: it expired or was cancelled.
@@ -46,6 +48,8 @@ type CloseParams struct {
 	Audit  AuditEntry
 	// Announcement is the outbox item that tells the rest of Herald.
 	Announcement OutboxItem
+	// Extra are more outbox items written with it.
+	Extra []OutboxItem
 }
 
 // OutcomeParams records what the publisher reported for an approved post.

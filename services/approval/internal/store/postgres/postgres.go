@@ -359,7 +359,12 @@ func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 		}
 		ann := p.Announcement
 		ann.Kind = approval.AnnouncementOf(status)
-		return insertOutbox(ctx, q, ann)
+		for _, it := range append([]approval.OutboxItem{ann}, p.Extra...) {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -484,7 +489,12 @@ func (s *Store) ClosePost(ctx context.Context, p approval.CloseParams) error {
 		if err := insertAudit(ctx, q, p.Audit); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, q, p.Announcement)
+		for _, it := range append([]approval.OutboxItem{p.Announcement}, p.Extra...) {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
