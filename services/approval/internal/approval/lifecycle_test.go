@@ -133,8 +133,8 @@ func TestCancelPost(t *testing.T) {
 	if err != nil || v.State != approval.LinkCancelled {
 		t.Errorf("link after cancelling = %s, %v; want cancelled", v.State, err)
 	}
-	if _, err := f.svc.Decide(ctx, token(link), approval.OutcomeApprove, "", "test"); !errors.Is(err, approval.ErrClosed) {
-		t.Errorf("deciding a cancelled post: %v; want ErrClosed", err)
+	if _, err := f.svc.Decide(ctx, token(link), approval.OutcomeApprove, "", "test"); !errors.Is(err, approval.ErrClosed) || !errors.Is(err, approval.ErrPostCancelled) {
+		t.Errorf("deciding a cancelled post: %v; want ErrPostCancelled, an ErrClosed", err)
 	}
 	f.advance(t, 2*time.Hour) // no reminders, no expiry for a cancelled post
 	if p, _ := f.svc.GetPost(ctx, id, ""); p.Status != approval.StatusCancelled || len(f.mail.Messages()) != 2 {

@@ -219,6 +219,9 @@ var (
 	ErrTokenUsed = errors.New("this approval link was already used")
 	// ErrTokenExpired means the approval link's time ran out.
 	ErrTokenExpired = errors.New("this approval link has expired")
+	// ErrPostCancelled means the post was cancelled before this decision. It is an ErrClosed to whoever
+	// branches on that, with a message that says what happened.
+	ErrPostCancelled error = closedError("this post was cancelled: there is nothing to decide")
 	// ErrAlreadyAnswered means the approver already answered this post (through another of their links).
 	ErrAlreadyAnswered = errors.New("you already answered for this post")
 	// ErrSelfApproval means the approver asked for the post themselves, and the policy does not let them
@@ -239,6 +242,12 @@ var (
 	// cannot fix it.
 	ErrKeyRefused = errors.New("the request's API key is not valid for it")
 )
+
+// closedError is an ErrClosed with its own message.
+type closedError string
+
+func (e closedError) Error() string        { return string(e) }
+func (e closedError) Is(target error) bool { return target == ErrClosed }
 
 // invalid returns an ErrInvalid that says what is wrong.
 func invalid(format string, args ...any) error {

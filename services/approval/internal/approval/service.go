@@ -503,8 +503,10 @@ func (s *Service) DecideEdited(ctx context.Context, token string, outcome Outcom
 	switch s.linkState(t, p) {
 	case LinkUsed:
 		return Post{}, ErrTokenUsed
-	case LinkClosed, LinkCancelled:
+	case LinkClosed:
 		return Post{}, ErrClosed
+	case LinkCancelled:
+		return Post{}, ErrPostCancelled
 	case LinkReplaced:
 		return Post{}, ErrLinkReplaced
 	case LinkExpired:
