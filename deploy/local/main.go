@@ -135,6 +135,9 @@ Herald is running (ready in {{printf "%.1f" .Info.StartedIn.Seconds}}s). Ctrl-C 
 {{- if .SandboxURL}}
   X API sandbox (timeline)    {{.SandboxURL}}
 {{- end}}
+{{- if .TeamsURL}}
+  Teams channel (stand-in)    {{.TeamsURL}}    (a policy's teams_webhook_url: {{.TeamsWebhookURL}})
+{{- end}}
   Approval service (gRPC)     {{.ApprovalAddr}}    (health, metrics: {{.ApprovalOpsURL}})
   Publisher (gRPC)            {{.PublisherAddr}}    (health, metrics: {{.PublisherOpsURL}})
   NATS JetStream              {{.NATS}}

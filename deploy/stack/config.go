@@ -36,6 +36,8 @@ type Local struct {
 	SMTPAddr    string `env:"HERALD_LOCAL_SMTP_ADDR" envDefault:"127.0.0.1:1025"`
 	MailboxAddr string `env:"HERALD_LOCAL_MAILBOX_ADDR" envDefault:"127.0.0.1:8025"`
 	SandboxAddr string `env:"HERALD_LOCAL_SANDBOX_ADDR" envDefault:"127.0.0.1:8090"`
+	// TeamsAddr is where the Teams stand-in takes cards (POST /webhook) and shows them (/).
+	TeamsAddr string `env:"HERALD_LOCAL_TEAMS_ADDR" envDefault:"127.0.0.1:8026"`
 	// ConsumerPrefix names the durable consumers (<prefix>-approval, <prefix>-publisher) unless their own
 	// variables are set, so that stacks sharing one NATS server (tests) do not take each other's messages.
 	ConsumerPrefix string `env:"HERALD_CONSUMER_PREFIX" envDefault:"herald"`

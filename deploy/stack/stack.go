@@ -37,12 +37,15 @@ import (
 
 // Info is what the stack tells its user once it is ready.
 type Info struct {
-	GatewayURL    string
-	MailboxURL    string // empty with a real SMTP server
-	SandboxURL    string // empty with the real X API
-	SMTPAddr      string
-	ApprovalAddr  string
-	PublisherAddr string
+	GatewayURL string
+	MailboxURL string // empty with a real SMTP server
+	SandboxURL string // empty with the real X API
+	// TeamsURL is the Teams stand-in's page; TeamsWebhookURL the URL a policy names to post cards to it.
+	TeamsURL        string
+	TeamsWebhookURL string
+	SMTPAddr        string
+	ApprovalAddr    string
+	PublisherAddr   string
 	// ApprovalOpsURL and PublisherOpsURL serve /healthz, /readyz and /metrics (the gateway serves its own).
 	ApprovalOpsURL  string
 	PublisherOpsURL string
@@ -70,6 +73,8 @@ const (
 // Stack is a running Herald.
 type Stack struct {
 	Info Info
+	// Teams is the Teams stand-in: the cards posted to Info.TeamsWebhookURL.
+	Teams *TeamsStandIn
 
 	log     *slog.Logger
 	nats    *server.Server
@@ -190,6 +195,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		setXCredentials(&cfg.Publisher, creds)
 	}
 	st.Info.Database = describeDatabase(cfg)
+
+	// Teams: a stand-in channel, for policies that name its webhook.
+	st.Teams = &TeamsStandIn{}
+	if st.Info.TeamsURL, err = st.serveHTTP("teams stand-in", cfg.Local.TeamsAddr, st.Teams.Handler()); err != nil {
+		return nil, err
+	}
+	st.Info.TeamsWebhookURL = st.Info.TeamsURL + "/webhook"
 
 	cfg.Approval.Listener, cfg.Approval.HTTPListener = lis["approval"], lis["approval ops"]
 	approvalSvc, err := approvald.New(ctx, cfg.Approval, log.With("service", "approval"))

@@ -120,6 +120,9 @@ func paths() obj {
 	get := errs("401", "404", "429", "503")
 	get["202"] = post["202"]
 	get["200"] = post["200"]
+	cancel := errs("401", "404", "429", "503")
+	cancel["200"] = obj{"description": "Cancelled: the post will not be published, and its approval links say so.", "schema": ref("Post")}
+	cancel["409"] = obj{"description": "The post was already decided (or expired, or cancelled), or is still being recorded; the message says which.", "schema": ref("Error")}
 	return obj{
 		"/v1/posts": obj{"post": obj{
 			"operationId": "PostToSocialMedia",
@@ -151,7 +154,19 @@ func paths() obj {
 				"x-ms-summary": "Post ID", "description": "The ID that Post to social media returned.",
 			}},
 			"responses": get,
-		}},
+		},
+			"delete": obj{
+				"operationId": "CancelPost",
+				"summary":     "Cancel a post",
+				"description": "Withdraws a post that is still waiting for approval: it will not be published, and the approvers' links say it was cancelled. " +
+					"A post already approved, rejected or expired cannot be cancelled.",
+				"x-ms-visibility": "advanced",
+				"parameters": []obj{{
+					"name": "id", "in": "path", "required": true, "type": "string", "format": "uuid",
+					"x-ms-summary": "Post ID", "description": "The ID that Post to social media returned.",
+				}},
+				"responses": cancel,
+			}},
 	}
 }
 
@@ -212,6 +227,21 @@ func definitions() obj {
 				"requestedby":    str("Requested by", "Who in the department asked for the post.", "x-ms-visibility", "advanced"),
 				"created_at":     str("Requested at", "When Herald accepted the request.", "format", "date-time", "x-ms-visibility", "advanced"),
 				"failure_reason": str("Failure reason", "Why the post is failed or unknown; empty otherwise."),
+				"final_tweet":    str("Final tweet", "The text published when an approver edited it while approving; absent when the tweet went out as requested."),
+				"status_detail":  str("Status detail", "What a pending post waits for when nobody could be asked yet (waiting for an approver to be added)."),
+				"decisions": obj{
+					"type": "array", "x-ms-summary": "Decisions", "x-ms-visibility": "advanced",
+					"description": "Every approver's answer so far, when the department's policy asks for several (all, quorum).",
+					"items": obj{
+						"type": "object",
+						"properties": obj{
+							"outcome":    str("Outcome", "approved or rejected.", "enum", []string{"approved", "rejected"}),
+							"approver":   str("Approver", "The approver's email address."),
+							"comment":    str("Comment", "What the approver wrote; may be empty."),
+							"decided_at": str("Decided at", "When the approver answered.", "format", "date-time"),
+						},
+					},
+				},
 				"decision": obj{
 					"type": "object", "x-ms-summary": "Decision", "description": "The approver's decision; absent while pending.",
 					"properties": obj{

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/heraldshared/tweetlen"
 )
 
 //go:embed templates/*.html
@@ -33,6 +34,14 @@ type approvalPage struct {
 	ExpiresAt  time.Time
 	Message    string
 	Outcome    string
+	// Length is the post's weighted length and MaxLength X's limit, shown beside the editable text.
+	Length    int
+	MaxLength int
+	// Script is the page's one inline script (the live count), allowed by its hash in the CSP.
+	Script template.JS
+	// Choice is the answer the approver picked in the email (approve or reject), preselected on the page;
+	// it is only a preselection: the decision is still the form's POST.
+	Choice string
 }
 
 // csrfToken binds the approval form to its link: only a page served for that token can post it.
@@ -45,7 +54,7 @@ func (s *server) csrfToken(token string) string {
 func (s *server) render(w http.ResponseWriter, status int, name string, data approvalPage) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	// The token is in the URL: keep it out of Referer headers and caches.
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
@@ -66,6 +75,10 @@ func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
 	page := approvalPage{
 		Token: token, CSRF: s.csrfToken(token), Post: resp.GetPost(), Approver: resp.GetApproverEmail(),
 		Department: resp.GetDepartmentName(), ExpiresAt: resp.GetExpiresAt().AsTime(),
+		Length: tweetlen.Count(resp.GetPost().GetText()), MaxLength: tweetlen.MaxLength, Script: countScriptJS,
+	}
+	if c := r.URL.Query().Get("choice"); c == "approve" || c == "reject" {
+		page.Choice = c
 	}
 	switch resp.GetState() {
 	case approvalv1.ApprovalState_APPROVAL_STATE_OPEN:
@@ -74,6 +87,10 @@ func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
 		page.Message = "You already answered through this link."
 	case approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED:
 		page.Message = "This link has expired."
+	case approvalv1.ApprovalState_APPROVAL_STATE_CANCELLED:
+		page.Message = "This post was cancelled: there is nothing to decide."
+	case approvalv1.ApprovalState_APPROVAL_STATE_REPLACED:
+		page.Message = "This link was replaced by a newer one: use the link in the latest email about this post."
 	default:
 		page.Message = "This post was already decided: it is " + statusNames[resp.GetPost().GetStatus()] + "."
 	}
@@ -102,13 +119,22 @@ func (s *server) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	origin := clientAddr(r, s.cfg.TrustedProxies)
-	resp, err := s.deps.Approvals.Decide(r.Context(), &approvalv1.DecideRequest{Token: token, Outcome: outcome, Comment: r.PostForm.Get("comment"), Origin: origin})
+	// The text field holds the requested text unless the approver edited it; the approval service treats an
+	// unchanged text as no edit.
+	resp, err := s.deps.Approvals.Decide(r.Context(), &approvalv1.DecideRequest{
+		Token: token, Outcome: outcome, Comment: r.PostForm.Get("comment"), Origin: origin, EditedText: r.PostForm.Get("text"),
+	})
 	if err != nil {
 		s.approvalError(w, r, err)
 		return
 	}
 	page := approvalPage{Post: resp.GetPost(), Outcome: outcomeNames[outcome], Message: "Rejected. Nothing will be posted, and the department will see your decision."}
-	if outcome == approvalv1.Outcome_OUTCOME_APPROVE {
+	switch p := resp.GetPost(); {
+	case p.GetStatus() == approvalv1.PostStatus_POST_STATUS_PENDING && p.GetMode() != "" && p.GetMode() != "first":
+		page.Message = "Your answer is recorded. The post waits for more answers (" + p.GetMode() + ") before anything is published."
+	case outcome == approvalv1.Outcome_OUTCOME_APPROVE && p.GetFinalText() != "":
+		page.Message = "Approved with your edits. Herald is publishing the edited text now."
+	case outcome == approvalv1.Outcome_OUTCOME_APPROVE:
 		page.Message = "Approved. Herald is publishing the post now."
 	}
 	s.logger(r).InfoContext(r.Context(), "approval decided", "post_id", resp.GetPost().GetId(), "outcome", page.Outcome)

@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html"
@@ -135,6 +137,27 @@ func (f *fakeApprovals) GetPost(_ context.Context, req *approvalv1.GetPostReques
 		return nil, status.Error(codes.NotFound, "post not found")
 	}
 	return &approvalv1.GetPostResponse{Post: p}, nil
+}
+
+// CancelPost cancels as the approval service does: the department's own pending post only.
+func (f *fakeApprovals) CancelPost(_ context.Context, req *approvalv1.CancelPostRequest) (*approvalv1.CancelPostResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.posts[req.GetPostId()]
+	switch {
+	case req.GetDepartmentId() == "":
+		return nil, status.Error(codes.PermissionDenied, "department_id is required")
+	case !ok:
+		return nil, status.Error(codes.NotFound, "post not found")
+	case p.GetDepartmentId() != req.GetDepartmentId():
+		return nil, status.Error(codes.PermissionDenied, "the post belongs to another department")
+	case p.GetStatus() != approvalv1.PostStatus_POST_STATUS_PENDING:
+		return nil, status.Error(codes.FailedPrecondition, "cancel: this post was already decided")
+	}
+	c := proto.CloneOf(p)
+	c.Status = approvalv1.PostStatus_POST_STATUS_CANCELLED
+	f.posts[c.Id] = c
+	return &approvalv1.CancelPostResponse{Post: c}, nil
 }
 
 func (f *fakeApprovals) GetApproval(_ context.Context, req *approvalv1.GetApprovalRequest) (*approvalv1.GetApprovalResponse, error) {
@@ -572,13 +595,23 @@ func TestApprovalRoutes(t *testing.T) {
 		"Referrer-Policy":         "no-referrer",
 		"Cache-Control":           "no-store",
 		"X-Content-Type-Options":  "nosniff",
-		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+		"Content-Security-Policy": httpapi.ContentSecurityPolicy,
 	}
 	tests := []routeTest{
 		{
 			name: "open link shows the post and the form", method: "GET", target: "/approvals/" + openLink,
 			wantStatus: 200, wantHeader: pageHeaders,
 			wantText: []string{"Welcome!", "comms@example.com", `value="approve"`, `value="reject"`, `name="csrf" value="` + csrf + `"`},
+		},
+		{
+			name: "the email's Approve link preselects approval and decides nothing", method: "GET", target: "/approvals/" + openLink + "?choice=approve",
+			wantStatus: 200, wantHeader: pageHeaders,
+			wantText: []string{"You chose to approve in the email", `value="approve" autofocus>Confirm: approve and publish`, `value="reject">Reject`},
+		},
+		{
+			name: "the email's Reject link preselects rejection", method: "GET", target: "/approvals/" + openLink + "?choice=reject",
+			wantStatus: 200, wantHeader: pageHeaders,
+			wantText: []string{"You chose to reject in the email", `value="reject" autofocus>Confirm: reject`},
 		},
 		{
 			name: "used link says so", method: "GET", target: "/approvals/" + usedLink,
@@ -688,4 +721,76 @@ func idemStore(t testing.TB, js jetstream.JetStream) *idempotency.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestCancelPostRoute: DELETE /v1/posts/{id} cancels the department's own undecided post. It has its own
+// fake, since cancelling changes the posts the other route tests read.
+func TestCancelPostRoute(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	key := hdr("X-API-Key", hrKey)
+	recent := uuid.Must(uuid.NewV7()).String()
+	tests := []routeTest{
+		{
+			name: "cancel a pending post", method: "DELETE", target: "/v1/posts/" + pendingID, header: key,
+			wantStatus: 200, wantJSON: `{"id": "` + pendingID + `", "status": "cancelled", "tweet": "Welcome!", "requestedby": "jo@contoso.example", "created_at": "2026-11-23T14:23:02Z"}`,
+		},
+		{
+			name: "cancel it again", method: "DELETE", target: "/v1/posts/" + pendingID, header: key,
+			wantStatus: 409, wantJSON: errJSON("conflict", "cancel: this post was already decided", ""),
+		},
+		{
+			name: "cancel a decided post", method: "DELETE", target: "/v1/posts/" + rejectedID, header: key,
+			wantStatus: 409, wantJSON: errJSON("conflict", "cancel: this post was already decided", ""),
+		},
+		{
+			name: "cancel another department's post", method: "DELETE", target: "/v1/posts/" + financeOnly, header: key,
+			wantStatus: 404, wantJSON: errJSON("not_found", "no such post", ""),
+		},
+		{
+			name: "cancel a post still on its way", method: "DELETE", target: "/v1/posts/" + recent, header: key,
+			wantStatus: 409, wantJSON: errJSON("conflict", "the post is still being recorded; retry the cancellation in a few seconds", ""),
+		},
+		{
+			name: "cancel without a key", method: "DELETE", target: "/v1/posts/" + pendingID,
+			wantStatus: 401, wantJSON: errJSON("unauthorized", "missing API key: send it in the X-API-Key header", ""),
+		},
+	}
+	// In order: the second case depends on the first.
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.check(t, e.serve(t, tt.method, tt.target, tt.header, tt.body))
+		})
+	}
+	if got := e.approvals.posts[financeOnly].GetStatus(); got != approvalv1.PostStatus_POST_STATUS_PENDING {
+		t.Errorf("another department's post is %s; want it untouched", got)
+	}
+}
+
+// TestApprovalPageScriptMatchesItsHash: the page's one inline script is exactly the one the CSP allows by
+// hash (a browser would refuse anything else), and the editable text starts as the requested text with its
+// weighted count.
+func TestApprovalPageScriptMatchesItsHash(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	resp := e.serve(t, "GET", "/approvals/"+openLink, nil, "")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(body)
+	start, end := strings.Index(page, "<script>"), strings.Index(page, "</script>")
+	if start < 0 || end < start {
+		t.Fatalf("no inline script on the page:\n%s", page)
+	}
+	sum := sha256.Sum256([]byte(page[start+len("<script>") : end]))
+	hash := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src "+hash+";") {
+		t.Errorf("CSP %q does not allow the page's script (%s)", csp, hash)
+	}
+	for _, want := range []string{`<textarea id="text" name="text"`, ">Welcome!</textarea>", "8 of 280 characters as X counts them"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
 }

@@ -43,6 +43,12 @@ type postView struct {
 	Decision      *decisionView    `json:"decision,omitempty"`
 	Publication   *publicationView `json:"publication,omitempty"`
 	FailureReason string           `json:"failure_reason,omitempty"`
+	// FinalTweet is the text published when an approver edited it (Tweet stays the requested one).
+	FinalTweet string `json:"final_tweet,omitempty"`
+	// StatusDetail says what a pending post waits for when nobody could be asked yet.
+	StatusDetail string `json:"status_detail,omitempty"`
+	// Decisions are every approver's answers, in the all and quorum modes.
+	Decisions []decisionView `json:"decisions,omitempty"`
 }
 
 type decisionView struct {
@@ -348,6 +354,35 @@ func (s *server) justIssued(r *http.Request, id uuid.UUID, dept keyauth.Departme
 	return ok
 }
 
+// cancelPost cancels the department's own undecided post: 200 with the cancelled post, 404 for an
+// unknown id or another department's post, 409 once the post is decided (or expired, or cancelled).
+func (s *server) cancelPost(w http.ResponseWriter, r *http.Request) {
+	dept, err := s.authenticate(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		s.fail(w, r, errNotFound)
+		return
+	}
+	resp, err := s.deps.Approvals.CancelPost(r.Context(), &approvalv1.CancelPostRequest{PostId: id, DepartmentId: dept.ID, Actor: "api-key:" + dept.KeyID})
+	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) {
+		// Accepted moments ago and still on its way through JetStream: there is nothing to cancel yet, but
+		// there will be, so this is a conflict to retry rather than a 404.
+		s.fail(w, r, &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the post is still being recorded; retry the cancellation in a few seconds"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.logger(r).InfoContext(r.Context(), "post cancelled", "post_id", id, "department_id", dept.ID)
+	writeJSON(w, http.StatusOK, toView(resp.GetPost()))
+}
+
 // recentlyIssued reports whether id is a time-ordered id the gateway could have issued in the last
 // minute.
 func recentlyIssued(id uuid.UUID, now time.Time) bool {
@@ -412,6 +447,10 @@ func toView(p *approvalv1.Post) postView {
 	}
 	if d := p.GetDecision(); d != nil {
 		v.Decision = &decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
+	}
+	v.FinalTweet, v.StatusDetail = p.GetFinalText(), p.GetWaitingFor()
+	for _, d := range p.GetDecisions() {
+		v.Decisions = append(v.Decisions, decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()})
 	}
 	if pub := p.GetPublication(); pub != nil {
 		v.Publication = &publicationView{Channel: pub.GetChannel(), RemoteID: pub.GetRemoteId(), URL: pub.GetUrl()}

@@ -120,8 +120,13 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.route(mux, "POST /v1/posts", s.createPost)
 	s.route(mux, "GET /v1/posts/{id}", s.getPost)
+	s.route(mux, "DELETE /v1/posts/{id}", s.cancelPost)
 	s.route(mux, "GET /openapi.json", s.openAPI)
 	s.route(mux, "GET /approvals/{token}", s.showApproval)
+	// Where a Teams card's button leads: approvers decide through their own emailed links, never a shared one.
+	s.route(mux, "GET /approvals/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		s.render(w, http.StatusOK, "result.html", approvalPage{Message: "Each approver decides through the personal link in the email Herald sent them: open \"Approval needed\" in your mailbox."})
+	})
 	// CrossOriginProtection refuses cross-site POSTs that browsers mark (Sec-Fetch-Site, Origin); the form
 	// token covers clients that send neither.
 	mux.Handle("POST /approvals/{token}", http.NewCrossOriginProtection().Handler(s.instrument("POST /approvals/{token}", s.decide)))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -58,7 +59,8 @@ type Config struct {
 	PublicURL string `env:"HERALD_PUBLIC_URL" envDefault:"http://localhost:8080"`
 	// GatewayToken authorises the gateway on ApprovalService. Required (see Validate).
 	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,unset"`
-	// ApprovalTTL is how long an approval link stays valid.
+	// ApprovalTTL is how long a post waits for a decision (the default of every department policy): then
+	// it expires, and its links with it.
 	ApprovalTTL time.Duration `env:"HERALD_APPROVAL_TTL" envDefault:"72h"`
 	// Consumer is the durable JetStream consumer's name. Replicas share it; tests give each run its own.
 	Consumer string `env:"HERALD_APPROVAL_CONSUMER" envDefault:"herald-approval"`
@@ -175,7 +177,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{
-		PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations,
+		PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations, Teams: notify.NewTeamsWebhook(nil),
 		DefaultLimits: approval.Limits{PostsPerMinute: cfg.PostsPerMinute, MaxUndecided: cfg.MaxUndecided},
 	}, log); err != nil {
 		return nil, err
@@ -186,6 +188,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		Help: "Events refused because their seal is missing, from an unknown key or does not verify, by subject and reason.",
 	}, []string{"subject", "reason"})
 	reg.MustRegister(refused)
+	// Read at each scrape: the count lives in the database, shared by every replica, so each replica
+	// reports the same number (alert on max, not sum).
+	domain := s.domain
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_approval_posts_without_approver",
+		Help: "Pending posts that wait for an approver to be added: their department's policy has nobody to ask.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := domain.CountWaiting(ctx)
+		if err != nil {
+			log.Warn("count posts waiting for an approver", "err", err)
+			return math.NaN()
+		}
+		return float64(n)
+	}))
 	if s.events, err = events.Handler(s.domain, publisherKeys, func(subject, reason string) { refused.WithLabelValues(subject, reason).Inc() }); err != nil {
 		return nil, err
 	}

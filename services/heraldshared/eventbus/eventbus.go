@@ -71,6 +71,8 @@ const (
 	SubjectPublished = "herald.posts.published"
 	SubjectFailed    = "herald.posts.failed"
 	SubjectUnknown   = "herald.posts.unknown"
+	SubjectExpired   = "herald.posts.expired"
+	SubjectCancelled = "herald.posts.cancelled"
 )
 
 // DedupeWindow is how long JetStream remembers a Nats-Msg-Id. Consumers are idempotent beyond it anyway;

@@ -31,7 +31,7 @@ func (s Service) Publishes() []string {
 	case ServiceGateway:
 		return []string{SubjectRequested}
 	case ServiceApproval:
-		return []string{SubjectApproved, SubjectRejected}
+		return []string{SubjectApproved, SubjectRejected, SubjectExpired, SubjectCancelled}
 	case ServicePublisher:
 		return []string{SubjectPublished, SubjectFailed, SubjectUnknown}
 	}

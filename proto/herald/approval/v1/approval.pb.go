@@ -13,6 +13,7 @@ package approvalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -154,6 +155,10 @@ const (
 	ApprovalState_APPROVAL_STATE_EXPIRED     ApprovalState = 3
 	// The post was settled by someone else (or cancelled) before this link was used.
 	ApprovalState_APPROVAL_STATE_CLOSED ApprovalState = 4
+	// Ops re-sent the approval emails: this link was replaced by the one in the newer email.
+	ApprovalState_APPROVAL_STATE_REPLACED ApprovalState = 5
+	// The department (or ops) cancelled the post before anyone decided.
+	ApprovalState_APPROVAL_STATE_CANCELLED ApprovalState = 6
 )
 
 // Enum value maps for ApprovalState.
@@ -164,6 +169,8 @@ var (
 		2: "APPROVAL_STATE_USED",
 		3: "APPROVAL_STATE_EXPIRED",
 		4: "APPROVAL_STATE_CLOSED",
+		5: "APPROVAL_STATE_REPLACED",
+		6: "APPROVAL_STATE_CANCELLED",
 	}
 	ApprovalState_value = map[string]int32{
 		"APPROVAL_STATE_UNSPECIFIED": 0,
@@ -171,6 +178,8 @@ var (
 		"APPROVAL_STATE_USED":        2,
 		"APPROVAL_STATE_EXPIRED":     3,
 		"APPROVAL_STATE_CLOSED":      4,
+		"APPROVAL_STATE_REPLACED":    5,
+		"APPROVAL_STATE_CANCELLED":   6,
 	}
 )
 
@@ -217,6 +226,16 @@ type Post struct {
 	Publication *Publication `protobuf:"bytes,9,opt,name=publication,proto3" json:"publication,omitempty"`
 	// Why the post failed or is unknown, in the channel's words.
 	FailureReason string `protobuf:"bytes,10,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	// The deadline: still pending then, the post expires. Unset for posts stored before deadlines existed.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Every approver's answer so far, oldest first (several in the all and quorum modes).
+	Decisions []*Decision `protobuf:"bytes,12,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	// The text to publish when an approver edited it while approving; empty when text goes out unchanged.
+	FinalText string `protobuf:"bytes,13,opt,name=final_text,json=finalText,proto3" json:"final_text,omitempty"`
+	// What a pending post waits for when nobody could be asked yet: "waiting for an approver to be added".
+	WaitingFor string `protobuf:"bytes,14,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	// The policy mode the approvers were asked under: first, all or quorum:N.
+	Mode          string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,14 +340,51 @@ func (x *Post) GetFailureReason() string {
 	return ""
 }
 
+func (x *Post) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Post) GetDecisions() []*Decision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *Post) GetFinalText() string {
+	if x != nil {
+		return x.FinalText
+	}
+	return ""
+}
+
+func (x *Post) GetWaitingFor() string {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return ""
+}
+
+func (x *Post) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
 // Decision is the approver's decision that settled a post.
 type Decision struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Outcome Outcome                `protobuf:"varint,1,opt,name=outcome,proto3,enum=herald.approval.v1.Outcome" json:"outcome,omitempty"`
 	// The approver's email address.
-	Approver      string                 `protobuf:"bytes,2,opt,name=approver,proto3" json:"approver,omitempty"`
-	DecidedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
-	Comment       string                 `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	Approver  string                 `protobuf:"bytes,2,opt,name=approver,proto3" json:"approver,omitempty"`
+	DecidedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	Comment   string                 `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The text the approver approved instead of the requested one; empty if they did not edit it.
+	EditedText    string `protobuf:"bytes,5,opt,name=edited_text,json=editedText,proto3" json:"edited_text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -387,6 +443,13 @@ func (x *Decision) GetDecidedAt() *timestamppb.Timestamp {
 func (x *Decision) GetComment() string {
 	if x != nil {
 		return x.Comment
+	}
+	return ""
+}
+
+func (x *Decision) GetEditedText() string {
+	if x != nil {
+		return x.EditedText
 	}
 	return ""
 }
@@ -566,9 +629,11 @@ type ListPostsRequest struct {
 	// Optional: only posts in this status.
 	Status PostStatus `protobuf:"varint,2,opt,name=status,proto3,enum=herald.approval.v1.PostStatus" json:"status,omitempty"`
 	// At most this many (default 50, at most 500).
-	PageSize      int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Only pending posts that wait for an approver to be added (their department's policy has nobody).
+	WaitingForApprover bool `protobuf:"varint,4,opt,name=waiting_for_approver,json=waitingForApprover,proto3" json:"waiting_for_approver,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListPostsRequest) Reset() {
@@ -620,6 +685,13 @@ func (x *ListPostsRequest) GetPageSize() int32 {
 		return x.PageSize
 	}
 	return 0
+}
+
+func (x *ListPostsRequest) GetWaitingForApprover() bool {
+	if x != nil {
+		return x.WaitingForApprover
+	}
+	return false
 }
 
 type ListPostsResponse struct {
@@ -801,7 +873,10 @@ type DecideRequest struct {
 	Outcome Outcome                `protobuf:"varint,2,opt,name=outcome,proto3,enum=herald.approval.v1.Outcome" json:"outcome,omitempty"`
 	Comment string                 `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
 	// Where the decision came from (the approver's IP address, as the gateway saw it), for the audit trail.
-	Origin        string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	Origin string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	// With OUTCOME_APPROVE, the text to publish instead of the requested one (approve with edits); empty or
+	// equal to the requested text for no edit. Held to the same rules as a request (weighted length).
+	EditedText    string `protobuf:"bytes,5,opt,name=edited_text,json=editedText,proto3" json:"edited_text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -860,6 +935,13 @@ func (x *DecideRequest) GetComment() string {
 func (x *DecideRequest) GetOrigin() string {
 	if x != nil {
 		return x.Origin
+	}
+	return ""
+}
+
+func (x *DecideRequest) GetEditedText() string {
+	if x != nil {
+		return x.EditedText
 	}
 	return ""
 }
@@ -2483,11 +2565,599 @@ func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
 	return nil
 }
 
+type CancelPostRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PostId string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	// The department cancelling its own post: required with the gateway's token.
+	DepartmentId string `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	// Who asked, for the audit: the gateway names the API key's id.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPostRequest) Reset() {
+	*x = CancelPostRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPostRequest) ProtoMessage() {}
+
+func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPostRequest.ProtoReflect.Descriptor instead.
+func (*CancelPostRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *CancelPostRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+func (x *CancelPostRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *CancelPostRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+type CancelPostResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The post, now cancelled.
+	Post          *Post `protobuf:"bytes,1,opt,name=post,proto3" json:"post,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPostResponse) Reset() {
+	*x = CancelPostResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPostResponse) ProtoMessage() {}
+
+func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPostResponse.ProtoReflect.Descriptor instead.
+func (*CancelPostResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CancelPostResponse) GetPost() *Post {
+	if x != nil {
+		return x.Post
+	}
+	return nil
+}
+
+type AdminServiceCancelPostRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PostId        string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminServiceCancelPostRequest) Reset() {
+	*x = AdminServiceCancelPostRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminServiceCancelPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminServiceCancelPostRequest) ProtoMessage() {}
+
+func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminServiceCancelPostRequest.ProtoReflect.Descriptor instead.
+func (*AdminServiceCancelPostRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AdminServiceCancelPostRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+type AdminServiceCancelPostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Post          *Post                  `protobuf:"bytes,1,opt,name=post,proto3" json:"post,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminServiceCancelPostResponse) Reset() {
+	*x = AdminServiceCancelPostResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminServiceCancelPostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminServiceCancelPostResponse) ProtoMessage() {}
+
+func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminServiceCancelPostResponse.ProtoReflect.Descriptor instead.
+func (*AdminServiceCancelPostResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AdminServiceCancelPostResponse) GetPost() *Post {
+	if x != nil {
+		return x.Post
+	}
+	return nil
+}
+
+type ResendApprovalsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PostId        string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendApprovalsRequest) Reset() {
+	*x = ResendApprovalsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendApprovalsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendApprovalsRequest) ProtoMessage() {}
+
+func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendApprovalsRequest.ProtoReflect.Descriptor instead.
+func (*ResendApprovalsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ResendApprovalsRequest) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+type ResendApprovalsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many approvers are mailed a fresh link.
+	Approvers     int32 `protobuf:"varint,1,opt,name=approvers,proto3" json:"approvers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendApprovalsResponse) Reset() {
+	*x = ResendApprovalsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendApprovalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendApprovalsResponse) ProtoMessage() {}
+
+func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendApprovalsResponse.ProtoReflect.Descriptor instead.
+func (*ResendApprovalsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ResendApprovalsResponse) GetApprovers() int32 {
+	if x != nil {
+		return x.Approvers
+	}
+	return 0
+}
+
+// Policy is how a department's posts are approved.
+type Policy struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	// Who is asked, among the current approvers. Empty asks every current approver (the comms team): the
+	// default. A listed approver who is removed drops out.
+	ApproverEmails []string `protobuf:"bytes,2,rep,name=approver_emails,json=approverEmails,proto3" json:"approver_emails,omitempty"`
+	// first (the first answer decides; the default), all (everyone asked must approve, any rejection
+	// rejects) or quorum:N (N approvals approve; rejected once N can no longer be reached).
+	Mode string `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	// How long a post waits for a decision; unset means the service's HERALD_APPROVAL_TTL.
+	Expiry *durationpb.Duration `protobuf:"bytes,4,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	// Whether the requester (requested_by matched against the approver's email) may approve their own post.
+	AllowSelfApproval bool `protobuf:"varint,5,opt,name=allow_self_approval,json=allowSelfApproval,proto3" json:"allow_self_approval,omitempty"`
+	// A Teams Workflows incoming webhook URL that receives an Adaptive Card per request (optional).
+	TeamsWebhookUrl string `protobuf:"bytes,6,opt,name=teams_webhook_url,json=teamsWebhookUrl,proto3" json:"teams_webhook_url,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *Policy) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *Policy) GetApproverEmails() []string {
+	if x != nil {
+		return x.ApproverEmails
+	}
+	return nil
+}
+
+func (x *Policy) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Policy) GetExpiry() *durationpb.Duration {
+	if x != nil {
+		return x.Expiry
+	}
+	return nil
+}
+
+func (x *Policy) GetAllowSelfApproval() bool {
+	if x != nil {
+		return x.AllowSelfApproval
+	}
+	return false
+}
+
+func (x *Policy) GetTeamsWebhookUrl() string {
+	if x != nil {
+		return x.TeamsWebhookUrl
+	}
+	return ""
+}
+
+type SetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyRequest) Reset() {
+	*x = SetPolicyRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyRequest) ProtoMessage() {}
+
+func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *SetPolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetPolicyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy as stored, with expiry filled in.
+	Policy    *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The approvers it asks now (every current approver when approver_emails is empty).
+	Asks          []string `protobuf:"bytes,3,rep,name=asks,proto3" json:"asks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyResponse) Reset() {
+	*x = SetPolicyResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyResponse) ProtoMessage() {}
+
+func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SetPolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetPolicyResponse) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *SetPolicyResponse) GetAsks() []string {
+	if x != nil {
+		return x.Asks
+	}
+	return nil
+}
+
+type GetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyRequest) Reset() {
+	*x = GetPolicyRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyRequest) ProtoMessage() {}
+
+func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GetPolicyRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+type GetPolicyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Unset while the department has the default policy.
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The approvers it asks now (every current approver when approver_emails is empty).
+	Asks          []string `protobuf:"bytes,3,rep,name=asks,proto3" json:"asks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyResponse) Reset() {
+	*x = GetPolicyResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyResponse) ProtoMessage() {}
+
+func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GetPolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetAsks() []string {
+	if x != nil {
+		return x.Asks
+	}
+	return nil
+}
+
 var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
-	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x03\n" +
+	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x05\n" +
 	"\x04Post\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -2501,13 +3171,23 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\bdecision\x18\b \x01(\v2\x1c.herald.approval.v1.DecisionR\bdecision\x12A\n" +
 	"\vpublication\x18\t \x01(\v2\x1f.herald.approval.v1.PublicationR\vpublication\x12%\n" +
 	"\x0efailure_reason\x18\n" +
-	" \x01(\tR\rfailureReason\"\xb2\x01\n" +
+	" \x01(\tR\rfailureReason\x129\n" +
+	"\n" +
+	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12:\n" +
+	"\tdecisions\x18\f \x03(\v2\x1c.herald.approval.v1.DecisionR\tdecisions\x12\x1d\n" +
+	"\n" +
+	"final_text\x18\r \x01(\tR\tfinalText\x12\x1f\n" +
+	"\vwaiting_for\x18\x0e \x01(\tR\n" +
+	"waitingFor\x12\x12\n" +
+	"\x04mode\x18\x0f \x01(\tR\x04mode\"\xd3\x01\n" +
 	"\bDecision\x125\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\bapprover\x18\x02 \x01(\tR\bapprover\x129\n" +
 	"\n" +
 	"decided_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12\x18\n" +
-	"\acomment\x18\x04 \x01(\tR\acomment\"\x95\x01\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\x12\x1f\n" +
+	"\vedited_text\x18\x05 \x01(\tR\n" +
+	"editedText\"\x95\x01\n" +
 	"\vPublication\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1b\n" +
 	"\tremote_id\x18\x02 \x01(\tR\bremoteId\x12\x10\n" +
@@ -2517,11 +3197,12 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\"?\n" +
 	"\x0fGetPostResponse\x12,\n" +
-	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"\x8c\x01\n" +
+	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"\xbe\x01\n" +
 	"\x10ListPostsRequest\x12#\n" +
 	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x126\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1e.herald.approval.v1.PostStatusR\x06status\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\"C\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x120\n" +
+	"\x14waiting_for_approver\x18\x04 \x01(\bR\x12waitingForApprover\"C\n" +
 	"\x11ListPostsResponse\x12.\n" +
 	"\x05posts\x18\x01 \x03(\v2\x18.herald.approval.v1.PostR\x05posts\"*\n" +
 	"\x12GetApprovalRequest\x12\x14\n" +
@@ -2533,12 +3214,14 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0fdepartment_name\x18\x04 \x01(\tR\x0edepartmentName\x127\n" +
 	"\x05state\x18\x05 \x01(\x0e2!.herald.approval.v1.ApprovalStateR\x05state\x129\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x8e\x01\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xaf\x01\n" +
 	"\rDecideRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x125\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x18\n" +
 	"\acomment\x18\x03 \x01(\tR\acomment\x12\x16\n" +
-	"\x06origin\x18\x04 \x01(\tR\x06origin\">\n" +
+	"\x06origin\x18\x04 \x01(\tR\x06origin\x12\x1f\n" +
+	"\vedited_text\x18\x05 \x01(\tR\n" +
+	"editedText\">\n" +
 	"\x0eDecideResponse\x12,\n" +
 	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"1\n" +
 	"\x16AuthenticateKeyRequest\x12\x17\n" +
@@ -2636,7 +3319,42 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
 	"api_key_id\x18\b \x01(\tR\bapiKeyId\"Q\n" +
 	"\x17ListAuditEventsResponse\x126\n" +
-	"\x06events\x18\x01 \x03(\v2\x1e.herald.approval.v1.AuditEventR\x06events*\xf6\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x1e.herald.approval.v1.AuditEventR\x06events\"g\n" +
+	"\x11CancelPostRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
+	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"B\n" +
+	"\x12CancelPostResponse\x12,\n" +
+	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"8\n" +
+	"\x1dAdminServiceCancelPostRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\"N\n" +
+	"\x1eAdminServiceCancelPostResponse\x12,\n" +
+	"\x04post\x18\x01 \x01(\v2\x18.herald.approval.v1.PostR\x04post\"1\n" +
+	"\x16ResendApprovalsRequest\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\"7\n" +
+	"\x17ResendApprovalsResponse\x12\x1c\n" +
+	"\tapprovers\x18\x01 \x01(\x05R\tapprovers\"\xf9\x01\n" +
+	"\x06Policy\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12'\n" +
+	"\x0fapprover_emails\x18\x02 \x03(\tR\x0eapproverEmails\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x121\n" +
+	"\x06expiry\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06expiry\x12.\n" +
+	"\x13allow_self_approval\x18\x05 \x01(\bR\x11allowSelfApproval\x12*\n" +
+	"\x11teams_webhook_url\x18\x06 \x01(\tR\x0fteamsWebhookUrl\"F\n" +
+	"\x10SetPolicyRequest\x122\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\"\x96\x01\n" +
+	"\x11SetPolicyResponse\x122\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\x129\n" +
+	"\n" +
+	"updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
+	"\x04asks\x18\x03 \x03(\tR\x04asks\"7\n" +
+	"\x10GetPolicyRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\"\x96\x01\n" +
+	"\x11GetPolicyResponse\x122\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\x129\n" +
+	"\n" +
+	"updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
+	"\x04asks\x18\x03 \x03(\tR\x04asks*\xf6\x01\n" +
 	"\n" +
 	"PostStatus\x12\x1b\n" +
 	"\x17POST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2651,20 +3369,24 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_APPROVE\x10\x01\x12\x12\n" +
-	"\x0eOUTCOME_REJECT\x10\x02*\x98\x01\n" +
+	"\x0eOUTCOME_REJECT\x10\x02*\xd3\x01\n" +
 	"\rApprovalState\x12\x1e\n" +
 	"\x1aAPPROVAL_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13APPROVAL_STATE_OPEN\x10\x01\x12\x17\n" +
 	"\x13APPROVAL_STATE_USED\x10\x02\x12\x1a\n" +
 	"\x16APPROVAL_STATE_EXPIRED\x10\x03\x12\x19\n" +
-	"\x15APPROVAL_STATE_CLOSED\x10\x042\xc5\x04\n" +
+	"\x15APPROVAL_STATE_CLOSED\x10\x04\x12\x1b\n" +
+	"\x17APPROVAL_STATE_REPLACED\x10\x05\x12\x1c\n" +
+	"\x18APPROVAL_STATE_CANCELLED\x10\x062\xa2\x05\n" +
 	"\x0fApprovalService\x12R\n" +
 	"\aGetPost\x12\".herald.approval.v1.GetPostRequest\x1a#.herald.approval.v1.GetPostResponse\x12X\n" +
 	"\tListPosts\x12$.herald.approval.v1.ListPostsRequest\x1a%.herald.approval.v1.ListPostsResponse\x12^\n" +
 	"\vGetApproval\x12&.herald.approval.v1.GetApprovalRequest\x1a'.herald.approval.v1.GetApprovalResponse\x12O\n" +
 	"\x06Decide\x12!.herald.approval.v1.DecideRequest\x1a\".herald.approval.v1.DecideResponse\x12j\n" +
 	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse\x12g\n" +
-	"\x0eCountUndecided\x12).herald.approval.v1.CountUndecidedRequest\x1a*.herald.approval.v1.CountUndecidedResponse2\xa3\t\n" +
+	"\x0eCountUndecided\x12).herald.approval.v1.CountUndecidedRequest\x1a*.herald.approval.v1.CountUndecidedResponse\x12[\n" +
+	"\n" +
+	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse2\xb8\f\n" +
 	"\fAdminService\x12m\n" +
 	"\x10CreateDepartment\x12+.herald.approval.v1.CreateDepartmentRequest\x1a,.herald.approval.v1.CreateDepartmentResponse\x12j\n" +
 	"\x0fListDepartments\x12*.herald.approval.v1.ListDepartmentsRequest\x1a+.herald.approval.v1.ListDepartmentsResponse\x12a\n" +
@@ -2676,7 +3398,12 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0eRemoveApprover\x12).herald.approval.v1.RemoveApproverRequest\x1a*.herald.approval.v1.RemoveApproverResponse\x12j\n" +
 	"\x0fListAuditEvents\x12*.herald.approval.v1.ListAuditEventsRequest\x1a+.herald.approval.v1.ListAuditEventsResponse\x12v\n" +
 	"\x13SetDepartmentLimits\x12..herald.approval.v1.SetDepartmentLimitsRequest\x1a/.herald.approval.v1.SetDepartmentLimitsResponse\x12v\n" +
-	"\x13GetDepartmentLimits\x12..herald.approval.v1.GetDepartmentLimitsRequest\x1a/.herald.approval.v1.GetDepartmentLimitsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
+	"\x13GetDepartmentLimits\x12..herald.approval.v1.GetDepartmentLimitsRequest\x1a/.herald.approval.v1.GetDepartmentLimitsResponse\x12s\n" +
+	"\n" +
+	"CancelPost\x121.herald.approval.v1.AdminServiceCancelPostRequest\x1a2.herald.approval.v1.AdminServiceCancelPostResponse\x12j\n" +
+	"\x0fResendApprovals\x12*.herald.approval.v1.ResendApprovalsRequest\x1a+.herald.approval.v1.ResendApprovalsResponse\x12X\n" +
+	"\tSetPolicy\x12$.herald.approval.v1.SetPolicyRequest\x1a%.herald.approval.v1.SetPolicyResponse\x12X\n" +
+	"\tGetPolicy\x12$.herald.approval.v1.GetPolicyRequest\x1a%.herald.approval.v1.GetPolicyResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
 
 var (
 	file_herald_approval_v1_approval_proto_rawDescOnce sync.Once
@@ -2691,132 +3418,164 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
-	(PostStatus)(0),                     // 0: herald.approval.v1.PostStatus
-	(Outcome)(0),                        // 1: herald.approval.v1.Outcome
-	(ApprovalState)(0),                  // 2: herald.approval.v1.ApprovalState
-	(*Post)(nil),                        // 3: herald.approval.v1.Post
-	(*Decision)(nil),                    // 4: herald.approval.v1.Decision
-	(*Publication)(nil),                 // 5: herald.approval.v1.Publication
-	(*GetPostRequest)(nil),              // 6: herald.approval.v1.GetPostRequest
-	(*GetPostResponse)(nil),             // 7: herald.approval.v1.GetPostResponse
-	(*ListPostsRequest)(nil),            // 8: herald.approval.v1.ListPostsRequest
-	(*ListPostsResponse)(nil),           // 9: herald.approval.v1.ListPostsResponse
-	(*GetApprovalRequest)(nil),          // 10: herald.approval.v1.GetApprovalRequest
-	(*GetApprovalResponse)(nil),         // 11: herald.approval.v1.GetApprovalResponse
-	(*DecideRequest)(nil),               // 12: herald.approval.v1.DecideRequest
-	(*DecideResponse)(nil),              // 13: herald.approval.v1.DecideResponse
-	(*AuthenticateKeyRequest)(nil),      // 14: herald.approval.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),     // 15: herald.approval.v1.AuthenticateKeyResponse
-	(*DepartmentLimits)(nil),            // 16: herald.approval.v1.DepartmentLimits
-	(*SetDepartmentLimitsRequest)(nil),  // 17: herald.approval.v1.SetDepartmentLimitsRequest
-	(*SetDepartmentLimitsResponse)(nil), // 18: herald.approval.v1.SetDepartmentLimitsResponse
-	(*GetDepartmentLimitsRequest)(nil),  // 19: herald.approval.v1.GetDepartmentLimitsRequest
-	(*GetDepartmentLimitsResponse)(nil), // 20: herald.approval.v1.GetDepartmentLimitsResponse
-	(*CountUndecidedRequest)(nil),       // 21: herald.approval.v1.CountUndecidedRequest
-	(*CountUndecidedResponse)(nil),      // 22: herald.approval.v1.CountUndecidedResponse
-	(*Department)(nil),                  // 23: herald.approval.v1.Department
-	(*CreateDepartmentRequest)(nil),     // 24: herald.approval.v1.CreateDepartmentRequest
-	(*CreateDepartmentResponse)(nil),    // 25: herald.approval.v1.CreateDepartmentResponse
-	(*ListDepartmentsRequest)(nil),      // 26: herald.approval.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),     // 27: herald.approval.v1.ListDepartmentsResponse
-	(*APIKey)(nil),                      // 28: herald.approval.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),         // 29: herald.approval.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),        // 30: herald.approval.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),          // 31: herald.approval.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),         // 32: herald.approval.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),         // 33: herald.approval.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),        // 34: herald.approval.v1.RevokeAPIKeyResponse
-	(*Approver)(nil),                    // 35: herald.approval.v1.Approver
-	(*CreateApproverRequest)(nil),       // 36: herald.approval.v1.CreateApproverRequest
-	(*CreateApproverResponse)(nil),      // 37: herald.approval.v1.CreateApproverResponse
-	(*ListApproversRequest)(nil),        // 38: herald.approval.v1.ListApproversRequest
-	(*ListApproversResponse)(nil),       // 39: herald.approval.v1.ListApproversResponse
-	(*RemoveApproverRequest)(nil),       // 40: herald.approval.v1.RemoveApproverRequest
-	(*RemoveApproverResponse)(nil),      // 41: herald.approval.v1.RemoveApproverResponse
-	(*ListAuditEventsRequest)(nil),      // 42: herald.approval.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                  // 43: herald.approval.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),     // 44: herald.approval.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
+	(PostStatus)(0),                        // 0: herald.approval.v1.PostStatus
+	(Outcome)(0),                           // 1: herald.approval.v1.Outcome
+	(ApprovalState)(0),                     // 2: herald.approval.v1.ApprovalState
+	(*Post)(nil),                           // 3: herald.approval.v1.Post
+	(*Decision)(nil),                       // 4: herald.approval.v1.Decision
+	(*Publication)(nil),                    // 5: herald.approval.v1.Publication
+	(*GetPostRequest)(nil),                 // 6: herald.approval.v1.GetPostRequest
+	(*GetPostResponse)(nil),                // 7: herald.approval.v1.GetPostResponse
+	(*ListPostsRequest)(nil),               // 8: herald.approval.v1.ListPostsRequest
+	(*ListPostsResponse)(nil),              // 9: herald.approval.v1.ListPostsResponse
+	(*GetApprovalRequest)(nil),             // 10: herald.approval.v1.GetApprovalRequest
+	(*GetApprovalResponse)(nil),            // 11: herald.approval.v1.GetApprovalResponse
+	(*DecideRequest)(nil),                  // 12: herald.approval.v1.DecideRequest
+	(*DecideResponse)(nil),                 // 13: herald.approval.v1.DecideResponse
+	(*AuthenticateKeyRequest)(nil),         // 14: herald.approval.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),        // 15: herald.approval.v1.AuthenticateKeyResponse
+	(*DepartmentLimits)(nil),               // 16: herald.approval.v1.DepartmentLimits
+	(*SetDepartmentLimitsRequest)(nil),     // 17: herald.approval.v1.SetDepartmentLimitsRequest
+	(*SetDepartmentLimitsResponse)(nil),    // 18: herald.approval.v1.SetDepartmentLimitsResponse
+	(*GetDepartmentLimitsRequest)(nil),     // 19: herald.approval.v1.GetDepartmentLimitsRequest
+	(*GetDepartmentLimitsResponse)(nil),    // 20: herald.approval.v1.GetDepartmentLimitsResponse
+	(*CountUndecidedRequest)(nil),          // 21: herald.approval.v1.CountUndecidedRequest
+	(*CountUndecidedResponse)(nil),         // 22: herald.approval.v1.CountUndecidedResponse
+	(*Department)(nil),                     // 23: herald.approval.v1.Department
+	(*CreateDepartmentRequest)(nil),        // 24: herald.approval.v1.CreateDepartmentRequest
+	(*CreateDepartmentResponse)(nil),       // 25: herald.approval.v1.CreateDepartmentResponse
+	(*ListDepartmentsRequest)(nil),         // 26: herald.approval.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),        // 27: herald.approval.v1.ListDepartmentsResponse
+	(*APIKey)(nil),                         // 28: herald.approval.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),            // 29: herald.approval.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),           // 30: herald.approval.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),             // 31: herald.approval.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),            // 32: herald.approval.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),            // 33: herald.approval.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),           // 34: herald.approval.v1.RevokeAPIKeyResponse
+	(*Approver)(nil),                       // 35: herald.approval.v1.Approver
+	(*CreateApproverRequest)(nil),          // 36: herald.approval.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),         // 37: herald.approval.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),           // 38: herald.approval.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),          // 39: herald.approval.v1.ListApproversResponse
+	(*RemoveApproverRequest)(nil),          // 40: herald.approval.v1.RemoveApproverRequest
+	(*RemoveApproverResponse)(nil),         // 41: herald.approval.v1.RemoveApproverResponse
+	(*ListAuditEventsRequest)(nil),         // 42: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                     // 43: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),        // 44: herald.approval.v1.ListAuditEventsResponse
+	(*CancelPostRequest)(nil),              // 45: herald.approval.v1.CancelPostRequest
+	(*CancelPostResponse)(nil),             // 46: herald.approval.v1.CancelPostResponse
+	(*AdminServiceCancelPostRequest)(nil),  // 47: herald.approval.v1.AdminServiceCancelPostRequest
+	(*AdminServiceCancelPostResponse)(nil), // 48: herald.approval.v1.AdminServiceCancelPostResponse
+	(*ResendApprovalsRequest)(nil),         // 49: herald.approval.v1.ResendApprovalsRequest
+	(*ResendApprovalsResponse)(nil),        // 50: herald.approval.v1.ResendApprovalsResponse
+	(*Policy)(nil),                         // 51: herald.approval.v1.Policy
+	(*SetPolicyRequest)(nil),               // 52: herald.approval.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),              // 53: herald.approval.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),               // 54: herald.approval.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),              // 55: herald.approval.v1.GetPolicyResponse
+	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 57: google.protobuf.Duration
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	45, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	45, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	56, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	56, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
 	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
-	1,  // 5: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	45, // 6: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	45, // 7: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
-	3,  // 8: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
-	0,  // 9: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
-	3,  // 10: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
-	3,  // 11: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
-	2,  // 12: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	45, // 13: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 14: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
-	3,  // 15: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	16, // 16: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 17: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 18: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 19: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 20: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 21: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	45, // 22: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	23, // 23: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	23, // 24: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	45, // 25: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	45, // 26: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	28, // 27: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	28, // 28: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	28, // 29: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	45, // 30: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	35, // 31: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	35, // 32: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	45, // 33: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 34: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
-	0,  // 35: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	43, // 36: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	6,  // 37: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 38: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 39: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 40: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 41: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	21, // 42: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
-	24, // 43: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	26, // 44: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	29, // 45: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	31, // 46: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	33, // 47: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	36, // 48: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	38, // 49: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	40, // 50: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	42, // 51: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	17, // 52: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
-	19, // 53: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
-	7,  // 54: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 55: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 56: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 57: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 58: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	22, // 59: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
-	25, // 60: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	27, // 61: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	30, // 62: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	32, // 63: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	34, // 64: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	37, // 65: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	39, // 66: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	41, // 67: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	44, // 68: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	18, // 69: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
-	20, // 70: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
-	54, // [54:71] is the sub-list for method output_type
-	37, // [37:54] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	56, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
+	1,  // 7: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
+	56, // 8: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	56, // 9: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
+	0,  // 11: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
+	3,  // 12: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
+	3,  // 13: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
+	2,  // 14: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
+	56, // 15: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
+	3,  // 17: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
+	16, // 18: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 19: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 20: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 21: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 22: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	16, // 23: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	56, // 24: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	23, // 25: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	23, // 26: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	56, // 27: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	56, // 28: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	28, // 29: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	28, // 30: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	28, // 31: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	56, // 32: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	35, // 33: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	35, // 34: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	56, // 35: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 36: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 37: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	43, // 38: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	3,  // 39: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
+	3,  // 40: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
+	57, // 41: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
+	51, // 42: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
+	51, // 43: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	56, // 44: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	51, // 45: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	56, // 46: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 47: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	8,  // 48: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	10, // 49: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	12, // 50: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	14, // 51: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	21, // 52: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
+	45, // 53: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
+	24, // 54: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	26, // 55: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	29, // 56: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	31, // 57: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	33, // 58: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	36, // 59: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	38, // 60: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	40, // 61: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	42, // 62: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	17, // 63: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
+	19, // 64: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
+	47, // 65: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
+	49, // 66: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
+	52, // 67: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
+	54, // 68: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
+	7,  // 69: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	9,  // 70: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	11, // 71: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	13, // 72: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	15, // 73: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	22, // 74: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
+	46, // 75: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
+	25, // 76: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	27, // 77: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	30, // 78: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	32, // 79: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	34, // 80: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	37, // 81: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	39, // 82: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	41, // 83: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	44, // 84: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	18, // 85: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
+	20, // 86: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
+	48, // 87: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
+	50, // 88: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
+	53, // 89: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
+	55, // 90: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
+	69, // [69:91] is the sub-list for method output_type
+	47, // [47:69] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -2830,7 +3589,7 @@ func file_herald_approval_v1_approval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   42,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

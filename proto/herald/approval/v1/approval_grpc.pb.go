@@ -29,6 +29,7 @@ const (
 	ApprovalService_Decide_FullMethodName          = "/herald.approval.v1.ApprovalService/Decide"
 	ApprovalService_AuthenticateKey_FullMethodName = "/herald.approval.v1.ApprovalService/AuthenticateKey"
 	ApprovalService_CountUndecided_FullMethodName  = "/herald.approval.v1.ApprovalService/CountUndecided"
+	ApprovalService_CancelPost_FullMethodName      = "/herald.approval.v1.ApprovalService/CancelPost"
 )
 
 // ApprovalServiceClient is the client API for ApprovalService service.
@@ -50,6 +51,10 @@ type ApprovalServiceClient interface {
 	// CountUndecided counts a department's posts still waiting for a decision, so that the gateway can refuse
 	// a new one synchronously (429) once the department's cap is reached.
 	CountUndecided(ctx context.Context, in *CountUndecidedRequest, opts ...grpc.CallOption) (*CountUndecidedResponse, error)
+	// CancelPost cancels a pending post for its department (the gateway's DELETE /v1/posts/{id}): its links
+	// then say so and it is never published. NOT_FOUND for another department's post (PERMISSION_DENIED to
+	// tell it apart, as in GetPost), FAILED_PRECONDITION once it is no longer pending.
+	CancelPost(ctx context.Context, in *CancelPostRequest, opts ...grpc.CallOption) (*CancelPostResponse, error)
 }
 
 type approvalServiceClient struct {
@@ -120,6 +125,16 @@ func (c *approvalServiceClient) CountUndecided(ctx context.Context, in *CountUnd
 	return out, nil
 }
 
+func (c *approvalServiceClient) CancelPost(ctx context.Context, in *CancelPostRequest, opts ...grpc.CallOption) (*CancelPostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelPostResponse)
+	err := c.cc.Invoke(ctx, ApprovalService_CancelPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ApprovalServiceServer is the server API for ApprovalService service.
 // All implementations must embed UnimplementedApprovalServiceServer
 // for forward compatibility.
@@ -139,6 +154,10 @@ type ApprovalServiceServer interface {
 	// CountUndecided counts a department's posts still waiting for a decision, so that the gateway can refuse
 	// a new one synchronously (429) once the department's cap is reached.
 	CountUndecided(context.Context, *CountUndecidedRequest) (*CountUndecidedResponse, error)
+	// CancelPost cancels a pending post for its department (the gateway's DELETE /v1/posts/{id}): its links
+	// then say so and it is never published. NOT_FOUND for another department's post (PERMISSION_DENIED to
+	// tell it apart, as in GetPost), FAILED_PRECONDITION once it is no longer pending.
+	CancelPost(context.Context, *CancelPostRequest) (*CancelPostResponse, error)
 	mustEmbedUnimplementedApprovalServiceServer()
 }
 
@@ -166,6 +185,9 @@ func (UnimplementedApprovalServiceServer) AuthenticateKey(context.Context, *Auth
 }
 func (UnimplementedApprovalServiceServer) CountUndecided(context.Context, *CountUndecidedRequest) (*CountUndecidedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CountUndecided not implemented")
+}
+func (UnimplementedApprovalServiceServer) CancelPost(context.Context, *CancelPostRequest) (*CancelPostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelPost not implemented")
 }
 func (UnimplementedApprovalServiceServer) mustEmbedUnimplementedApprovalServiceServer() {}
 func (UnimplementedApprovalServiceServer) testEmbeddedByValue()                         {}
@@ -296,6 +318,24 @@ func _ApprovalService_CountUndecided_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ApprovalService_CancelPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApprovalServiceServer).CancelPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApprovalService_CancelPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApprovalServiceServer).CancelPost(ctx, req.(*CancelPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ApprovalService_ServiceDesc is the grpc.ServiceDesc for ApprovalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -327,6 +367,10 @@ var ApprovalService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CountUndecided",
 			Handler:    _ApprovalService_CountUndecided_Handler,
 		},
+		{
+			MethodName: "CancelPost",
+			Handler:    _ApprovalService_CancelPost_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "herald/approval/v1/approval.proto",
@@ -344,6 +388,10 @@ const (
 	AdminService_ListAuditEvents_FullMethodName     = "/herald.approval.v1.AdminService/ListAuditEvents"
 	AdminService_SetDepartmentLimits_FullMethodName = "/herald.approval.v1.AdminService/SetDepartmentLimits"
 	AdminService_GetDepartmentLimits_FullMethodName = "/herald.approval.v1.AdminService/GetDepartmentLimits"
+	AdminService_CancelPost_FullMethodName          = "/herald.approval.v1.AdminService/CancelPost"
+	AdminService_ResendApprovals_FullMethodName     = "/herald.approval.v1.AdminService/ResendApprovals"
+	AdminService_SetPolicy_FullMethodName           = "/herald.approval.v1.AdminService/SetPolicy"
+	AdminService_GetPolicy_FullMethodName           = "/herald.approval.v1.AdminService/GetPolicy"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -369,6 +417,16 @@ type AdminServiceClient interface {
 	SetDepartmentLimits(ctx context.Context, in *SetDepartmentLimitsRequest, opts ...grpc.CallOption) (*SetDepartmentLimitsResponse, error)
 	// GetDepartmentLimits returns a department's limits as set and as they apply.
 	GetDepartmentLimits(ctx context.Context, in *GetDepartmentLimitsRequest, opts ...grpc.CallOption) (*GetDepartmentLimitsResponse, error)
+	// CancelPost cancels any department's pending post (FAILED_PRECONDITION once it is no longer pending).
+	CancelPost(ctx context.Context, in *AdminServiceCancelPostRequest, opts ...grpc.CallOption) (*AdminServiceCancelPostResponse, error)
+	// ResendApprovals mails every approver a fresh link for a pending post; the links sent before stop
+	// working (say, after one was forwarded by mistake).
+	ResendApprovals(ctx context.Context, in *ResendApprovalsRequest, opts ...grpc.CallOption) (*ResendApprovalsResponse, error)
+	// SetPolicy sets how a department's posts are approved. Posts already put to approvers keep the mode
+	// they were asked under; posts waiting for an approver are mailed at once if the policy names one.
+	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
+	// GetPolicy returns a department's policy, the default if none was set.
+	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
 }
 
 type adminServiceClient struct {
@@ -489,6 +547,46 @@ func (c *adminServiceClient) GetDepartmentLimits(ctx context.Context, in *GetDep
 	return out, nil
 }
 
+func (c *adminServiceClient) CancelPost(ctx context.Context, in *AdminServiceCancelPostRequest, opts ...grpc.CallOption) (*AdminServiceCancelPostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdminServiceCancelPostResponse)
+	err := c.cc.Invoke(ctx, AdminService_CancelPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ResendApprovals(ctx context.Context, in *ResendApprovalsRequest, opts ...grpc.CallOption) (*ResendApprovalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResendApprovalsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResendApprovals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPolicyResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPolicyResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -512,6 +610,16 @@ type AdminServiceServer interface {
 	SetDepartmentLimits(context.Context, *SetDepartmentLimitsRequest) (*SetDepartmentLimitsResponse, error)
 	// GetDepartmentLimits returns a department's limits as set and as they apply.
 	GetDepartmentLimits(context.Context, *GetDepartmentLimitsRequest) (*GetDepartmentLimitsResponse, error)
+	// CancelPost cancels any department's pending post (FAILED_PRECONDITION once it is no longer pending).
+	CancelPost(context.Context, *AdminServiceCancelPostRequest) (*AdminServiceCancelPostResponse, error)
+	// ResendApprovals mails every approver a fresh link for a pending post; the links sent before stop
+	// working (say, after one was forwarded by mistake).
+	ResendApprovals(context.Context, *ResendApprovalsRequest) (*ResendApprovalsResponse, error)
+	// SetPolicy sets how a department's posts are approved. Posts already put to approvers keep the mode
+	// they were asked under; posts waiting for an approver are mailed at once if the policy names one.
+	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
+	// GetPolicy returns a department's policy, the default if none was set.
+	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -554,6 +662,18 @@ func (UnimplementedAdminServiceServer) SetDepartmentLimits(context.Context, *Set
 }
 func (UnimplementedAdminServiceServer) GetDepartmentLimits(context.Context, *GetDepartmentLimitsRequest) (*GetDepartmentLimitsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDepartmentLimits not implemented")
+}
+func (UnimplementedAdminServiceServer) CancelPost(context.Context, *AdminServiceCancelPostRequest) (*AdminServiceCancelPostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelPost not implemented")
+}
+func (UnimplementedAdminServiceServer) ResendApprovals(context.Context, *ResendApprovalsRequest) (*ResendApprovalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResendApprovals not implemented")
+}
+func (UnimplementedAdminServiceServer) SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPolicy not implemented")
+}
+func (UnimplementedAdminServiceServer) GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicy not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -774,6 +894,78 @@ func _AdminService_GetDepartmentLimits_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CancelPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AdminServiceCancelPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CancelPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CancelPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CancelPost(ctx, req.(*AdminServiceCancelPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ResendApprovals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResendApprovalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResendApprovals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResendApprovals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResendApprovals(ctx, req.(*ResendApprovalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetPolicy(ctx, req.(*SetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetPolicy(ctx, req.(*GetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -824,6 +1016,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDepartmentLimits",
 			Handler:    _AdminService_GetDepartmentLimits_Handler,
+		},
+		{
+			MethodName: "CancelPost",
+			Handler:    _AdminService_CancelPost_Handler,
+		},
+		{
+			MethodName: "ResendApprovals",
+			Handler:    _AdminService_ResendApprovals_Handler,
+		},
+		{
+			MethodName: "SetPolicy",
+			Handler:    _AdminService_SetPolicy_Handler,
+		},
+		{
+			MethodName: "GetPolicy",
+			Handler:    _AdminService_GetPolicy_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -317,6 +317,131 @@ func (x *PostRejected) GetComment() string {
 	return ""
 }
 
+// PostExpired is published by the approval service on herald.posts.expired when a post reached its deadline
+// undecided. It is informational (nothing acts on it, so it carries no seal): the post is never published.
+type PostExpired struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	PostId       string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	DepartmentId string                 `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	// The post's deadline, reached without a decision.
+	ExpiredAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expired_at,json=expiredAt,proto3" json:"expired_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostExpired) Reset() {
+	*x = PostExpired{}
+	mi := &file_herald_events_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostExpired) ProtoMessage() {}
+
+func (x *PostExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_events_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostExpired.ProtoReflect.Descriptor instead.
+func (*PostExpired) Descriptor() ([]byte, []int) {
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PostExpired) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+func (x *PostExpired) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *PostExpired) GetExpiredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiredAt
+	}
+	return nil
+}
+
+// PostCancelled is published by the approval service on herald.posts.cancelled when the department (or ops)
+// cancelled a post before a decision. Informational, like PostExpired.
+type PostCancelled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PostId        string                 `protobuf:"bytes,1,opt,name=post_id,json=postId,proto3" json:"post_id,omitempty"`
+	DepartmentId  string                 `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	CancelledAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=cancelled_at,json=cancelledAt,proto3" json:"cancelled_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostCancelled) Reset() {
+	*x = PostCancelled{}
+	mi := &file_herald_events_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostCancelled) ProtoMessage() {}
+
+func (x *PostCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_events_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostCancelled.ProtoReflect.Descriptor instead.
+func (*PostCancelled) Descriptor() ([]byte, []int) {
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PostCancelled) GetPostId() string {
+	if x != nil {
+		return x.PostId
+	}
+	return ""
+}
+
+func (x *PostCancelled) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *PostCancelled) GetCancelledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelledAt
+	}
+	return nil
+}
+
 // PostPublished is published by the publisher on herald.posts.published once the channel accepted the post.
 type PostPublished struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -338,7 +463,7 @@ type PostPublished struct {
 
 func (x *PostPublished) Reset() {
 	*x = PostPublished{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[3]
+	mi := &file_herald_events_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +475,7 @@ func (x *PostPublished) String() string {
 func (*PostPublished) ProtoMessage() {}
 
 func (x *PostPublished) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[3]
+	mi := &file_herald_events_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +488,7 @@ func (x *PostPublished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostPublished.ProtoReflect.Descriptor instead.
 func (*PostPublished) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PostPublished) GetPostId() string {
@@ -426,7 +551,7 @@ type PostFailed struct {
 
 func (x *PostFailed) Reset() {
 	*x = PostFailed{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[4]
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +563,7 @@ func (x *PostFailed) String() string {
 func (*PostFailed) ProtoMessage() {}
 
 func (x *PostFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[4]
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +576,7 @@ func (x *PostFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostFailed.ProtoReflect.Descriptor instead.
 func (*PostFailed) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PostFailed) GetPostId() string {
@@ -507,7 +632,7 @@ type PostUnknown struct {
 
 func (x *PostUnknown) Reset() {
 	*x = PostUnknown{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[5]
+	mi := &file_herald_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +644,7 @@ func (x *PostUnknown) String() string {
 func (*PostUnknown) ProtoMessage() {}
 
 func (x *PostUnknown) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[5]
+	mi := &file_herald_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +657,7 @@ func (x *PostUnknown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostUnknown.ProtoReflect.Descriptor instead.
 func (*PostUnknown) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PostUnknown) GetPostId() string {
@@ -587,7 +712,7 @@ type KeyRevoked struct {
 
 func (x *KeyRevoked) Reset() {
 	*x = KeyRevoked{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	mi := &file_herald_events_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +724,7 @@ func (x *KeyRevoked) String() string {
 func (*KeyRevoked) ProtoMessage() {}
 
 func (x *KeyRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	mi := &file_herald_events_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +737,7 @@ func (x *KeyRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRevoked.ProtoReflect.Descriptor instead.
 func (*KeyRevoked) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *KeyRevoked) GetKeyId() string {
@@ -652,7 +777,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[7]
+	mi := &file_herald_events_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +789,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[7]
+	mi := &file_herald_events_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +802,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Seal) GetKeyId() string {
@@ -727,7 +852,16 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"rejectedBy\x12;\n" +
 	"\vrejected_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"rejectedAt\x12\x18\n" +
-	"\acomment\x18\x05 \x01(\tR\acomment\"\xdc\x01\n" +
+	"\acomment\x18\x05 \x01(\tR\acomment\"\x86\x01\n" +
+	"\vPostExpired\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
+	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x129\n" +
+	"\n" +
+	"expired_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiredAt\"\x8c\x01\n" +
+	"\rPostCancelled\x12\x17\n" +
+	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
+	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12=\n" +
+	"\fcancelled_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\"\xdc\x01\n" +
 	"\rPostPublished\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1b\n" +
@@ -770,35 +904,39 @@ func file_herald_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_herald_events_v1_events_proto_rawDescData
 }
 
-var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_herald_events_v1_events_proto_goTypes = []any{
 	(*PostRequested)(nil),         // 0: herald.events.v1.PostRequested
 	(*PostApproved)(nil),          // 1: herald.events.v1.PostApproved
 	(*PostRejected)(nil),          // 2: herald.events.v1.PostRejected
-	(*PostPublished)(nil),         // 3: herald.events.v1.PostPublished
-	(*PostFailed)(nil),            // 4: herald.events.v1.PostFailed
-	(*PostUnknown)(nil),           // 5: herald.events.v1.PostUnknown
-	(*KeyRevoked)(nil),            // 6: herald.events.v1.KeyRevoked
-	(*Seal)(nil),                  // 7: herald.events.v1.Seal
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*PostExpired)(nil),           // 3: herald.events.v1.PostExpired
+	(*PostCancelled)(nil),         // 4: herald.events.v1.PostCancelled
+	(*PostPublished)(nil),         // 5: herald.events.v1.PostPublished
+	(*PostFailed)(nil),            // 6: herald.events.v1.PostFailed
+	(*PostUnknown)(nil),           // 7: herald.events.v1.PostUnknown
+	(*KeyRevoked)(nil),            // 8: herald.events.v1.KeyRevoked
+	(*Seal)(nil),                  // 9: herald.events.v1.Seal
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_herald_events_v1_events_proto_depIdxs = []int32{
-	8,  // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
-	8,  // 1: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
-	7,  // 2: herald.events.v1.PostApproved.seal:type_name -> herald.events.v1.Seal
-	8,  // 3: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
-	8,  // 4: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
-	7,  // 5: herald.events.v1.PostPublished.seal:type_name -> herald.events.v1.Seal
-	8,  // 6: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
-	7,  // 7: herald.events.v1.PostFailed.seal:type_name -> herald.events.v1.Seal
-	8,  // 8: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
-	7,  // 9: herald.events.v1.PostUnknown.seal:type_name -> herald.events.v1.Seal
-	8,  // 10: herald.events.v1.KeyRevoked.revoked_at:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
+	10, // 1: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: herald.events.v1.PostApproved.seal:type_name -> herald.events.v1.Seal
+	10, // 3: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
+	10, // 4: herald.events.v1.PostExpired.expired_at:type_name -> google.protobuf.Timestamp
+	10, // 5: herald.events.v1.PostCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	10, // 6: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
+	9,  // 7: herald.events.v1.PostPublished.seal:type_name -> herald.events.v1.Seal
+	10, // 8: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
+	9,  // 9: herald.events.v1.PostFailed.seal:type_name -> herald.events.v1.Seal
+	10, // 10: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
+	9,  // 11: herald.events.v1.PostUnknown.seal:type_name -> herald.events.v1.Seal
+	10, // 12: herald.events.v1.KeyRevoked.revoked_at:type_name -> google.protobuf.Timestamp
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_herald_events_v1_events_proto_init() }
@@ -812,7 +950,7 @@ func file_herald_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_events_v1_events_proto_rawDesc), len(file_herald_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

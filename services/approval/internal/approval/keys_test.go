@@ -102,8 +102,10 @@ func (nopMailer) SendApprovalRequest(context.Context, approval.ApprovalEmail) er
 
 type nopAnnouncer struct{}
 
-func (nopAnnouncer) PostApproved(context.Context, approval.Post) error { return nil }
-func (nopAnnouncer) PostRejected(context.Context, approval.Post) error { return nil }
+func (nopAnnouncer) PostApproved(context.Context, approval.Post) error  { return nil }
+func (nopAnnouncer) PostRejected(context.Context, approval.Post) error  { return nil }
+func (nopAnnouncer) PostExpired(context.Context, approval.Post) error   { return nil }
+func (nopAnnouncer) PostCancelled(context.Context, approval.Post) error { return nil }
 
 // revocations records the keys announced as revoked, failing when told to.
 type revocations struct {

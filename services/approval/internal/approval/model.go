@@ -113,7 +113,32 @@ type Post struct {
 	PublishedAt time.Time
 	// FailureReason is the channel's explanation for StatusFailed or StatusUnknown.
 	FailureReason string
+	// ExpiresAt is the post's deadline: still pending then, it expires. Zero for posts stored before
+	// posts had deadlines.
+	ExpiresAt time.Time
+	// Mode and Required are the policy's when the approvers were asked: Required approvals approve it
+	// (1 in ModeFirst, every approver asked in ModeAll, the quorum in ModeQuorum).
+	Mode     Mode
+	Required int
+	// WaitingFor says what a pending post waits for when nobody could be asked yet (no approver).
+	WaitingFor string
+	// FinalText is the text to publish when an approver edited it while approving; empty when the
+	// requested Text goes out unchanged. Use Published().
+	FinalText string
+	// Decisions are every approver's answers so far, oldest first (filled by Service.GetPost).
+	Decisions []Decision
 }
+
+// Published returns the text that is (or would be) published: the approver's edit, or the request's.
+func (p Post) Published() string {
+	if p.FinalText != "" {
+		return p.FinalText
+	}
+	return p.Text
+}
+
+// WaitingForApprover is what a post waits for when its department's policy has nobody to ask.
+const WaitingForApprover = "waiting for an approver to be added"
 
 // Token is an approval link's token: bound to one approver and one post, single use, expiring. Only the
 // hash of the token is stored.
@@ -124,6 +149,8 @@ type Token struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     time.Time // zero until used
+	// ReplacedAt is when a re-sent link replaced this one, which then stops working; zero otherwise.
+	ReplacedAt time.Time
 }
 
 // AuditEntry is one append-only row of a post's history.
@@ -152,6 +179,18 @@ const (
 	OutboxPostApproved OutboxKind = "post_approved"
 	// OutboxPostRejected announces that the post PostID was rejected.
 	OutboxPostRejected OutboxKind = "post_rejected"
+	// OutboxApprovalReminder reminds the approver ApproverID, with a fresh link, that the post PostID
+	// still waits for them; it is written due at a set point before the deadline, and does nothing if the
+	// post is settled by then.
+	OutboxApprovalReminder OutboxKind = "approval_reminder"
+	// OutboxPostExpired announces that the post PostID expired undecided.
+	OutboxPostExpired OutboxKind = "post_expired"
+	// OutboxPostCancelled announces that the post PostID was cancelled.
+	OutboxPostCancelled OutboxKind = "post_cancelled"
+	// OutboxTeamsRequest posts the request card for the post PostID to its department's Teams webhook.
+	OutboxTeamsRequest OutboxKind = "teams_request"
+	// OutboxTeamsOutcome posts what became of the post PostID to its department's Teams webhook.
+	OutboxTeamsOutcome OutboxKind = "teams_outcome"
 )
 
 // OutboxItem is work to do after a transaction committed: written in the same transaction, so a crash
@@ -180,8 +219,18 @@ var (
 	ErrTokenUsed = errors.New("this approval link was already used")
 	// ErrTokenExpired means the approval link's time ran out.
 	ErrTokenExpired = errors.New("this approval link has expired")
+	// ErrPostCancelled means the post was cancelled before this decision. It is an ErrClosed to whoever
+	// branches on that, with a message that says what happened.
+	ErrPostCancelled error = closedError("this post was cancelled: there is nothing to decide")
+	// ErrAlreadyAnswered means the approver already answered this post (through another of their links).
+	ErrAlreadyAnswered = errors.New("you already answered for this post")
+	// ErrSelfApproval means the approver asked for the post themselves, and the policy does not let them
+	// approve it.
+	ErrSelfApproval = errors.New("you requested this post yourself, and this department's policy does not let a requester approve their own post")
 	// ErrClosed means the post was settled (or cancelled) before this decision arrived.
 	ErrClosed = errors.New("this post was already decided")
+	// ErrLinkReplaced means the approval link was replaced by a re-sent one and no longer works.
+	ErrLinkReplaced = errors.New("this approval link was replaced by a newer one: use the link in the latest email")
 	// ErrLinkRevoked means the approval link was sent to an approver who has since been removed: it no
 	// longer works, and adding the address again does not bring it back.
 	ErrLinkRevoked = errors.New("this approval link no longer works: the approver it was sent to was removed from Herald")
@@ -193,6 +242,12 @@ var (
 	// cannot fix it.
 	ErrKeyRefused = errors.New("the request's API key is not valid for it")
 )
+
+// closedError is an ErrClosed with its own message.
+type closedError string
+
+func (e closedError) Error() string        { return string(e) }
+func (e closedError) Is(target error) bool { return target == ErrClosed }
 
 // invalid returns an ErrInvalid that says what is wrong.
 func invalid(format string, args ...any) error {

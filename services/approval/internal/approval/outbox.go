@@ -17,8 +17,8 @@ func (s *Service) Wake() {
 	}
 }
 
-// RunOutbox works through the outbox until ctx ends: it announces decisions and sends approval emails
-// written by committed transactions. Failed items are retried with exponential backoff.
+// RunOutbox works through the outbox until ctx ends: it expires overdue posts, announces decisions and
+// sends approval emails and reminders written by committed transactions. Failed items are retried with exponential backoff.
 func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 	if poll <= 0 {
 		poll = time.Second
@@ -26,6 +26,12 @@ func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
+		// Posts waiting for an approver another replica added are asked here.
+		s.askWaiting(ctx)
+		// The sweep runs first: what it expires is announced by the drain that follows.
+		if _, err := s.ExpireOverdue(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "expiry sweep", "err", err)
+		}
 		if err := s.DrainOutbox(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "outbox", "err", err)
 		}
@@ -38,12 +44,15 @@ func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 	}
 }
 
-// DrainOutbox does every item that is due now, once.
+// DrainOutbox does every item that is due now, once. Items are claimed (leased for cfg.OutboxLease) before
+// they are worked on, so replicas draining the same database at the same time share the work instead of
+// each doing all of it.
 func (s *Service) DrainOutbox(ctx context.Context) error {
 	for {
-		items, err := s.store.DueOutbox(ctx, s.now(), 50)
+		now := s.now()
+		items, err := s.store.ClaimOutbox(ctx, now, now.Add(s.cfg.OutboxLease), 50)
 		if err != nil {
-			return fmt.Errorf("due outbox: %w", err)
+			return fmt.Errorf("claim outbox: %w", err)
 		}
 		if len(items) == 0 {
 			return nil
@@ -84,8 +93,16 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem) error {
 	switch it.Kind {
 	case OutboxPostApproved, OutboxPostRejected:
 		return s.announce(ctx, it.Kind, it.PostID)
+	case OutboxPostExpired:
+		return s.announceClosed(ctx, it.PostID, s.announcer.PostExpired)
+	case OutboxPostCancelled:
+		return s.announceClosed(ctx, it.PostID, s.announcer.PostCancelled)
+	case OutboxTeamsRequest, OutboxTeamsOutcome:
+		return s.postTeamsCard(ctx, it.Kind, it.PostID)
 	case OutboxApprovalEmail:
-		return s.sendApprovalEmail(ctx, it.PostID, it.ApproverID)
+		return s.sendApprovalEmail(ctx, it.PostID, it.ApproverID, false)
+	case OutboxApprovalReminder:
+		return s.sendApprovalEmail(ctx, it.PostID, it.ApproverID, true)
 	default:
 		return fmt.Errorf("unknown outbox kind %q", it.Kind)
 	}
@@ -109,9 +126,22 @@ func (s *Service) announce(ctx context.Context, kind OutboxKind, postID string) 
 	return nil
 }
 
-// sendApprovalEmail mints a link for one approver and mails it. The token is minted here, not when the
-// post was stored, so that no usable secret ever sits in the database: a retry mints a fresh one.
-func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID string) error {
+// announceClosed tells the Announcer that a post ended without a decision (expired, cancelled).
+func (s *Service) announceClosed(ctx context.Context, postID string, announce func(context.Context, Post) error) error {
+	p, err := s.store.GetPost(ctx, postID)
+	if err != nil {
+		return fmt.Errorf("announce the end of %s: %w", postID, err)
+	}
+	if err := announce(ctx, p); err != nil {
+		return fmt.Errorf("announce %s of %s: %w", p.Status, postID, err)
+	}
+	return nil
+}
+
+// sendApprovalEmail mints a link for one approver and mails it (as a reminder, or the first time). The
+// token is minted here, not when the post was stored, so that no usable secret ever sits in the database:
+// a retry mints a fresh one. The link works until the post's deadline.
+func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID string, reminder bool) error {
 	p, err := s.store.GetPost(ctx, postID)
 	if err != nil {
 		return fmt.Errorf("approval email for %s: %w", postID, err)
@@ -126,23 +156,44 @@ func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID stri
 	if err != nil {
 		return fmt.Errorf("approval email for %s: %w", postID, err)
 	}
+	// In modes that wait for several answers the post stays pending after this approver answered: they
+	// are not asked (or reminded) again.
+	ds, err := s.store.ListDecisions(ctx, postID)
+	if err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
+	for _, d := range ds {
+		if d.ApproverID == approverID {
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("approval email for %s: %w", postID, err)
+	}
 	d, err := s.store.GetDepartment(ctx, p.DepartmentID)
 	if err != nil {
 		return fmt.Errorf("approval email for %s: %w", postID, err)
 	}
 	secret := newSecret()
 	now := s.now()
-	t := Token{Hash: HashSecret(secret), PostID: p.ID, ApproverID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TokenTTL)}
+	expires := p.ExpiresAt
+	if expires.IsZero() {
+		expires = now.Add(s.cfg.TokenTTL) // a post stored before posts had deadlines
+	}
+	if !now.Before(expires) {
+		return nil // the sweep expires it: nothing left to ask
+	}
+	t := Token{Hash: HashSecret(secret), PostID: p.ID, ApproverID: a.ID, CreatedAt: now, ExpiresAt: expires}
 	if err := s.store.CreateToken(ctx, t); err != nil {
 		return fmt.Errorf("approval email for %s: %w", postID, err)
 	}
 	err = s.mailer.SendApprovalRequest(ctx, ApprovalEmail{
 		To: a.Email, ToName: a.Name, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
-		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt,
+		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt, Reminder: reminder,
 	})
 	if err != nil {
 		return fmt.Errorf("approval email for %s to approver %s: %w", postID, a.ID, err)
 	}
-	s.log.InfoContext(ctx, "approval email sent", "post_id", p.ID, "approver_id", a.ID)
+	s.log.InfoContext(ctx, "approval email sent", "post_id", p.ID, "approver_id", a.ID, "reminder", reminder)
 	return nil
 }

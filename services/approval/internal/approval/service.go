@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald/services/heraldshared/humantext"
+	"github.com/heraldhq/herald/services/heraldshared/tweetlen"
 )
 
 // Mailer sends the approval email to one approver.
@@ -29,6 +30,8 @@ type ApprovalEmail struct {
 	Text           string
 	Link           string
 	ExpiresAt      time.Time
+	// Reminder is set on a reminder: the approver was asked before and has not answered yet.
+	Reminder bool
 }
 
 // Announcer tells the rest of Herald about decisions. Each method returns once the announcement is stored
@@ -39,6 +42,10 @@ type Announcer interface {
 	PostApproved(ctx context.Context, p Post) error
 	// PostRejected announces the rejection recorded on p.
 	PostRejected(ctx context.Context, p Post) error
+	// PostExpired announces that p expired undecided. Informational: nothing acts on it.
+	PostExpired(ctx context.Context, p Post) error
+	// PostCancelled announces that p was cancelled before a decision. Informational too.
+	PostCancelled(ctx context.Context, p Post) error
 }
 
 // KeyRevocations is told of every revoked key once the revocation is stored, so that gateways stop
@@ -52,8 +59,13 @@ type KeyRevocations interface {
 type Config struct {
 	// PublicURL is the gateway's public base URL; approval links point at {PublicURL}/approvals/{token}.
 	PublicURL string
-	// TokenTTL is how long an approval link stays valid.
+	// TokenTTL is how long a post waits for a decision (HERALD_APPROVAL_TTL): its deadline, and so how long
+	// its links work. Approvers who have not answered are reminded at half and at nine tenths of it.
 	TokenTTL time.Duration
+	// OutboxLease is how long a claimed outbox item is left to the replica that claimed it before another
+	// may take it over (when the first died mid-delivery). It must exceed the longest delivery (an SMTP
+	// exchange with its timeouts); zero means five minutes.
+	OutboxLease time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// KeyRevocations announces revoked keys; nil leaves gateways to notice when their cache expires.
@@ -61,6 +73,8 @@ type Config struct {
 	// DefaultLimits apply to departments without limits of their own; zero fields take
 	// DefaultPostsPerMinute and DefaultMaxUndecided.
 	DefaultLimits Limits
+	// Teams posts cards to the webhooks policies name; nil posts none.
+	Teams Teams
 }
 
 // Service carries out the approval service's use cases over a Store.
@@ -97,6 +111,9 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		return nil, errors.New("approval: default limits must not be negative")
 	}
 	cfg.DefaultLimits = cfg.DefaultLimits.withDefaults(Limits{PostsPerMinute: DefaultPostsPerMinute, MaxUndecided: DefaultMaxUndecided})
+	if cfg.OutboxLease <= 0 {
+		cfg.OutboxLease = 5 * time.Minute
+	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
 }
@@ -202,7 +219,12 @@ func (s *Service) AddApprover(ctx context.Context, email, name string) (Approver
 		return Approver{}, invalid("approver name %v", err)
 	}
 	a := Approver{ID: uuid.NewString(), Email: strings.ToLower(addr.Address), Name: strings.TrimSpace(name), CreatedAt: s.now()}
-	return s.store.UpsertApprover(ctx, a)
+	a, err = s.store.UpsertApprover(ctx, a)
+	if err != nil {
+		return Approver{}, fmt.Errorf("add approver: %w", err)
+	}
+	s.askWaiting(ctx) // posts that waited for an approver are mailed now
+	return a, nil
 }
 
 // ListApprovers lists the current approvers.
@@ -242,7 +264,11 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 	if err := s.checkRequestKey(ctx, r); err != nil {
 		return err
 	}
-	approvers, err := s.store.ListApprovers(ctx)
+	pol, err := s.policyFor(ctx, r.DepartmentID)
+	if err != nil {
+		return fmt.Errorf("submit %s: %w", r.PostID, err)
+	}
+	approvers, err := s.approversFor(ctx, pol)
 	if err != nil {
 		return fmt.Errorf("submit %s: %w", r.PostID, err)
 	}
@@ -261,9 +287,17 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		CreatedAt:      created,
 		UpdatedAt:      now,
 	}
-	outbox := make([]OutboxItem, 0, len(approvers))
-	for _, a := range approvers {
-		outbox = append(outbox, OutboxItem{Kind: OutboxApprovalEmail, PostID: p.ID, ApproverID: a.ID, CreatedAt: now, NextAttemptAt: now})
+	// The deadline counts from when the department asked, as the reminders do.
+	p.ExpiresAt = created.Add(pol.TTL)
+	p.Mode, p.Required = pol.Mode, required(pol, len(approvers))
+	if len(approvers) == 0 {
+		// Not silently parked: the status says so, ops see it (metric, ListPosts filter), and adding an
+		// approver mails it (askWaiting).
+		p.WaitingFor = WaitingForApprover
+	}
+	outbox := s.askOutbox(p, approvers, now)
+	if len(approvers) > 0 {
+		outbox = append(outbox, s.teamsItems(pol, OutboxTeamsRequest, p.ID, now)...)
 	}
 	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending, APIKeyID: r.APIKeyID}
 	isNew, err := s.store.CreatePost(ctx, p, audit, outbox)
@@ -275,7 +309,7 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		return nil
 	}
 	if len(approvers) == 0 {
-		s.log.WarnContext(ctx, "post requested but there are no approvers to ask", "post_id", p.ID)
+		s.log.WarnContext(ctx, "post requested but its department's policy has no approver to ask; it is mailed once one is added", "post_id", p.ID)
 	}
 	s.log.InfoContext(ctx, "post requested", "post_id", p.ID, "department_id", p.DepartmentID, "approvers", len(approvers))
 	s.Wake()
@@ -324,6 +358,18 @@ func (s *Service) GetPost(ctx context.Context, id, departmentID string) (Post, e
 	if departmentID != "" && p.DepartmentID != departmentID {
 		return Post{}, fmt.Errorf("get post %s: %w", id, ErrOtherDepartment)
 	}
+	return s.withDecisions(ctx, p)
+}
+
+// withDecisions fills in p's decisions.
+func (s *Service) withDecisions(ctx context.Context, p Post) (Post, error) {
+	ds, err := s.store.ListDecisions(ctx, p.ID)
+	if err != nil {
+		return Post{}, fmt.Errorf("decisions of %s: %w", p.ID, err)
+	}
+	if len(ds) > 0 {
+		p.Decisions = ds
+	}
 	return p, nil
 }
 
@@ -355,6 +401,10 @@ const (
 	LinkUsed    LinkState = "used"
 	LinkExpired LinkState = "expired"
 	LinkClosed  LinkState = "closed"
+	// LinkCancelled: the department (or ops) cancelled the post before anyone decided.
+	LinkCancelled LinkState = "cancelled"
+	// LinkReplaced: ops re-sent the approval emails, and this link was replaced by a newer one.
+	LinkReplaced LinkState = "replaced"
 )
 
 // ApprovalView is what an approval link shows.
@@ -384,6 +434,9 @@ func (s *Service) ViewApproval(ctx context.Context, token string) (ApprovalView,
 	if err != nil {
 		return ApprovalView{}, fmt.Errorf("approval department %s: %w", p.DepartmentID, err)
 	}
+	if p, err = s.withDecisions(ctx, p); err != nil {
+		return ApprovalView{}, err
+	}
 	return ApprovalView{Post: p, Approver: a, Department: d, State: s.linkState(t, p), ExpiresAt: t.ExpiresAt}, nil
 }
 
@@ -391,6 +444,12 @@ func (s *Service) linkState(t Token, p Post) LinkState {
 	switch {
 	case !t.UsedAt.IsZero():
 		return LinkUsed
+	case !t.ReplacedAt.IsZero():
+		return LinkReplaced
+	case p.Status == StatusExpired:
+		return LinkExpired
+	case p.Status == StatusCancelled:
+		return LinkCancelled
 	case p.Status != StatusPending:
 		return LinkClosed
 	case !s.now().Before(t.ExpiresAt):
@@ -424,9 +483,16 @@ func (s *Service) lookupToken(ctx context.Context, token string) (Token, error) 
 	return t, nil
 }
 
-// Decide records an approver's decision through their link. The first decision settles the post; the
-// approved post is handed to the publisher through the outbox.
+// Decide records an approver's decision through their link, without edits.
 func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, comment, origin string) (Post, error) {
+	return s.DecideEdited(ctx, token, outcome, comment, origin, "")
+}
+
+// DecideEdited records an approver's decision through their link. editedText, when set with an approval,
+// replaces the requested text: it is what gets published and what the approval seals. The post's policy
+// (its mode, snapshotted when the approvers were asked) says whether this decision settles it; a settled
+// post is handed on through the outbox.
+func (s *Service) DecideEdited(ctx context.Context, token string, outcome Outcome, comment, origin, editedText string) (Post, error) {
 	if outcome != OutcomeApprove && outcome != OutcomeReject {
 		return Post{}, invalid("outcome must be approve or reject")
 	}
@@ -446,6 +512,10 @@ func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, com
 		return Post{}, ErrTokenUsed
 	case LinkClosed:
 		return Post{}, ErrClosed
+	case LinkCancelled:
+		return Post{}, ErrPostCancelled
+	case LinkReplaced:
+		return Post{}, ErrLinkReplaced
 	case LinkExpired:
 		return Post{}, ErrTokenExpired
 	}
@@ -453,22 +523,75 @@ func (s *Service) Decide(ctx context.Context, token string, outcome Outcome, com
 	if err != nil {
 		return Post{}, err
 	}
-	now := s.now()
-	params := DecideParams{TokenHash: t.Hash, PostID: p.ID, Outcome: outcome, Approver: a.Email, Comment: comment, At: now}
 	if outcome == OutcomeApprove {
-		params.Status = StatusApproved
-		params.Announcement = OutboxItem{Kind: OutboxPostApproved, PostID: p.ID, CreatedAt: now, NextAttemptAt: now}
+		if editedText, err = s.checkEdit(p, editedText); err != nil {
+			return Post{}, err
+		}
 	} else {
-		params.Status = StatusRejected
-		params.Announcement = OutboxItem{Kind: OutboxPostRejected, PostID: p.ID, CreatedAt: now, NextAttemptAt: now}
+		editedText = "" // nothing is published: an edit with a rejection means nothing
 	}
-	params.Audit = AuditEntry{PostID: p.ID, At: now, Actor: a.Email, Origin: origin, Action: string(outcome), FromStatus: StatusPending, ToStatus: params.Status, Comment: comment}
+	pol, err := s.policyFor(ctx, p.DepartmentID)
+	if err != nil {
+		return Post{}, fmt.Errorf("decide %s: %w", p.ID, err)
+	}
+	// Separation of duties: whoever asked for the post may not approve it, unless the policy allows it.
+	// Rejecting their own request stays possible (it only withdraws it).
+	if outcome == OutcomeApprove && !pol.AllowSelfApproval && strings.EqualFold(strings.TrimSpace(p.RequestedBy), a.Email) {
+		return Post{}, ErrSelfApproval
+	}
+	asked := p.Required
+	if p.Mode == ModeQuorum {
+		// Who could still make up the quorum: the approvers the policy asks now.
+		as, err := s.approversFor(ctx, pol)
+		if err != nil {
+			return Post{}, fmt.Errorf("decide %s: %w", p.ID, err)
+		}
+		asked = max(len(as), p.Required)
+	}
+	now := s.now()
+	status := StatusRejected
+	if outcome == OutcomeApprove {
+		status = StatusApproved
+	}
+	params := DecideParams{
+		TokenHash: t.Hash, PostID: p.ID, Status: status, Outcome: outcome, Approver: a.Email, ApproverID: a.ID,
+		Comment: comment, At: now, EditedText: editedText,
+		Announcement: OutboxItem{Kind: AnnouncementOf(status), PostID: p.ID, CreatedAt: now, NextAttemptAt: now},
+		Audit:        AuditEntry{PostID: p.ID, At: now, Actor: a.Email, Origin: origin, Action: string(outcome), FromStatus: StatusPending, Comment: comment},
+	}
+	if editedText != "" {
+		params.Audit.Action = "approve_with_edits"
+	}
+	params.Extra = s.teamsItems(pol, OutboxTeamsOutcome, p.ID, now)
+	if p.Mode != ModeFirst && p.Mode != "" {
+		mode, req := p.Mode, p.Required
+		params.Resolve = func(ds []Decision) Resolution { return resolve(mode, req, asked, ds) }
+	}
 	if err := s.store.Decide(ctx, params); err != nil {
 		return Post{}, fmt.Errorf("decide %s: %w", p.ID, err)
 	}
-	s.log.InfoContext(ctx, "post decided", "post_id", p.ID, "outcome", outcome, "approver_id", a.ID)
+	s.log.InfoContext(ctx, "decision recorded", "post_id", p.ID, "outcome", outcome, "approver_id", a.ID, "edited", editedText != "")
 	s.Wake()
-	return s.store.GetPost(ctx, p.ID)
+	return s.GetPost(ctx, p.ID, "")
+}
+
+// checkEdit validates an approver's edited text and returns it, or "" when it is the requested text
+// unchanged. It is held to the rules the gateway holds requests to.
+func (s *Service) checkEdit(p Post, edited string) (string, error) {
+	edited = strings.ReplaceAll(edited, "\r\n", "\n") // browsers send form text with CRLF line breaks
+	if edited == "" || edited == p.Text {
+		return "", nil
+	}
+	if strings.TrimSpace(edited) == "" {
+		return "", invalid("the edited text is empty")
+	}
+	if err := humantext.CheckMultiline(edited); err != nil {
+		return "", invalid("the edited text %v", err)
+	}
+	if n := tweetlen.Count(edited); n > tweetlen.MaxLength {
+		return "", invalid("the edited text is %d characters as X counts them; at most %d fit", n, tweetlen.MaxLength)
+	}
+	return edited, nil
 }
 
 // RecordPublished records that the publisher published an approved post.

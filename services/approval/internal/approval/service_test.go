@@ -45,6 +45,17 @@ type fixture struct {
 // setup wires the Service to real parts: SQLite, a real SMTP server (the mailbox) and JetStream.
 func setup(t *testing.T, smtpURL string) fixture {
 	t.Helper()
+	return setupSMTP(t, smtpURL, nil)
+}
+
+// setupWith is setup with the service's configuration adjusted by adjust.
+func setupWith(t *testing.T, adjust func(*approval.Config)) fixture {
+	t.Helper()
+	return setupSMTP(t, "", adjust)
+}
+
+func setupSMTP(t *testing.T, smtpURL string, adjust func(*approval.Config)) fixture {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	mb, err := mailbox.New("", log)
@@ -81,7 +92,11 @@ func setup(t *testing.T, smtpURL string) fixture {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	svc, err := approval.NewService(store, mailer, announcer, approval.Config{PublicURL: "http://gw.example", TokenTTL: time.Hour, Now: func() time.Time { return now }}, log)
+	cfg := approval.Config{PublicURL: "http://gw.example", TokenTTL: time.Hour, Now: func() time.Time { return now }}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	svc, err := approval.NewService(store, mailer, announcer, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +115,7 @@ func setup(t *testing.T, smtpURL string) fixture {
 func (f fixture) request(t *testing.T, text string) string {
 	t.Helper()
 	id := uuid.NewString()
-	r := approval.Request{PostID: id, DepartmentID: f.dept.ID, Text: text, RequestedBy: "jo", RequestedAt: time.Now()}
+	r := approval.Request{PostID: id, DepartmentID: f.dept.ID, Text: text, RequestedBy: "jo", RequestedAt: *f.now}
 	if err := f.svc.Submit(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +262,8 @@ func TestMailIsRetriedWhileSMTPIsDown(t *testing.T) {
 	if err := f.svc.DrainOutbox(ctx); err != nil {
 		t.Fatal(err)
 	}
-	due, err := f.store.DueOutbox(ctx, f.now.Add(time.Hour), 10)
+	// Minutes on, only the two emails are due: the reminders come later.
+	due, err := f.store.DueOutbox(ctx, f.now.Add(5*time.Minute), 10)
 	if err != nil || len(due) != 2 || due[0].Attempts != 1 || due[0].LastError == "" {
 		t.Fatalf("outbox while SMTP is down = %+v, %v; want both emails kept with one failed attempt", due, err)
 	}
@@ -263,7 +279,8 @@ func TestMailIsRetriedWhileSMTPIsDown(t *testing.T) {
 	}
 	srv := f.mail.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	*f.now = f.now.Add(time.Hour)
+	*f.now = f.now.Add(10 * time.Minute) // past the backoff, before the first reminder
+
 	for range 2 {
 		if err := f.svc.DrainOutbox(ctx); err != nil {
 			t.Fatal(err)
@@ -273,8 +290,9 @@ func TestMailIsRetriedWhileSMTPIsDown(t *testing.T) {
 	if len(f.mail.Messages()) != 2 || links["a@example.com"] == "" || links["b@example.com"] == "" {
 		t.Errorf("after SMTP came back: %d emails, links %v; want one per approver", len(f.mail.Messages()), links)
 	}
-	if due, err := f.store.DueOutbox(ctx, f.now.Add(24*time.Hour), 10); err != nil || len(due) != 0 {
-		t.Errorf("outbox after delivery = %+v, %v; want empty", due, err)
+	// Only the reminders (half an hour in, and later) are left.
+	if due, err := f.store.DueOutbox(ctx, f.now.Add(10*time.Minute), 10); err != nil || len(due) != 0 {
+		t.Errorf("outbox after delivery = %+v, %v; want no email before the reminders", due, err)
 	}
 	if v, err := f.svc.ViewApproval(ctx, token(links["a@example.com"])); err != nil || v.State != approval.LinkOpen {
 		t.Errorf("the link mailed late = %v, %v; want an open link", v.State, err)

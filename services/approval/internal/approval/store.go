@@ -9,7 +9,9 @@ import (
 type PostFilter struct {
 	DepartmentID string
 	Status       Status
-	Limit        int
+	// WaitingForApprover keeps only pending posts that nobody could be asked about yet.
+	WaitingForApprover bool
+	Limit              int
 }
 
 // DecideParams is everything one decision writes, in one transaction.
@@ -24,6 +26,30 @@ type DecideParams struct {
 	Audit     AuditEntry
 	// Announcement is the outbox item that tells the rest of Herald about the decision.
 	Announcement OutboxItem
+
+	// ApproverID is the deciding approver; their decision is recorded once per post.
+	ApproverID string
+	// EditedText is the text the approver approved instead of the requested one, if they edited it; it
+	// becomes the post's final text when the post is approved.
+	EditedText string
+	// Resolve adds the post's decisions up (the new one included, read in the same transaction after the
+	// post's row is locked) and says whether the post settles, and how. Nil settles it with Status at once
+	// (ModeFirst). When the post stays pending, Audit is written with ToStatus pending and no Announcement.
+	Resolve func(decisions []Decision) Resolution
+	// Extra are more outbox items written with the Announcement (only when the post settles).
+	Extra []OutboxItem
+}
+
+// CloseParams ends a pending post without a decision: it expired or was cancelled.
+type CloseParams struct {
+	PostID string
+	Status Status // StatusExpired or StatusCancelled
+	At     time.Time
+	Audit  AuditEntry
+	// Announcement is the outbox item that tells the rest of Herald.
+	Announcement OutboxItem
+	// Extra are more outbox items written with it.
+	Extra []OutboxItem
 }
 
 // OutcomeParams records what the publisher reported for an approved post.
@@ -83,13 +109,47 @@ type Store interface {
 	// Decide settles a pending post through an unused token. ErrTokenUsed if the token was used meanwhile,
 	// ErrClosed if the post is no longer pending; nothing is written then.
 	Decide(ctx context.Context, p DecideParams) error
+	// OverduePosts returns the ids of up to limit pending posts whose deadline is at or before now, oldest
+	// deadline first.
+	OverduePosts(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// ClosePost moves a pending post to p.Status with its audit entry and announcement. ErrClosed if the
+	// post is no longer pending (another replica's sweep, a decision or a cancellation came first),
+	// ErrNotFound if there is no such post; nothing is written then.
+	ClosePost(ctx context.Context, p CloseParams) error
+	// ResendApprovals replaces every unused link of a pending post (they stop working) and queues outbox,
+	// the emails with fresh links, with an audit entry. ErrClosed if the post is no longer pending.
+	ResendApprovals(ctx context.Context, postID string, at time.Time, audit AuditEntry, outbox []OutboxItem) error
+	// ListDecisions returns a post's decisions, oldest first.
+	ListDecisions(ctx context.Context, postID string) ([]Decision, error)
+
+	// GetPolicy returns a department's policy, ErrNotFound if it has none (the default applies).
+	GetPolicy(ctx context.Context, departmentID string) (Policy, error)
+	// SetPolicy creates or replaces a department's policy, its approver list included.
+	SetPolicy(ctx context.Context, p Policy) error
+	// ListPolicyApprovers returns the current approvers a policy lists (for a policy without AllApprovers).
+	ListPolicyApprovers(ctx context.Context, departmentID string) ([]Approver, error)
+
+	// CountWaiting counts the pending posts that nobody could be asked about yet.
+	CountWaiting(ctx context.Context) (int, error)
+	// WaitingPosts returns up to limit of those, oldest first.
+	WaitingPosts(ctx context.Context, limit int) ([]Post, error)
+	// AskApprovers records that a waiting post is now put to its approvers under mode and required, with
+	// an audit entry and the outbox items (emails, reminders). ErrClosed if the post is no longer pending
+	// and waiting (another replica asked first, or it was cancelled).
+	AskApprovers(ctx context.Context, postID string, mode Mode, required int, at time.Time, audit AuditEntry, outbox []OutboxItem) error
+
 	// RecordOutcome moves an approved (or unknown) post to the publisher's outcome. It returns false and
 	// writes nothing when the post is not in a state the outcome applies to (a redelivered event, say).
 	RecordOutcome(ctx context.Context, p OutcomeParams) (bool, error)
 
-	// DueOutbox returns up to limit items whose next attempt is due at now, oldest first.
+	// DueOutbox returns up to limit items whose next attempt is due at now, oldest first, leased or not.
+	// It only reads: work is taken with ClaimOutbox.
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
+	// ClaimOutbox leases up to limit items that are due at now and not leased to anyone until until, oldest
+	// first. Concurrent callers (replicas on one database) never get the same item while its lease runs,
+	// so each item is worked on once; an item whose worker died is claimable again once its lease ends.
+	ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]OutboxItem, error)
 	DeleteOutbox(ctx context.Context, id int64) error
-	// DeferOutbox records a failed attempt and when to try again.
+	// DeferOutbox records a failed attempt and when to try again, and ends the item's lease.
 	DeferOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error
 }

@@ -219,13 +219,28 @@ func (a *Announcer) PostRejected(ctx context.Context, p approval.Post) error {
 	return a.pub.PublishProto(ctx, eventbus.SubjectRejected, eventbus.MsgID(p.ID, "rejected"), rejectedEvent(p))
 }
 
+// PostExpired publishes PostExpired for p, which reached its deadline undecided.
+func (a *Announcer) PostExpired(ctx context.Context, p approval.Post) error {
+	ev := &eventsv1.PostExpired{PostId: p.ID, DepartmentId: p.DepartmentID, ExpiredAt: timestamppb.New(p.ExpiresAt)}
+	return a.pub.PublishProto(ctx, eventbus.SubjectExpired, eventbus.MsgID(p.ID, "expired"), ev)
+}
+
+// PostCancelled publishes PostCancelled for p; the post's last update is its cancellation.
+func (a *Announcer) PostCancelled(ctx context.Context, p approval.Post) error {
+	ev := &eventsv1.PostCancelled{PostId: p.ID, DepartmentId: p.DepartmentID, CancelledAt: timestamppb.New(p.UpdatedAt)}
+	return a.pub.PublishProto(ctx, eventbus.SubjectCancelled, eventbus.MsgID(p.ID, "cancelled"), ev)
+}
+
 // approvedEvent is the PostApproved event for the approval recorded on p, sealed by signer over exactly
-// what the publisher will post.
+// what the publisher will post (p.Published()).
 func approvedEvent(p approval.Post, signer *seal.Signer) *eventsv1.PostApproved {
-	sum := seal.TextHash(p.Text)
+	// The final text: the approver's edit when they approved with edits. It is what gets published, so it is
+	// what the seal covers.
+	text := p.Published()
+	sum := seal.TextHash(text)
 	s := signer.Sign(seal.Approval{PostID: p.ID, DepartmentID: p.DepartmentID, TextSHA256: sum, Approver: p.DecidedBy, ApprovedAt: p.DecidedAt})
 	return &eventsv1.PostApproved{
-		PostId: p.ID, DepartmentId: p.DepartmentID, Text: p.Text,
+		PostId: p.ID, DepartmentId: p.DepartmentID, Text: text,
 		ApprovedBy: p.DecidedBy, ApprovedAt: timestamppb.New(p.DecidedAt), Comment: p.Comment,
 		TextSha256: sum[:], Seal: &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature},
 	}

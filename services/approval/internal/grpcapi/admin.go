@@ -2,6 +2,9 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/approval/internal/approval"
@@ -131,4 +134,66 @@ func (s *adminServer) GetDepartmentLimits(ctx context.Context, req *approvalv1.G
 		return nil, toStatus(err)
 	}
 	return &approvalv1.GetDepartmentLimitsResponse{Limits: toProtoLimits(set), Effective: toProtoLimits(effective)}, nil
+}
+
+func (s *adminServer) CancelPost(ctx context.Context, req *approvalv1.AdminServiceCancelPostRequest) (*approvalv1.AdminServiceCancelPostResponse, error) {
+	p, err := s.svc.CancelPost(ctx, req.GetPostId(), "", "ops", "ops")
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.AdminServiceCancelPostResponse{Post: toProtoPost(p)}, nil
+}
+
+func (s *adminServer) ResendApprovals(ctx context.Context, req *approvalv1.ResendApprovalsRequest) (*approvalv1.ResendApprovalsResponse, error) {
+	n, err := s.svc.ResendApprovals(ctx, req.GetPostId(), "ops")
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.ResendApprovalsResponse{Approvers: int32(min(n, 1<<30))}, nil
+}
+
+func (s *adminServer) SetPolicy(ctx context.Context, req *approvalv1.SetPolicyRequest) (*approvalv1.SetPolicyResponse, error) {
+	in := req.GetPolicy()
+	if err := in.GetExpiry().CheckValid(); in.GetExpiry() != nil && err != nil {
+		return nil, toStatus(fmt.Errorf("%w: expiry: %v", approval.ErrInvalid, err))
+	}
+	p, asks, err := s.svc.SetPolicy(ctx, approval.PolicyInput{
+		DepartmentID: in.GetDepartmentId(), ApproverEmails: in.GetApproverEmails(), Mode: in.GetMode(),
+		TTL: in.GetExpiry().AsDuration(), AllowSelfApproval: in.GetAllowSelfApproval(), TeamsWebhookURL: in.GetTeamsWebhookUrl(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.SetPolicyResponse{Policy: s.toProtoPolicy(ctx, p), UpdatedAt: ts(p.UpdatedAt), Asks: emails(asks)}, nil
+}
+
+func (s *adminServer) GetPolicy(ctx context.Context, req *approvalv1.GetPolicyRequest) (*approvalv1.GetPolicyResponse, error) {
+	p, asks, err := s.svc.GetPolicy(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.GetPolicyResponse{Policy: s.toProtoPolicy(ctx, p), UpdatedAt: ts(p.UpdatedAt), Asks: emails(asks)}, nil
+}
+
+// toProtoPolicy names a policy's listed approvers by email, as ops set them.
+func (s *adminServer) toProtoPolicy(ctx context.Context, p approval.Policy) *approvalv1.Policy {
+	out := &approvalv1.Policy{
+		DepartmentId: p.DepartmentID, Mode: p.ModeString(), Expiry: durationpb.New(p.TTL),
+		AllowSelfApproval: p.AllowSelfApproval, TeamsWebhookUrl: p.TeamsWebhookURL,
+	}
+	if !p.AllApprovers {
+		_, asks, err := s.svc.GetPolicy(ctx, p.DepartmentID)
+		if err == nil {
+			out.ApproverEmails = emails(asks)
+		}
+	}
+	return out
+}
+
+func emails(as []approval.Approver) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Email
+	}
+	return out
 }

@@ -48,7 +48,7 @@ func (s *approvalServer) ListPosts(ctx context.Context, req *approvalv1.ListPost
 	if err != nil {
 		return nil, err
 	}
-	f := approval.PostFilter{DepartmentID: dept, Limit: int(req.GetPageSize())}
+	f := approval.PostFilter{DepartmentID: dept, Limit: int(req.GetPageSize()), WaitingForApprover: req.GetWaitingForApprover()}
 	if req.GetStatus() != approvalv1.PostStatus_POST_STATUS_UNSPECIFIED {
 		st, ok := fromProtoStatus[req.GetStatus()]
 		if !ok {
@@ -85,7 +85,7 @@ func (s *approvalServer) GetApproval(ctx context.Context, req *approvalv1.GetApp
 func (s *approvalServer) Decide(ctx context.Context, req *approvalv1.DecideRequest) (*approvalv1.DecideResponse, error) {
 	// An unspecified or unknown outcome becomes "", which the domain refuses as invalid.
 	outcome := fromProtoOutcome[req.GetOutcome()]
-	p, err := s.svc.Decide(ctx, req.GetToken(), outcome, req.GetComment(), req.GetOrigin())
+	p, err := s.svc.DecideEdited(ctx, req.GetToken(), outcome, req.GetComment(), req.GetOrigin(), req.GetEditedText())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -121,6 +121,22 @@ func toProtoLimits(l approval.Limits) *approvalv1.DepartmentLimits {
 	return &approvalv1.DepartmentLimits{PostsPerMinute: int32(l.PostsPerMinute), MaxUndecided: int32(l.MaxUndecided)}
 }
 
+func (s *approvalServer) CancelPost(ctx context.Context, req *approvalv1.CancelPostRequest) (*approvalv1.CancelPostResponse, error) {
+	dept, err := departmentScope(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, err
+	}
+	actor := req.GetActor()
+	if actor == "" {
+		actor = grpcauth.Caller(ctx)
+	}
+	p, err := s.svc.CancelPost(ctx, req.GetPostId(), dept, actor, "department:"+dept)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &approvalv1.CancelPostResponse{Post: toProtoPost(p)}, nil
+}
+
 var toProtoStatus = map[approval.Status]approvalv1.PostStatus{
 	approval.StatusPending:   approvalv1.PostStatus_POST_STATUS_PENDING,
 	approval.StatusApproved:  approvalv1.PostStatus_POST_STATUS_APPROVED,
@@ -151,10 +167,12 @@ func invert[K, V comparable](m map[K]V) map[V]K {
 }
 
 var linkStates = map[approval.LinkState]approvalv1.ApprovalState{
-	approval.LinkOpen:    approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
-	approval.LinkUsed:    approvalv1.ApprovalState_APPROVAL_STATE_USED,
-	approval.LinkExpired: approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED,
-	approval.LinkClosed:  approvalv1.ApprovalState_APPROVAL_STATE_CLOSED,
+	approval.LinkOpen:      approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
+	approval.LinkUsed:      approvalv1.ApprovalState_APPROVAL_STATE_USED,
+	approval.LinkExpired:   approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED,
+	approval.LinkClosed:    approvalv1.ApprovalState_APPROVAL_STATE_CLOSED,
+	approval.LinkCancelled: approvalv1.ApprovalState_APPROVAL_STATE_CANCELLED,
+	approval.LinkReplaced:  approvalv1.ApprovalState_APPROVAL_STATE_REPLACED,
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -168,6 +186,12 @@ func toProtoPost(p approval.Post) *approvalv1.Post {
 	out := &approvalv1.Post{
 		Id: p.ID, DepartmentId: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy,
 		Status: toProtoStatus[p.Status], CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt), FailureReason: p.FailureReason,
+		ExpiresAt: ts(p.ExpiresAt), FinalText: p.FinalText, WaitingFor: p.WaitingFor, Mode: modeString(p),
+	}
+	for _, d := range p.Decisions {
+		out.Decisions = append(out.Decisions, &approvalv1.Decision{
+			Outcome: toProtoOutcome[d.Outcome], Approver: d.ApproverEmail, DecidedAt: ts(d.DecidedAt), Comment: d.Comment, EditedText: d.EditedText,
+		})
 	}
 	if p.Decision != "" {
 		out.Decision = &approvalv1.Decision{Approver: p.DecidedBy, DecidedAt: ts(p.DecidedAt), Comment: p.Comment, Outcome: toProtoOutcome[p.Decision]}
@@ -176,4 +200,12 @@ func toProtoPost(p approval.Post) *approvalv1.Post {
 		out.Publication = &approvalv1.Publication{Channel: p.Channel, RemoteId: p.RemoteID, Url: p.RemoteURL, PublishedAt: ts(p.PublishedAt)}
 	}
 	return out
+}
+
+// modeString is the mode a post was asked under, as policies write it.
+func modeString(p approval.Post) string {
+	if p.Mode == "" {
+		return string(approval.ModeFirst)
+	}
+	return approval.Policy{Mode: p.Mode, Quorum: p.Required}.ModeString()
 }

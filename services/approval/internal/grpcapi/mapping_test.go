@@ -75,10 +75,12 @@ func TestPostStatusMapping(t *testing.T) {
 func TestLinkStateMapping(t *testing.T) {
 	t.Parallel()
 	checkMapping(t, "LinkState", linkStates, nil, approvalv1.ApprovalState_name, map[approval.LinkState]approvalv1.ApprovalState{
-		approval.LinkOpen:    approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
-		approval.LinkUsed:    approvalv1.ApprovalState_APPROVAL_STATE_USED,
-		approval.LinkExpired: approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED,
-		approval.LinkClosed:  approvalv1.ApprovalState_APPROVAL_STATE_CLOSED,
+		approval.LinkOpen:      approvalv1.ApprovalState_APPROVAL_STATE_OPEN,
+		approval.LinkCancelled: approvalv1.ApprovalState_APPROVAL_STATE_CANCELLED,
+		approval.LinkReplaced:  approvalv1.ApprovalState_APPROVAL_STATE_REPLACED,
+		approval.LinkUsed:      approvalv1.ApprovalState_APPROVAL_STATE_USED,
+		approval.LinkExpired:   approvalv1.ApprovalState_APPROVAL_STATE_EXPIRED,
+		approval.LinkClosed:    approvalv1.ApprovalState_APPROVAL_STATE_CLOSED,
 	})
 }
 

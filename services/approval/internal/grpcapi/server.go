@@ -107,7 +107,8 @@ func toStatus(err error) error {
 	case errors.Is(err, approval.ErrUnauthorized):
 		code = codes.Unauthenticated
 	case errors.Is(err, approval.ErrTokenUsed), errors.Is(err, approval.ErrTokenExpired), errors.Is(err, approval.ErrClosed),
-		errors.Is(err, approval.ErrLinkRevoked):
+		errors.Is(err, approval.ErrLinkRevoked), errors.Is(err, approval.ErrLinkReplaced), errors.Is(err, approval.ErrAlreadyAnswered),
+		errors.Is(err, approval.ErrSelfApproval):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded

@@ -37,8 +37,10 @@ func (nopMailer) SendApprovalRequest(context.Context, approval.ApprovalEmail) er
 
 type nopEvents struct{}
 
-func (nopEvents) PostApproved(context.Context, approval.Post) error { return nil }
-func (nopEvents) PostRejected(context.Context, approval.Post) error { return nil }
+func (nopEvents) PostApproved(context.Context, approval.Post) error  { return nil }
+func (nopEvents) PostRejected(context.Context, approval.Post) error  { return nil }
+func (nopEvents) PostExpired(context.Context, approval.Post) error   { return nil }
+func (nopEvents) PostCancelled(context.Context, approval.Post) error { return nil }
 
 func dial(t *testing.T) *grpc.ClientConn {
 	t.Helper()

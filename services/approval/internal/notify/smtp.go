@@ -80,7 +80,11 @@ func (s *SMTP) SendApprovalRequest(ctx context.Context, e approval.ApprovalEmail
 	if err := m.AddToFormat(e.ToName, e.To); err != nil {
 		return fmt.Errorf("to: %w", err)
 	}
-	m.Subject(fmt.Sprintf("Approval needed: post from %s", e.DepartmentName))
+	subject := fmt.Sprintf("Approval needed: post from %s", e.DepartmentName)
+	if e.Reminder {
+		subject = "Reminder: " + subject
+	}
+	m.Subject(subject)
 	m.SetDate()
 	m.SetMessageID()
 	var text, html bytes.Buffer
@@ -107,8 +111,12 @@ var textBody = texttemplate.Must(texttemplate.New("text").Parse(`{{.RequestedBy}
 
 {{.Text}}
 
-Approve or reject it here:
+Review it, then approve or reject it here:
 {{.Link}}
+
+Or go straight to your answer (you confirm it on the page; opening a link decides nothing):
+Approve: {{.Link}}?choice=approve
+Reject:  {{.Link}}?choice=reject
 
 The link is yours alone, works once, and expires {{.ExpiresAt.Format "2 Jan 2006 15:04 MST"}}.
 `))
@@ -117,7 +125,10 @@ var htmlBody = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 <html><body style="font-family: sans-serif">
 <p><strong>{{.RequestedBy}}</strong> ({{.DepartmentName}}) asks to publish this post:</p>
 <blockquote style="border-left: 4px solid #1d9bf0; padding-left: 12px; white-space: pre-wrap">{{.Text}}</blockquote>
-<p><a href="{{.Link}}" style="background:#1d9bf0;color:#fff;padding:8px 16px;border-radius:16px;text-decoration:none">Review the post</a></p>
+<p><a href="{{.Link}}?choice=approve" style="background:#00ba7c;color:#fff;padding:8px 16px;border-radius:16px;text-decoration:none">Approve</a>
+&nbsp; <a href="{{.Link}}?choice=reject" style="background:#f4212e;color:#fff;padding:8px 16px;border-radius:16px;text-decoration:none">Reject</a>
+&nbsp; <a href="{{.Link}}">Review the post</a></p>
+<p style="color:#666">Each link opens the approval page with your choice selected; you confirm it there (you may edit the text or add a comment first). Opening a link decides nothing.</p>
 <p style="color:#666">The link is yours alone, works once, and expires {{.ExpiresAt.Format "2 Jan 2006 15:04 MST"}}.</p>
 </body></html>
 `))

@@ -46,9 +46,14 @@ func TestSendApprovalRequestOverSMTP(t *testing.T) {
 	if got.Subject != "Approval needed: post from HR" || len(got.To) != 1 || got.To[0] != "comms@example.com" {
 		t.Errorf("headers: subject %q, to %v", got.Subject, got.To)
 	}
-	for _, want := range []string{e.Text, e.Link, "jo@example.com (HR)"} {
+	for _, want := range []string{e.Text, e.Link, "jo@example.com (HR)", "Approve: " + e.Link + "?choice=approve", "Reject:  " + e.Link + "?choice=reject"} {
 		if !strings.Contains(got.Text, want) {
 			t.Errorf("text body lacks %q:\n%s", want, got.Text)
+		}
+	}
+	for _, want := range []string{`href="http://localhost:8080/approvals/abc123?choice=approve"`, `href="http://localhost:8080/approvals/abc123?choice=reject"`} {
+		if !strings.Contains(got.HTML, want) {
+			t.Errorf("html body lacks %s", want)
 		}
 	}
 	if !strings.Contains(got.HTML, `href="http://localhost:8080/approvals/abc123"`) || !strings.Contains(got.HTML, "Zoë &amp; team &lt;3") {

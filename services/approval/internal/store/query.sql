@@ -45,9 +45,11 @@ SELECT * FROM approvers WHERE removed_at = 0 ORDER BY email;
 UPDATE approvers SET removed_at = sqlc.arg(removed_at) WHERE id = sqlc.arg(id) AND removed_at = 0;
 
 -- name: InsertPost :execrows
-INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason)
+INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at,
+                   mode, required, waiting_for)
 VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(text), sqlc.arg(requested_by), sqlc.arg(idempotency_key),
-        sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(failure_reason))
+        sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(failure_reason), sqlc.arg(expires_at),
+        sqlc.arg(mode), sqlc.arg(required), sqlc.arg(waiting_for))
 ON CONFLICT (id) DO NOTHING;
 
 -- name: GetPost :one
@@ -57,14 +59,78 @@ SELECT * FROM posts WHERE id = sqlc.arg(id);
 SELECT * FROM posts
 WHERE (CAST(sqlc.arg(department_id) AS TEXT) = '' OR department_id = sqlc.arg(department_id))
   AND (CAST(sqlc.arg(status) AS TEXT) = '' OR status = sqlc.arg(status))
+  AND (CAST(sqlc.arg(waiting) AS BIGINT) = 0 OR (status = 'pending' AND waiting_for <> ''))
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
 -- name: DecidePost :execrows
 UPDATE posts
 SET status = sqlc.arg(status), decision = sqlc.arg(decision), decided_by = sqlc.arg(decided_by),
-    decided_at = sqlc.arg(decided_at), decision_comment = sqlc.arg(decision_comment), updated_at = sqlc.arg(decided_at)
+    decided_at = sqlc.arg(decided_at), decision_comment = sqlc.arg(decision_comment), updated_at = sqlc.arg(decided_at),
+    final_text = sqlc.arg(final_text)
 WHERE id = sqlc.arg(id) AND status = 'pending';
+
+-- A decision per approver and post: the primary key makes a second answer by the same approver (through
+-- another link, say a re-sent one) a no-op the store reports.
+-- name: InsertDecision :execrows
+INSERT INTO decisions (post_id, approver_id, approver_email, outcome, comment, edited_text, decided_at)
+VALUES (sqlc.arg(post_id), sqlc.arg(approver_id), sqlc.arg(approver_email), sqlc.arg(outcome), sqlc.arg(comment),
+        sqlc.arg(edited_text), sqlc.arg(decided_at))
+ON CONFLICT (post_id, approver_id) DO NOTHING;
+
+-- name: ListDecisions :many
+SELECT * FROM decisions WHERE post_id = sqlc.arg(post_id) ORDER BY decided_at, approver_email;
+
+-- name: CountPostsWaiting :one
+SELECT COUNT(*) FROM posts WHERE status = 'pending' AND waiting_for <> '';
+
+-- name: WaitingPosts :many
+SELECT * FROM posts WHERE status = 'pending' AND waiting_for <> '' ORDER BY created_at, id LIMIT sqlc.arg(max_rows);
+
+-- AskPost records that a waiting post's approvers are now asked, under the policy of that moment.
+-- name: AskPost :execrows
+UPDATE posts SET waiting_for = '', mode = sqlc.arg(mode), required = sqlc.arg(required), updated_at = sqlc.arg(updated_at)
+WHERE id = sqlc.arg(id) AND status = 'pending' AND waiting_for <> '';
+
+-- name: GetPolicy :one
+SELECT * FROM policies WHERE department_id = sqlc.arg(department_id);
+
+-- name: UpsertPolicy :exec
+INSERT INTO policies (department_id, mode, quorum, ttl_micros, allow_self_approval, all_approvers, teams_webhook_url, updated_at)
+VALUES (sqlc.arg(department_id), sqlc.arg(mode), sqlc.arg(quorum), sqlc.arg(ttl_micros), sqlc.arg(allow_self_approval),
+        sqlc.arg(all_approvers), sqlc.arg(teams_webhook_url), sqlc.arg(updated_at))
+ON CONFLICT (department_id) DO UPDATE SET mode = excluded.mode, quorum = excluded.quorum, ttl_micros = excluded.ttl_micros,
+    allow_self_approval = excluded.allow_self_approval, all_approvers = excluded.all_approvers,
+    teams_webhook_url = excluded.teams_webhook_url, updated_at = excluded.updated_at;
+
+-- name: DeletePolicyApprovers :exec
+DELETE FROM policy_approvers WHERE department_id = sqlc.arg(department_id);
+
+-- name: InsertPolicyApprover :exec
+INSERT INTO policy_approvers (department_id, approver_id) VALUES (sqlc.arg(department_id), sqlc.arg(approver_id));
+
+-- The policy's approvers who are still current.
+-- name: ListPolicyApprovers :many
+SELECT a.* FROM approvers a JOIN policy_approvers pa ON pa.approver_id = a.id
+WHERE pa.department_id = sqlc.arg(department_id) AND a.removed_at = 0
+ORDER BY a.email;
+
+-- name: OverduePosts :many
+SELECT id FROM posts
+WHERE status = 'pending' AND expires_at > 0 AND expires_at <= sqlc.arg(now)
+ORDER BY expires_at, id
+LIMIT sqlc.arg(max_rows);
+
+-- ClosePost ends a pending post without a decision (expired, cancelled). The condition on the status makes
+-- it a compare-and-set: of replicas sweeping at once, or a cancel racing a decision, exactly one wins.
+-- name: ClosePost :execrows
+UPDATE posts SET status = sqlc.arg(status), updated_at = sqlc.arg(updated_at)
+WHERE id = sqlc.arg(id) AND status = 'pending';
+
+-- TouchPendingPost locks a pending post's row for the rest of the transaction (and says whether it is
+-- still pending), so that what the transaction does next cannot race a decision or a cancellation.
+-- name: TouchPendingPost :execrows
+UPDATE posts SET updated_at = sqlc.arg(updated_at) WHERE id = sqlc.arg(id) AND status = 'pending';
 
 -- name: RecordOutcome :execrows
 UPDATE posts
@@ -85,7 +151,10 @@ VALUES (sqlc.arg(hash), sqlc.arg(post_id), sqlc.arg(approver_id), sqlc.arg(creat
 SELECT * FROM approval_tokens WHERE hash = sqlc.arg(hash);
 
 -- name: UseToken :execrows
-UPDATE approval_tokens SET used_at = sqlc.arg(used_at) WHERE hash = sqlc.arg(hash) AND used_at = 0;
+UPDATE approval_tokens SET used_at = sqlc.arg(used_at) WHERE hash = sqlc.arg(hash) AND used_at = 0 AND replaced_at = 0;
+
+-- name: ReplacePostTokens :exec
+UPDATE approval_tokens SET replaced_at = sqlc.arg(replaced_at) WHERE post_id = sqlc.arg(post_id) AND used_at = 0 AND replaced_at = 0;
 
 -- name: InsertAudit :exec
 INSERT INTO audit_events (post_id, at, actor, origin, action, from_status, to_status, comment, api_key_id)
@@ -105,8 +174,9 @@ SELECT * FROM outbox WHERE next_attempt_at <= sqlc.arg(now) ORDER BY next_attemp
 -- name: DeleteOutbox :exec
 DELETE FROM outbox WHERE id = sqlc.arg(id);
 
+-- A deferred item gives up its lease: it is due again at next_attempt_at, for any replica.
 -- name: DeferOutbox :exec
-UPDATE outbox SET attempts = attempts + 1, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)
+UPDATE outbox SET attempts = attempts + 1, lease_until = 0, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)
 WHERE id = sqlc.arg(id);
 
 -- name: GetDepartmentLimits :one

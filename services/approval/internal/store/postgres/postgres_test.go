@@ -42,3 +42,20 @@ func TestOpenCreatesItsSchema(t *testing.T) {
 		t.Errorf("after reopening: %+v, %v", d, err)
 	}
 }
+
+// TestReplicasMailEachApproverOnce runs two approval services on one PostgreSQL schema.
+func TestReplicasMailEachApproverOnce(t *testing.T) {
+	storetest.Replicas(t, func(t *testing.T) (approval.Store, approval.Store) {
+		url := pgtest.Schema(t)
+		var stores [2]approval.Store
+		for i := range stores {
+			s, err := postgres.Open(context.Background(), url, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			stores[i] = s
+		}
+		return stores[0], stores[1]
+	})
+}

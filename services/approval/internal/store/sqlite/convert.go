@@ -37,13 +37,14 @@ func toPost(r sqlitedb.Post) approval.Post {
 		Status: approval.Status(r.Status), CreatedAt: fromMicros(r.CreatedAt), UpdatedAt: fromMicros(r.UpdatedAt),
 		Decision: approval.Outcome(r.Decision), DecidedBy: r.DecidedBy, DecidedAt: fromMicros(r.DecidedAt), Comment: r.DecisionComment,
 		Channel: r.Channel, RemoteID: r.RemoteID, RemoteURL: r.RemoteUrl, PublishedAt: fromMicros(r.PublishedAt), FailureReason: r.FailureReason,
+		ExpiresAt: fromMicros(r.ExpiresAt), Mode: approval.Mode(r.Mode), Required: int(r.Required), WaitingFor: r.WaitingFor, FinalText: r.FinalText,
 	}
 }
 
 func toToken(r sqlitedb.ApprovalToken) approval.Token {
 	return approval.Token{
 		Hash: r.Hash, PostID: r.PostID, ApproverID: r.ApproverID, CreatedAt: fromMicros(r.CreatedAt),
-		ExpiresAt: fromMicros(r.ExpiresAt), UsedAt: fromMicros(r.UsedAt),
+		ExpiresAt: fromMicros(r.ExpiresAt), UsedAt: fromMicros(r.UsedAt), ReplacedAt: fromMicros(r.ReplacedAt),
 	}
 }
 
@@ -59,5 +60,12 @@ func toOutbox(r sqlitedb.Outbox) approval.OutboxItem {
 	return approval.OutboxItem{
 		ID: r.ID, Kind: approval.OutboxKind(r.Kind), PostID: r.PostID, ApproverID: r.ApproverID,
 		CreatedAt: fromMicros(r.CreatedAt), Attempts: int(r.Attempts), NextAttemptAt: fromMicros(r.NextAttemptAt), LastError: r.LastError,
+	}
+}
+
+func toDecision(r sqlitedb.Decision) approval.Decision {
+	return approval.Decision{
+		PostID: r.PostID, ApproverID: r.ApproverID, ApproverEmail: r.ApproverEmail, Outcome: approval.Outcome(r.Outcome),
+		Comment: r.Comment, EditedText: r.EditedText, DecidedAt: fromMicros(r.DecidedAt),
 	}
 }

@@ -3,12 +3,14 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -244,6 +246,7 @@ func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.
 		n, err := q.InsertPost(ctx, sqlitedb.InsertPostParams{
 			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
 			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
+			ExpiresAt: micros(p.ExpiresAt), Mode: string(p.Mode), Required: int64(p.Required), WaitingFor: p.WaitingFor,
 		})
 		if err != nil || n == 0 {
 			return err
@@ -273,7 +276,7 @@ func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
 
 // ListPosts implements approval.Store.
 func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approval.Post, error) {
-	rows, err := s.q.ListPosts(ctx, sqlitedb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), MaxRows: int64(f.Limit)})
+	rows, err := s.q.ListPosts(ctx, sqlitedb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int64(f.Limit)})
 	return convert(rows, err, toPost)
 }
 
@@ -299,7 +302,8 @@ func (s *Store) GetToken(ctx context.Context, hash string) (approval.Token, erro
 	return toToken(r), nil
 }
 
-// Decide implements approval.Store.
+// Decide implements approval.Store. The post's row is locked (a conditional touch) before the decision is
+// added up, so that concurrent decisions on one post are counted one after the other on both engines.
 func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
 		n, err := q.UseToken(ctx, sqlitedb.UseTokenParams{Hash: p.TokenHash, UsedAt: micros(p.At)})
@@ -309,9 +313,48 @@ func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 		if n == 0 {
 			return approval.ErrTokenUsed
 		}
+		n, err = q.TouchPendingPost(ctx, sqlitedb.TouchPendingPostParams{ID: p.PostID, UpdatedAt: micros(p.At)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return approval.ErrClosed
+		}
+		approverID := p.ApproverID
+		if approverID == "" {
+			approverID = p.Approver
+		}
+		n, err = q.InsertDecision(ctx, sqlitedb.InsertDecisionParams{
+			PostID: p.PostID, ApproverID: approverID, ApproverEmail: p.Approver, Outcome: string(p.Outcome),
+			Comment: p.Comment, EditedText: p.EditedText, DecidedAt: micros(p.At),
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return approval.ErrAlreadyAnswered
+		}
+		status := p.Status
+		if p.Resolve != nil {
+			rows, err := q.ListDecisions(ctx, p.PostID)
+			ds, err := convert(rows, err, toDecision)
+			if err != nil {
+				return err
+			}
+			status = p.Resolve(ds).Status
+		}
+		audit := p.Audit
+		audit.ToStatus = status
+		if status == approval.StatusPending {
+			return insertAudit(ctx, q, audit)
+		}
+		final := ""
+		if status == approval.StatusApproved {
+			final = p.EditedText
+		}
 		n, err = q.DecidePost(ctx, sqlitedb.DecidePostParams{
-			ID: p.PostID, Status: string(p.Status), Decision: string(p.Outcome), DecidedBy: p.Approver,
-			DecidedAt: micros(p.At), DecisionComment: p.Comment,
+			ID: p.PostID, Status: string(status), Decision: string(p.Outcome), DecidedBy: p.Approver,
+			DecidedAt: micros(p.At), DecisionComment: p.Comment, FinalText: final,
 		})
 		if err != nil {
 			return err
@@ -319,10 +362,175 @@ func (s *Store) Decide(ctx context.Context, p approval.DecideParams) error {
 		if n == 0 {
 			return approval.ErrClosed
 		}
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		ann := p.Announcement
+		ann.Kind = approval.AnnouncementOf(status)
+		for _, it := range append([]approval.OutboxItem{ann}, p.Extra...) {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListDecisions implements approval.Store.
+func (s *Store) ListDecisions(ctx context.Context, postID string) ([]approval.Decision, error) {
+	rows, err := s.q.ListDecisions(ctx, postID)
+	return convert(rows, err, toDecision)
+}
+
+// GetPolicy implements approval.Store.
+func (s *Store) GetPolicy(ctx context.Context, departmentID string) (approval.Policy, error) {
+	r, err := s.q.GetPolicy(ctx, departmentID)
+	if err != nil {
+		return approval.Policy{}, notFound(err)
+	}
+	p := approval.Policy{
+		DepartmentID: r.DepartmentID, Mode: approval.Mode(r.Mode), Quorum: int(r.Quorum), TTL: time.Duration(r.TtlMicros) * time.Microsecond,
+		AllowSelfApproval: r.AllowSelfApproval != 0, AllApprovers: r.AllApprovers != 0, TeamsWebhookURL: r.TeamsWebhookUrl,
+		UpdatedAt: fromMicros(r.UpdatedAt),
+	}
+	if !p.AllApprovers {
+		as, err := s.ListPolicyApprovers(ctx, departmentID)
+		if err != nil {
+			return approval.Policy{}, err
+		}
+		p.ApproverIDs = []string{}
+		for _, a := range as {
+			p.ApproverIDs = append(p.ApproverIDs, a.ID)
+		}
+	}
+	return p, nil
+}
+
+// SetPolicy implements approval.Store.
+func (s *Store) SetPolicy(ctx context.Context, p approval.Policy) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		err := q.UpsertPolicy(ctx, sqlitedb.UpsertPolicyParams{
+			DepartmentID: p.DepartmentID, Mode: string(p.Mode), Quorum: int64(p.Quorum), TtlMicros: p.TTL.Microseconds(),
+			AllowSelfApproval: boolInt(p.AllowSelfApproval), AllApprovers: boolInt(p.AllApprovers), TeamsWebhookUrl: p.TeamsWebhookURL,
+			UpdatedAt: micros(p.UpdatedAt),
+		})
+		if err != nil {
+			return err
+		}
+		if err := q.DeletePolicyApprovers(ctx, p.DepartmentID); err != nil {
+			return err
+		}
+		for _, id := range p.ApproverIDs {
+			if err := q.InsertPolicyApprover(ctx, sqlitedb.InsertPolicyApproverParams{DepartmentID: p.DepartmentID, ApproverID: id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListPolicyApprovers implements approval.Store.
+func (s *Store) ListPolicyApprovers(ctx context.Context, departmentID string) ([]approval.Approver, error) {
+	rows, err := s.q.ListPolicyApprovers(ctx, departmentID)
+	return convert(rows, err, toApprover)
+}
+
+// CountWaiting implements approval.Store.
+func (s *Store) CountWaiting(ctx context.Context) (int, error) {
+	n, err := s.q.CountPostsWaiting(ctx)
+	return int(n), err
+}
+
+// WaitingPosts implements approval.Store.
+func (s *Store) WaitingPosts(ctx context.Context, limit int) ([]approval.Post, error) {
+	rows, err := s.q.WaitingPosts(ctx, int64(limit))
+	return convert(rows, err, toPost)
+}
+
+// AskApprovers implements approval.Store.
+func (s *Store) AskApprovers(ctx context.Context, postID string, mode approval.Mode, required int, at time.Time, audit approval.AuditEntry, outbox []approval.OutboxItem) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		n, err := q.AskPost(ctx, sqlitedb.AskPostParams{ID: postID, Mode: string(mode), Required: int64(required), UpdatedAt: micros(at)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return approval.ErrClosed
+		}
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range outbox {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// OverduePosts implements approval.Store.
+func (s *Store) OverduePosts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return s.q.OverduePosts(ctx, sqlitedb.OverduePostsParams{Now: micros(now), MaxRows: int64(limit)})
+}
+
+// ClosePost implements approval.Store.
+func (s *Store) ClosePost(ctx context.Context, p approval.CloseParams) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		n, err := q.ClosePost(ctx, sqlitedb.ClosePostParams{ID: p.PostID, Status: string(p.Status), UpdatedAt: micros(p.At)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := q.GetPost(ctx, p.PostID); err != nil {
+				return notFound(err)
+			}
+			return approval.ErrClosed
+		}
 		if err := insertAudit(ctx, q, p.Audit); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, q, p.Announcement)
+		for _, it := range append([]approval.OutboxItem{p.Announcement}, p.Extra...) {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ResendApprovals implements approval.Store.
+func (s *Store) ResendApprovals(ctx context.Context, postID string, at time.Time, audit approval.AuditEntry, outbox []approval.OutboxItem) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		n, err := q.TouchPendingPost(ctx, sqlitedb.TouchPendingPostParams{ID: postID, UpdatedAt: micros(at)})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := q.GetPost(ctx, postID); err != nil {
+				return notFound(err)
+			}
+			return approval.ErrClosed
+		}
+		if err := q.ReplacePostTokens(ctx, sqlitedb.ReplacePostTokensParams{PostID: postID, ReplacedAt: micros(at)}); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range outbox {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -353,6 +561,20 @@ func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bo
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]approval.OutboxItem, error) {
 	rows, err := s.q.DueOutbox(ctx, sqlitedb.DueOutboxParams{Now: micros(now), MaxRows: int64(limit)})
 	return convert(rows, err, toOutbox)
+}
+
+// ClaimOutbox implements approval.Store.
+func (s *Store) ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]approval.OutboxItem, error) {
+	rows, err := s.q.ClaimOutbox(ctx, sqlitedb.ClaimOutboxParams{LeaseUntil: micros(until), Now: micros(now), MaxRows: int64(limit)})
+	items, err := convert(rows, err, toOutbox)
+	if err != nil {
+		return nil, err
+	}
+	// RETURNING keeps no order: hand the items out oldest first, as DueOutbox does.
+	slices.SortFunc(items, func(a, b approval.OutboxItem) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+	})
+	return items, nil
 }
 
 // DeleteOutbox implements approval.Store.

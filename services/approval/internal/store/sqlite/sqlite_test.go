@@ -41,3 +41,20 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", d, err)
 	}
 }
+
+// TestReplicasMailEachApproverOnce runs two approval services on one SQLite file.
+func TestReplicasMailEachApproverOnce(t *testing.T) {
+	storetest.Replicas(t, func(t *testing.T) (approval.Store, approval.Store) {
+		path := filepath.Join(t.TempDir(), "approval.db")
+		var stores [2]approval.Store
+		for i := range stores {
+			s, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			stores[i] = s
+		}
+		return stores[0], stores[1]
+	})
+}

@@ -9,6 +9,64 @@ import (
 	"context"
 )
 
+const askPost = `-- name: AskPost :execrows
+UPDATE posts SET waiting_for = '', mode = $1, required = $2, updated_at = $3
+WHERE id = $4 AND status = 'pending' AND waiting_for <> ''
+`
+
+type AskPostParams struct {
+	Mode      string
+	Required  int64
+	UpdatedAt int64
+	ID        string
+}
+
+// AskPost records that a waiting post's approvers are now asked, under the policy of that moment.
+func (q *Queries) AskPost(ctx context.Context, arg AskPostParams) (int64, error) {
+	result, err := q.db.Exec(ctx, askPost,
+		arg.Mode,
+		arg.Required,
+		arg.UpdatedAt,
+		arg.ID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const closePost = `-- name: ClosePost :execrows
+UPDATE posts SET status = $1, updated_at = $2
+WHERE id = $3 AND status = 'pending'
+`
+
+type ClosePostParams struct {
+	Status    string
+	UpdatedAt int64
+	ID        string
+}
+
+// ClosePost ends a pending post without a decision (expired, cancelled). The condition on the status makes
+// it a compare-and-set: of replicas sweeping at once, or a cancel racing a decision, exactly one wins.
+func (q *Queries) ClosePost(ctx context.Context, arg ClosePostParams) (int64, error) {
+	result, err := q.db.Exec(ctx, closePost, arg.Status, arg.UpdatedAt, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const countPostsWaiting = `-- name: CountPostsWaiting :one
+SELECT COUNT(*) FROM posts WHERE status = 'pending' AND waiting_for <> ''
+`
+
+func (q *Queries) CountPostsWaiting(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countPostsWaiting)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countUndecided = `-- name: CountUndecided :one
 SELECT count(*) FROM posts WHERE department_id = $1 AND status = 'pending'
 `
@@ -91,8 +149,9 @@ func (q *Queries) CreateToken(ctx context.Context, arg CreateTokenParams) error 
 const decidePost = `-- name: DecidePost :execrows
 UPDATE posts
 SET status = $1, decision = $2, decided_by = $3,
-    decided_at = $4, decision_comment = $5, updated_at = $4
-WHERE id = $6 AND status = 'pending'
+    decided_at = $4, decision_comment = $5, updated_at = $4,
+    final_text = $6
+WHERE id = $7 AND status = 'pending'
 `
 
 type DecidePostParams struct {
@@ -101,6 +160,7 @@ type DecidePostParams struct {
 	DecidedBy       string
 	DecidedAt       int64
 	DecisionComment string
+	FinalText       string
 	ID              string
 }
 
@@ -111,6 +171,7 @@ func (q *Queries) DecidePost(ctx context.Context, arg DecidePostParams) (int64, 
 		arg.DecidedBy,
 		arg.DecidedAt,
 		arg.DecisionComment,
+		arg.FinalText,
 		arg.ID,
 	)
 	if err != nil {
@@ -120,7 +181,7 @@ func (q *Queries) DecidePost(ctx context.Context, arg DecidePostParams) (int64, 
 }
 
 const deferOutbox = `-- name: DeferOutbox :exec
-UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2
+UPDATE outbox SET attempts = attempts + 1, lease_until = 0, next_attempt_at = $1, last_error = $2
 WHERE id = $3
 `
 
@@ -130,6 +191,7 @@ type DeferOutboxParams struct {
 	ID            int64
 }
 
+// A deferred item gives up its lease: it is due again at next_attempt_at, for any replica.
 func (q *Queries) DeferOutbox(ctx context.Context, arg DeferOutboxParams) error {
 	_, err := q.db.Exec(ctx, deferOutbox, arg.NextAttemptAt, arg.LastError, arg.ID)
 	return err
@@ -144,8 +206,17 @@ func (q *Queries) DeleteOutbox(ctx context.Context, id int64) error {
 	return err
 }
 
+const deletePolicyApprovers = `-- name: DeletePolicyApprovers :exec
+DELETE FROM policy_approvers WHERE department_id = $1
+`
+
+func (q *Queries) DeletePolicyApprovers(ctx context.Context, departmentID string) error {
+	_, err := q.db.Exec(ctx, deletePolicyApprovers, departmentID)
+	return err
+}
+
 const dueOutbox = `-- name: DueOutbox :many
-SELECT id, kind, created_at, attempts, next_attempt_at, last_error, post_id, approver_id FROM outbox WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2
+SELECT id, kind, created_at, attempts, next_attempt_at, last_error, post_id, approver_id, lease_until FROM outbox WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2
 `
 
 type DueOutboxParams struct {
@@ -171,6 +242,7 @@ func (q *Queries) DueOutbox(ctx context.Context, arg DueOutboxParams) ([]Outbox,
 			&i.LastError,
 			&i.PostID,
 			&i.ApproverID,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -278,8 +350,28 @@ func (q *Queries) GetDepartmentLimits(ctx context.Context, departmentID string) 
 	return i, err
 }
 
+const getPolicy = `-- name: GetPolicy :one
+SELECT department_id, mode, quorum, ttl_micros, allow_self_approval, all_approvers, teams_webhook_url, updated_at FROM policies WHERE department_id = $1
+`
+
+func (q *Queries) GetPolicy(ctx context.Context, departmentID string) (Policy, error) {
+	row := q.db.QueryRow(ctx, getPolicy, departmentID)
+	var i Policy
+	err := row.Scan(
+		&i.DepartmentID,
+		&i.Mode,
+		&i.Quorum,
+		&i.TtlMicros,
+		&i.AllowSelfApproval,
+		&i.AllApprovers,
+		&i.TeamsWebhookUrl,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const getPost = `-- name: GetPost :one
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason FROM posts WHERE id = $1
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts WHERE id = $1
 `
 
 func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
@@ -303,12 +395,17 @@ func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
 		&i.RemoteUrl,
 		&i.PublishedAt,
 		&i.FailureReason,
+		&i.ExpiresAt,
+		&i.Mode,
+		&i.Required,
+		&i.WaitingFor,
+		&i.FinalText,
 	)
 	return i, err
 }
 
 const getToken = `-- name: GetToken :one
-SELECT hash, post_id, approver_id, created_at, expires_at, used_at FROM approval_tokens WHERE hash = $1
+SELECT hash, post_id, approver_id, created_at, expires_at, used_at, replaced_at FROM approval_tokens WHERE hash = $1
 `
 
 func (q *Queries) GetToken(ctx context.Context, hash string) (ApprovalToken, error) {
@@ -321,6 +418,7 @@ func (q *Queries) GetToken(ctx context.Context, hash string) (ApprovalToken, err
 		&i.CreatedAt,
 		&i.ExpiresAt,
 		&i.UsedAt,
+		&i.ReplacedAt,
 	)
 	return i, err
 }
@@ -358,6 +456,41 @@ func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error 
 	return err
 }
 
+const insertDecision = `-- name: InsertDecision :execrows
+INSERT INTO decisions (post_id, approver_id, approver_email, outcome, comment, edited_text, decided_at)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7)
+ON CONFLICT (post_id, approver_id) DO NOTHING
+`
+
+type InsertDecisionParams struct {
+	PostID        string
+	ApproverID    string
+	ApproverEmail string
+	Outcome       string
+	Comment       string
+	EditedText    string
+	DecidedAt     int64
+}
+
+// A decision per approver and post: the primary key makes a second answer by the same approver (through
+// another link, say a re-sent one) a no-op the store reports.
+func (q *Queries) InsertDecision(ctx context.Context, arg InsertDecisionParams) (int64, error) {
+	result, err := q.db.Exec(ctx, insertDecision,
+		arg.PostID,
+		arg.ApproverID,
+		arg.ApproverEmail,
+		arg.Outcome,
+		arg.Comment,
+		arg.EditedText,
+		arg.DecidedAt,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const insertOutbox = `-- name: InsertOutbox :exec
 INSERT INTO outbox (kind, post_id, approver_id, created_at, next_attempt_at)
 VALUES ($1, $2, $3, $4, $5)
@@ -382,10 +515,26 @@ func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) erro
 	return err
 }
 
+const insertPolicyApprover = `-- name: InsertPolicyApprover :exec
+INSERT INTO policy_approvers (department_id, approver_id) VALUES ($1, $2)
+`
+
+type InsertPolicyApproverParams struct {
+	DepartmentID string
+	ApproverID   string
+}
+
+func (q *Queries) InsertPolicyApprover(ctx context.Context, arg InsertPolicyApproverParams) error {
+	_, err := q.db.Exec(ctx, insertPolicyApprover, arg.DepartmentID, arg.ApproverID)
+	return err
+}
+
 const insertPost = `-- name: InsertPost :execrows
-INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason)
+INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at,
+                   mode, required, waiting_for)
 VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8, $9)
+        $6, $7, $8, $9, $10,
+        $11, $12, $13)
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -399,6 +548,10 @@ type InsertPostParams struct {
 	CreatedAt      int64
 	UpdatedAt      int64
 	FailureReason  string
+	ExpiresAt      int64
+	Mode           string
+	Required       int64
+	WaitingFor     string
 }
 
 func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, error) {
@@ -412,6 +565,10 @@ func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, 
 		arg.CreatedAt,
 		arg.UpdatedAt,
 		arg.FailureReason,
+		arg.ExpiresAt,
+		arg.Mode,
+		arg.Required,
+		arg.WaitingFor,
 	)
 	if err != nil {
 		return 0, err
@@ -516,6 +673,38 @@ func (q *Queries) ListAudit(ctx context.Context, postID string) ([]AuditEvent, e
 	return items, nil
 }
 
+const listDecisions = `-- name: ListDecisions :many
+SELECT post_id, approver_id, approver_email, outcome, comment, edited_text, decided_at FROM decisions WHERE post_id = $1 ORDER BY decided_at, approver_email
+`
+
+func (q *Queries) ListDecisions(ctx context.Context, postID string) ([]Decision, error) {
+	rows, err := q.db.Query(ctx, listDecisions, postID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Decision
+	for rows.Next() {
+		var i Decision
+		if err := rows.Scan(
+			&i.PostID,
+			&i.ApproverID,
+			&i.ApproverEmail,
+			&i.Outcome,
+			&i.Comment,
+			&i.EditedText,
+			&i.DecidedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listDepartments = `-- name: ListDepartments :many
 SELECT id, name, created_at FROM departments ORDER BY name
 `
@@ -540,22 +729,62 @@ func (q *Queries) ListDepartments(ctx context.Context) ([]Department, error) {
 	return items, nil
 }
 
+const listPolicyApprovers = `-- name: ListPolicyApprovers :many
+SELECT a.id, a.email, a.name, a.created_at, a.removed_at FROM approvers a JOIN policy_approvers pa ON pa.approver_id = a.id
+WHERE pa.department_id = $1 AND a.removed_at = 0
+ORDER BY a.email
+`
+
+// The policy's approvers who are still current.
+func (q *Queries) ListPolicyApprovers(ctx context.Context, departmentID string) ([]Approver, error) {
+	rows, err := q.db.Query(ctx, listPolicyApprovers, departmentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Approver
+	for rows.Next() {
+		var i Approver
+		if err := rows.Scan(
+			&i.ID,
+			&i.Email,
+			&i.Name,
+			&i.CreatedAt,
+			&i.RemovedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listPosts = `-- name: ListPosts :many
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason FROM posts
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts
 WHERE (CAST($1 AS TEXT) = '' OR department_id = $1)
   AND (CAST($2 AS TEXT) = '' OR status = $2)
+  AND (CAST($3 AS BIGINT) = 0 OR (status = 'pending' AND waiting_for <> ''))
 ORDER BY created_at DESC, id DESC
-LIMIT $3
+LIMIT $4
 `
 
 type ListPostsParams struct {
 	DepartmentID string
 	Status       string
+	Waiting      int64
 	MaxRows      int32
 }
 
 func (q *Queries) ListPosts(ctx context.Context, arg ListPostsParams) ([]Post, error) {
-	rows, err := q.db.Query(ctx, listPosts, arg.DepartmentID, arg.Status, arg.MaxRows)
+	rows, err := q.db.Query(ctx, listPosts,
+		arg.DepartmentID,
+		arg.Status,
+		arg.Waiting,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -581,10 +810,47 @@ func (q *Queries) ListPosts(ctx context.Context, arg ListPostsParams) ([]Post, e
 			&i.RemoteUrl,
 			&i.PublishedAt,
 			&i.FailureReason,
+			&i.ExpiresAt,
+			&i.Mode,
+			&i.Required,
+			&i.WaitingFor,
+			&i.FinalText,
 		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overduePosts = `-- name: OverduePosts :many
+SELECT id FROM posts
+WHERE status = 'pending' AND expires_at > 0 AND expires_at <= $1
+ORDER BY expires_at, id
+LIMIT $2
+`
+
+type OverduePostsParams struct {
+	Now     int64
+	MaxRows int32
+}
+
+func (q *Queries) OverduePosts(ctx context.Context, arg OverduePostsParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, overduePosts, arg.Now, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -649,6 +915,20 @@ func (q *Queries) RemoveApprover(ctx context.Context, arg RemoveApproverParams) 
 	return result.RowsAffected(), nil
 }
 
+const replacePostTokens = `-- name: ReplacePostTokens :exec
+UPDATE approval_tokens SET replaced_at = $1 WHERE post_id = $2 AND used_at = 0 AND replaced_at = 0
+`
+
+type ReplacePostTokensParams struct {
+	ReplacedAt int64
+	PostID     string
+}
+
+func (q *Queries) ReplacePostTokens(ctx context.Context, arg ReplacePostTokensParams) error {
+	_, err := q.db.Exec(ctx, replacePostTokens, arg.ReplacedAt, arg.PostID)
+	return err
+}
+
 const revokeAPIKey = `-- name: RevokeAPIKey :exec
 UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at = 0
 `
@@ -678,6 +958,25 @@ type SetDepartmentLimitsParams struct {
 func (q *Queries) SetDepartmentLimits(ctx context.Context, arg SetDepartmentLimitsParams) error {
 	_, err := q.db.Exec(ctx, setDepartmentLimits, arg.DepartmentID, arg.PostsPerMinute, arg.MaxUndecided)
 	return err
+}
+
+const touchPendingPost = `-- name: TouchPendingPost :execrows
+UPDATE posts SET updated_at = $1 WHERE id = $2 AND status = 'pending'
+`
+
+type TouchPendingPostParams struct {
+	UpdatedAt int64
+	ID        string
+}
+
+// TouchPendingPost locks a pending post's row for the rest of the transaction (and says whether it is
+// still pending), so that what the transaction does next cannot race a decision or a cancellation.
+func (q *Queries) TouchPendingPost(ctx context.Context, arg TouchPendingPostParams) (int64, error) {
+	result, err := q.db.Exec(ctx, touchPendingPost, arg.UpdatedAt, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const upsertApprover = `-- name: UpsertApprover :one
@@ -713,8 +1012,42 @@ func (q *Queries) UpsertApprover(ctx context.Context, arg UpsertApproverParams) 
 	return i, err
 }
 
+const upsertPolicy = `-- name: UpsertPolicy :exec
+INSERT INTO policies (department_id, mode, quorum, ttl_micros, allow_self_approval, all_approvers, teams_webhook_url, updated_at)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8)
+ON CONFLICT (department_id) DO UPDATE SET mode = excluded.mode, quorum = excluded.quorum, ttl_micros = excluded.ttl_micros,
+    allow_self_approval = excluded.allow_self_approval, all_approvers = excluded.all_approvers,
+    teams_webhook_url = excluded.teams_webhook_url, updated_at = excluded.updated_at
+`
+
+type UpsertPolicyParams struct {
+	DepartmentID      string
+	Mode              string
+	Quorum            int64
+	TtlMicros         int64
+	AllowSelfApproval int64
+	AllApprovers      int64
+	TeamsWebhookUrl   string
+	UpdatedAt         int64
+}
+
+func (q *Queries) UpsertPolicy(ctx context.Context, arg UpsertPolicyParams) error {
+	_, err := q.db.Exec(ctx, upsertPolicy,
+		arg.DepartmentID,
+		arg.Mode,
+		arg.Quorum,
+		arg.TtlMicros,
+		arg.AllowSelfApproval,
+		arg.AllApprovers,
+		arg.TeamsWebhookUrl,
+		arg.UpdatedAt,
+	)
+	return err
+}
+
 const useToken = `-- name: UseToken :execrows
-UPDATE approval_tokens SET used_at = $1 WHERE hash = $2 AND used_at = 0
+UPDATE approval_tokens SET used_at = $1 WHERE hash = $2 AND used_at = 0 AND replaced_at = 0
 `
 
 type UseTokenParams struct {
@@ -728,4 +1061,51 @@ func (q *Queries) UseToken(ctx context.Context, arg UseTokenParams) (int64, erro
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const waitingPosts = `-- name: WaitingPosts :many
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts WHERE status = 'pending' AND waiting_for <> '' ORDER BY created_at, id LIMIT $1
+`
+
+func (q *Queries) WaitingPosts(ctx context.Context, maxRows int32) ([]Post, error) {
+	rows, err := q.db.Query(ctx, waitingPosts, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Post
+	for rows.Next() {
+		var i Post
+		if err := rows.Scan(
+			&i.ID,
+			&i.DepartmentID,
+			&i.Text,
+			&i.RequestedBy,
+			&i.IdempotencyKey,
+			&i.Status,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Decision,
+			&i.DecidedBy,
+			&i.DecidedAt,
+			&i.DecisionComment,
+			&i.Channel,
+			&i.RemoteID,
+			&i.RemoteUrl,
+			&i.PublishedAt,
+			&i.FailureReason,
+			&i.ExpiresAt,
+			&i.Mode,
+			&i.Required,
+			&i.WaitingFor,
+			&i.FinalText,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

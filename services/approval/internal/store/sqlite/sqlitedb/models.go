@@ -21,6 +21,7 @@ type ApprovalToken struct {
 	CreatedAt  int64
 	ExpiresAt  int64
 	UsedAt     int64
+	ReplacedAt int64
 }
 
 type Approver struct {
@@ -44,6 +45,16 @@ type AuditEvent struct {
 	ApiKeyID   string
 }
 
+type Decision struct {
+	PostID        string
+	ApproverID    string
+	ApproverEmail string
+	Outcome       string
+	Comment       string
+	EditedText    string
+	DecidedAt     int64
+}
+
 type Department struct {
 	ID        string
 	Name      string
@@ -65,6 +76,23 @@ type Outbox struct {
 	LastError     string
 	PostID        string
 	ApproverID    string
+	LeaseUntil    int64
+}
+
+type Policy struct {
+	DepartmentID      string
+	Mode              string
+	Quorum            int64
+	TtlMicros         int64
+	AllowSelfApproval int64
+	AllApprovers      int64
+	TeamsWebhookUrl   string
+	UpdatedAt         int64
+}
+
+type PolicyApprover struct {
+	DepartmentID string
+	ApproverID   string
 }
 
 type Post struct {
@@ -85,4 +113,9 @@ type Post struct {
 	RemoteUrl       string
 	PublishedAt     int64
 	FailureReason   string
+	ExpiresAt       int64
+	Mode            string
+	Required        int64
+	WaitingFor      string
+	FinalText       string
 }

@@ -1,0 +1,4 @@
+package httpapi
+
+// ContentSecurityPolicy is the approval pages' CSP, for the external tests.
+var ContentSecurityPolicy = contentSecurityPolicy

@@ -1,0 +1,13 @@
+-- Queries in SQLite's own form; sqlc generates them beside the shared ones in query.sql.
+
+-- ClaimOutbox leases due items to the caller. SQLite has one writer at a time, so the UPDATE alone is
+-- atomic: two stores on one file (two replicas) never lease the same row while its lease runs.
+-- name: ClaimOutbox :many
+UPDATE outbox SET lease_until = sqlc.arg(lease_until)
+WHERE id IN (
+    SELECT o.id FROM outbox o
+    WHERE o.next_attempt_at <= sqlc.arg(now) AND o.lease_until <= sqlc.arg(now)
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT sqlc.arg(max_rows)
+)
+RETURNING *;

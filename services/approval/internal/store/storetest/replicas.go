@@ -1,0 +1,100 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhq/herald/services/approval/internal/approval"
+)
+
+// Replicas runs two approval services on one database, as two replicas of the approval service would,
+// and has both drain the outbox at the same time, twice each: every approver must get exactly one email
+// per post. open returns two stores on the same database.
+func Replicas(t *testing.T, open func(t *testing.T) (approval.Store, approval.Store)) {
+	t.Helper()
+	ctx := context.Background()
+	a, b := open(t)
+	mail := &countingMailer{sent: map[string]int{}}
+	svc := func(s approval.Store) *approval.Service {
+		v, err := approval.NewService(s, mail, nopAnnouncer{}, approval.Config{PublicURL: "http://herald.test", Now: func() time.Time { return at }}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	replicas := []*approval.Service{svc(a), svc(b)}
+	d, err := replicas[0].CreateDepartment(ctx, "HR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const approvers, posts = 4, 15
+	for i := range approvers {
+		if _, err := replicas[1].AddApprover(ctx, fmt.Sprintf("comms-%d@example.com", i), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range posts {
+		r := approval.Request{PostID: uuid.NewString(), DepartmentID: d.ID, Text: fmt.Sprintf("Post %d", i), RequestedBy: "hr@example.com"}
+		if err := replicas[i%2].Submit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			<-start
+			errs <- replicas[i%2].DrainOutbox(ctx)
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("DrainOutbox: %v", err)
+		}
+	}
+
+	mail.mu.Lock()
+	defer mail.mu.Unlock()
+	if len(mail.sent) != approvers*posts {
+		t.Errorf("%d approver-post pairs mailed, want %d", len(mail.sent), approvers*posts)
+	}
+	for k, n := range mail.sent {
+		if n != 1 {
+			t.Errorf("%s got %d emails, want 1", k, n)
+		}
+	}
+	if due, err := a.DueOutbox(ctx, at.Add(time.Hour), 100); err != nil || len(due) != 0 {
+		t.Errorf("outbox after draining = %d items, %v; want empty", len(due), err)
+	}
+}
+
+// countingMailer counts approval emails per approver and post.
+type countingMailer struct {
+	mu   sync.Mutex
+	sent map[string]int
+}
+
+func (m *countingMailer) SendApprovalRequest(_ context.Context, e approval.ApprovalEmail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent[e.To+" "+e.Text]++
+	return nil
+}
+
+type nopAnnouncer struct{}
+
+func (nopAnnouncer) PostApproved(context.Context, approval.Post) error  { return nil }
+func (nopAnnouncer) PostRejected(context.Context, approval.Post) error  { return nil }
+func (nopAnnouncer) PostExpired(context.Context, approval.Post) error   { return nil }
+func (nopAnnouncer) PostCancelled(context.Context, approval.Post) error { return nil }
