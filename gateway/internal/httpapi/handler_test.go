@@ -69,8 +69,11 @@ var (
 	unknownID   = "66666666-6666-4666-8666-666666666666"
 	financeOnly = "77777777-7777-4777-8777-777777777777"
 
-	// replayKey already made a post: the id the intake derives for it is in the fake.
+	// replayKey and reusedKey already made posts: the ids the intake derives for them are in the fake.
+	// Two keys, since the route tests run in parallel and share the idempotency bucket: one case retries
+	// its key with the same body, the other with another body.
 	replayKey = "flow-run-1"
+	reusedKey = "flow-run-2"
 )
 
 // fakeApprovals implements the approval service's gRPC API over a fixed set of posts and links, and
@@ -100,6 +103,7 @@ func newFakeApprovals() *fakeApprovals {
 		post(unknownID, hrID, approvalv1.PostStatus_POST_STATUS_UNKNOWN),
 		post(financeOnly, financeID, approvalv1.PostStatus_POST_STATUS_PENDING),
 		post(intake.PostID(hrID, replayKey), hrID, approvalv1.PostStatus_POST_STATUS_PENDING),
+		post(intake.PostID(hrID, reusedKey), hrID, approvalv1.PostStatus_POST_STATUS_PENDING),
 	} {
 		f.posts[p.Id] = p
 	}
@@ -378,7 +382,7 @@ func TestPostsRoutes(t *testing.T) {
 		},
 		{
 			name: "Idempotency-Key reused for another tweet", method: "POST", target: "/v1/posts",
-			header: hrJSON("Idempotency-Key", replayKey), body: `{"tweet": "Something else", "requestedby": "jo"}`,
+			header: hrJSON("Idempotency-Key", reusedKey), body: `{"tweet": "Something else", "requestedby": "jo"}`,
 			wantStatus: 422, wantJSON: errJSON("idempotency_key_reused", "this Idempotency-Key was already used for a different tweet", "Idempotency-Key"),
 		},
 		{
