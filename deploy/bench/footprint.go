@@ -47,14 +47,17 @@ type processFootprint struct {
 
 // child is a benchmark's process with its standard output read line by line.
 type child struct {
-	cmd   *exec.Cmd
-	lines chan string
+	cmd     *exec.Cmd
+	lines   chan string
+	stopped sync.Once
 }
 
-func startChild(ctx context.Context, bin string, env []string) (*child, error) {
+// startChild starts bin with env; what it writes to standard error goes to stderr (a log file, or
+// io.Discard).
+func startChild(ctx context.Context, bin string, env []string, stderr io.Writer) (*child, error) {
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = env
-	cmd.Stderr = io.Discard
+	cmd.Stderr = stderr
 	// SIGTERM rather than a kill when ctx ends: the stack then shuts down cleanly.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -96,12 +99,14 @@ func (c *child) waitLine(substr string, limit time.Duration) (string, error) {
 
 // stop ends the process with SIGTERM and waits for it, draining its output.
 func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	go func() {
-		for range c.lines {
-		}
-	}()
-	_ = c.cmd.Wait()
+	c.stopped.Do(func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		go func() {
+			for range c.lines {
+			}
+		}()
+		_ = c.cmd.Wait()
+	})
 }
 
 // rssMiB reads VmRSS from /proc/<pid>/status.
@@ -204,7 +209,7 @@ func benchFootprint(ctx context.Context, o options) (footprintResult, error) {
 	}
 
 	// The baseline.
-	hp, err := startChild(ctx, hello, cleanEnv())
+	hp, err := startChild(ctx, hello, cleanEnv(), io.Discard)
 	if err != nil {
 		return res, err
 	}
@@ -247,7 +252,7 @@ func benchFootprint(ctx context.Context, o options) (footprintResult, error) {
 		"HERALD_LOCAL_SMTP_ADDR=127.0.0.1:0", "HERALD_LOCAL_MAILBOX_ADDR=127.0.0.1:0", "HERALD_LOCAL_SANDBOX_ADDR=127.0.0.1:0",
 		"HERALD_LOCAL_NATS_ADDR=127.0.0.1:0")
 	began := time.Now()
-	lp, err := startChild(ctx, local, env)
+	lp, err := startChild(ctx, local, env, io.Discard)
 	if err != nil {
 		return res, err
 	}
@@ -282,7 +287,16 @@ func benchFootprint(ctx context.Context, o options) (footprintResult, error) {
 		return res, err
 	}
 	stackFP.Accepted = load.Accepted
-	res.Processes = []processFootprint{stackFP, base}
+	res.Processes = []processFootprint{stackFP}
+	lp.stop()
+	if !o.skipStandalones {
+		procs, err := standaloneFootprint(ctx, o, dir, clients)
+		if err != nil {
+			return res, fmt.Errorf("standalone services: %w", err)
+		}
+		res.Processes = append(res.Processes, procs...)
+	}
+	res.Processes = append(res.Processes, base)
 	res.IdleRatio, res.LoadedRatio = stackFP.IdleMiB/base.IdleMiB, stackFP.LoadedMiB/base.LoadedMiB
 	fmt.Printf("  ready in %.2fs (stack %.2fs); RSS idle %.1f MiB (%.1fx hello %.1f), loaded %.1f MiB (%.1fx hello %.1f)\n",
 		res.ReadySec, res.StackReadySec, stackFP.IdleMiB, res.IdleRatio, base.IdleMiB, stackFP.LoadedMiB, res.LoadedRatio, base.LoadedMiB)

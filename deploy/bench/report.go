@@ -51,13 +51,13 @@ func printReport(w io.Writer, rep report) {
 		}
 	}
 	if f := rep.Footprint; f != nil {
-		fmt.Fprintf(w, "\nFootprint: RSS, idle and peak under %.0f s of %d clients; local stack ready in %.2f s from exec (%.2f s inside stack.Start)\n\n", f.LoadSeconds, f.LoadClients, f.ReadySec, f.StackReadySec)
+		fmt.Fprintf(w, "\nFootprint: RSS, idle and peak under %.0f s of %d clients; local stack ready in %.2f s from exec (banner: %.1f s inside stack.Start)\n\n", f.LoadSeconds, f.LoadClients, f.ReadySec, f.StackReadySec)
 		fmt.Fprintln(w, "| process | idle MiB | loaded MiB | requests answered under load |")
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: |")
 		for _, p := range f.Processes {
 			fmt.Fprintf(w, "| %s | %.1f | %.1f | %d |\n", p.Name, p.IdleMiB, p.LoadedMiB, p.Accepted)
 		}
-		fmt.Fprintf(w, "| ratio | %.1f | %.1f | |\n", f.IdleRatio, f.LoadedRatio)
+		fmt.Fprintf(w, "| ratio, one process / hello-world | %.1f | %.1f | |\n", f.IdleRatio, f.LoadedRatio)
 	}
 	if len(rep.Skipped) > 0 {
 		fmt.Fprintln(w)
