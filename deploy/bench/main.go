@@ -104,7 +104,7 @@ func run(args []string) error {
 	if *quick {
 		for name, apply := range map[string]func(){
 			"seconds":        func() { o.intakeSeconds = time.Second },
-			"n":              func() { o.burst = 2000 },
+			"n":              func() { o.burst = 1000 },
 			"drain-timeout":  func() { o.drainTimeout = 30 * time.Second },
 			"m":              func() { o.decidePosts = 50 },
 			"pg-rows":        func() { o.pgRows = 50_000 },
