@@ -9,7 +9,7 @@
 #
 # PostgreSQL (127.0.0.1:5432, database test, or HERALD_TEST_DATABASE_URL) is used in fresh schemas that
 # are dropped after; without it those halves are skipped and the output says so. -cpuprofile FILE
-# profiles the pipeline run (Herald runs in the benchmark's process).
+# writes a CPU profile of each benchmark to FILE-<benchmark>.pprof (Herald runs in the benchmark's process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec go run ./deploy/bench "$@"

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -102,13 +103,26 @@ func (h *herald) natsPassword(s eventbus.Service) (string, error) {
 }
 
 // mailCount is how many messages the mailbox received: it keeps one .eml file per message, and reading
-// the directory is far cheaper than fetching /api/messages (every message's text) while it grows.
+// the directory's names is far cheaper than fetching /api/messages (every message's text) while it grows.
+// Not filepath.Glob: it also sorts and matches every name, which showed in the pipeline's profile as 5 %
+// of the process's CPU, taken from the service being measured.
 func (h *herald) mailCount() (int, error) {
-	files, err := filepath.Glob(filepath.Join(h.dataDir, "mail", "*.eml"))
+	d, err := os.Open(filepath.Join(h.dataDir, "mail"))
 	if err != nil {
 		return 0, fmt.Errorf("mailbox dir: %w", err)
 	}
-	return len(files), nil
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0, fmt.Errorf("mailbox dir: %w", err)
+	}
+	n := 0
+	for _, name := range names {
+		if strings.HasSuffix(name, ".eml") {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // close stops Herald, waits for it, drops the PostgreSQL schemas it used and removes its data directory.

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +87,7 @@ func run(args []string) error {
 	pgURL := fs.String("pg", defaultPostgres(), `PostgreSQL server for decide and storage (a fresh schema, dropped after); "off" skips them`)
 	footLoad := fs.Duration("footprint-load", 5*time.Second, "footprint: how long the load runs while RSS is sampled")
 	noStandalone := fs.Bool("no-standalone", false, "footprint: skip building and running the three services as processes")
-	cpuProfile := fs.String("cpuprofile", "", "pipeline: write a CPU profile of the whole process (Herald runs in it) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of each benchmark to PREFIX-<benchmark>.pprof (Herald runs in this process, so it is in the profile)")
 	out := fs.String("out", filepath.Join("scripts", "bench", "results"), "directory for the JSON results")
 	logFile := fs.String("log", "", "file for Herald's warnings and errors (default: standard error)")
 	if err := fs.Parse(args); err != nil {
@@ -156,7 +157,10 @@ func run(args []string) error {
 	for _, s := range sections {
 		began := time.Now()
 		fmt.Printf("== %s\n", s)
-		var err error
+		stopProfile, err := startProfile(o.cpuProfile, s)
+		if err != nil {
+			return err
+		}
 		switch s {
 		case "intake":
 			var r intakeResult
@@ -202,6 +206,7 @@ func run(args []string) error {
 				rep.Footprint = &r
 			}
 		}
+		stopProfile()
 		if err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
@@ -209,6 +214,27 @@ func run(args []string) error {
 	}
 	printReport(os.Stdout, rep)
 	return writeReport(o.out, rep)
+}
+
+// startProfile starts a CPU profile of the process into prefix-section.pprof, unless prefix is empty,
+// and returns the function that stops it.
+func startProfile(prefix, section string) (func(), error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(prefix + "-" + section + ".pprof")
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		fmt.Printf("  cpu profile: %s\n", f.Name())
+	}, nil
 }
 
 // writeReport writes rep as <command>[-quick]-<UTC time>.json in dir.
