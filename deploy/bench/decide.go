@@ -18,13 +18,15 @@ import (
 // decideResult is decision to post on one database: from the approver's POST to the sandbox's receipt
 // of the tweet (the sandbox runs in this process, so its timestamps share this clock).
 type decideResult struct {
-	Database string  `json:"database"`
-	Posts    int     `json:"posts"`
-	Clients  int     `json:"clients"`
-	Posted   int     `json:"posted"`
-	P50ms    float64 `json:"p50_ms"`
-	P99ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
+	Database string `json:"database"`
+	Posts    int    `json:"posts"`
+	Clients  int    `json:"clients"`
+	Posted   int    `json:"posted"`
+	// Rounds is how many fresh Heralds the posts went through (see sandboxWindow).
+	Rounds int     `json:"rounds"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
 	// DecideP50ms is the approval POST's own answer time: what the approver waits for.
 	DecideP50ms float64 `json:"decide_post_p50_ms"`
 }
@@ -34,33 +36,60 @@ var (
 	csrfPattern = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 )
 
+// sandboxWindow is how many tweets the X sandbox accepts per 15-minute window (its default, which the
+// local stack keeps): like X, it answers 429 after that, and the publisher rightly waits for the reset.
+// Decision to post is therefore measured in rounds of at most this many posts, each on a fresh Herald.
+const sandboxWindow = 100
+
 // benchDecide requests o.decidePosts posts, waits for their approval emails, approves each through its
 // page with o.decideClients approvers at once, and times each tweet's arrival in the sandbox.
 func benchDecide(ctx context.Context, o options, db string) (decideResult, error) {
+	res := decideResult{Database: db, Posts: o.decidePosts, Clients: o.decideClients}
+	var lat, answer []time.Duration
+	for done := 0; done < o.decidePosts; done += sandboxWindow {
+		l, a, err := decideRound(ctx, o, db, min(sandboxWindow, o.decidePosts-done))
+		if err != nil {
+			return res, err
+		}
+		lat, answer = append(lat, l...), append(answer, a...)
+		res.Rounds++
+	}
+	slices.Sort(lat)
+	slices.Sort(answer)
+	res.Posted = len(lat)
+	res.P50ms, res.P99ms, res.MaxMs = ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), ms(quantile(lat, 1))
+	res.DecideP50ms = ms(quantile(answer, 0.5))
+	fmt.Printf("  decide on %s: %d posted in %d rounds, p50 %.1f ms, p99 %.1f ms (approval POST answered in %.1f ms p50)\n",
+		db, res.Posted, res.Rounds, res.P50ms, res.P99ms, res.DecideP50ms)
+	return res, nil
+}
+
+// decideRound measures n posts on a fresh Herald: each one's decision to post, and the approval POST's
+// answer time.
+func decideRound(ctx context.Context, o options, db string, n int) ([]time.Duration, []time.Duration, error) {
 	h, err := startHeraldOn(ctx, o, db)
 	if err != nil {
-		return decideResult{}, err
+		return nil, nil, err
 	}
 	defer h.close()
-	res := decideResult{Database: db, Posts: o.decidePosts, Clients: o.decideClients}
 	client := newClient(16)
 	tag := randomSuffix()
-	load := runLoad(ctx, 16, time.Minute, int64(o.decidePosts), postTo(client, h.st.Info.GatewayURL+"/v1/posts", h.st.Info.DemoAPIKey, tag))
-	if load.Accepted != o.decidePosts {
-		return res, fmt.Errorf("%d of %d posts accepted: %v %s", load.Accepted, o.decidePosts, load.Statuses, load.FirstError)
+	load := runLoad(ctx, 16, time.Minute, int64(n), postTo(client, h.st.Info.GatewayURL+"/v1/posts", h.st.Info.DemoAPIKey, tag))
+	if load.Accepted != n {
+		return nil, nil, fmt.Errorf("%d of %d posts accepted: %v %s", load.Accepted, n, load.Statuses, load.FirstError)
 	}
 	if err := waitFor(ctx, o.drainTimeout, "the approval emails", func() (bool, error) {
-		n, err := h.mailCount()
-		return n >= o.decidePosts, err
+		m, err := h.mailCount()
+		return m >= n, err
 	}); err != nil {
-		return res, err
+		return nil, nil, err
 	}
 	links, err := approvalLinks(ctx, client, h.st.Info.MailboxURL, tag)
 	if err != nil {
-		return res, err
+		return nil, nil, err
 	}
-	if len(links) != o.decidePosts {
-		return res, fmt.Errorf("found %d approval links for %d posts", len(links), o.decidePosts)
+	if len(links) != n {
+		return nil, nil, fmt.Errorf("found %d approval links for %d posts", len(links), n)
 	}
 
 	// Approve: the page first (for its form token), then the clock starts and the decision is posted.
@@ -90,7 +119,7 @@ func benchDecide(ctx context.Context, o options, db string) (decideResult, error
 	close(work)
 	wg.Wait()
 	if firstErr != nil {
-		return res, firstErr
+		return nil, nil, firstErr
 	}
 
 	var tweets []struct {
@@ -101,9 +130,9 @@ func benchDecide(ctx context.Context, o options, db string) (decideResult, error
 		if err := getJSON(ctx, client, h.st.Info.SandboxURL+"/_sandbox/tweets", &tweets); err != nil {
 			return false, err
 		}
-		return len(tweets) >= o.decidePosts, nil
+		return len(tweets) >= n, nil
 	}); err != nil {
-		return res, err
+		return nil, nil, err
 	}
 	var lat []time.Duration
 	for _, t := range tweets {
@@ -113,13 +142,7 @@ func benchDecide(ctx context.Context, o options, db string) (decideResult, error
 		}
 		lat = append(lat, t.CreatedAt.Sub(sentAt[seq]))
 	}
-	slices.Sort(lat)
-	slices.Sort(answer)
-	res.Posted = len(lat)
-	res.P50ms, res.P99ms, res.MaxMs = ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), ms(quantile(lat, 1))
-	res.DecideP50ms = ms(quantile(answer, 0.5))
-	fmt.Printf("  decide on %s: %d posted, p50 %.1f ms, p99 %.1f ms (approval POST answered in %.1f ms p50)\n", db, res.Posted, res.P50ms, res.P99ms, res.DecideP50ms)
-	return res, nil
+	return lat, answer, nil
 }
 
 // approvalLinks reads the mailbox once and returns each post's approval link by its tweet's number.

@@ -56,19 +56,21 @@ type options struct {
 
 // report is the JSON written to -out: every section that ran, and the machine it ran on.
 type report struct {
-	Started    time.Time          `json:"started"`
-	Command    string             `json:"command"`
-	Quick      bool               `json:"quick"`
-	GoVersion  string             `json:"go_version"`
-	NumCPU     int                `json:"num_cpu"`
-	GOMAXPROCS int                `json:"gomaxprocs"`
-	Intake     *intakeResult      `json:"intake,omitempty"`
-	Pipeline   *pipelineResult    `json:"pipeline,omitempty"`
-	Decide     []decideResult     `json:"decide,omitempty"`
-	Storage    []storageResult    `json:"storage,omitempty"`
-	Footprint  *footprintResult   `json:"footprint,omitempty"`
-	Skipped    map[string]string  `json:"skipped,omitempty"`
-	Seconds    map[string]float64 `json:"seconds"`
+	Started    time.Time         `json:"started"`
+	Command    string            `json:"command"`
+	Quick      bool              `json:"quick"`
+	GoVersion  string            `json:"go_version"`
+	NumCPU     int               `json:"num_cpu"`
+	GOMAXPROCS int               `json:"gomaxprocs"`
+	Intake     *intakeResult     `json:"intake,omitempty"`
+	Pipeline   *pipelineResult   `json:"pipeline,omitempty"`
+	Decide     []decideResult    `json:"decide,omitempty"`
+	Storage    []storageResult   `json:"storage,omitempty"`
+	Footprint  *footprintResult  `json:"footprint,omitempty"`
+	Skipped    map[string]string `json:"skipped,omitempty"`
+	// Errors are the benchmarks that failed: the others still run and are reported.
+	Errors  map[string]string  `json:"errors,omitempty"`
+	Seconds map[string]float64 `json:"seconds"`
 }
 
 func run(args []string) error {
@@ -151,7 +153,7 @@ func run(args []string) error {
 	defer stop()
 	rep := report{
 		Started: time.Now().UTC(), Command: cmd, Quick: o.quick, GoVersion: runtime.Version(),
-		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Skipped: map[string]string{}, Seconds: map[string]float64{},
+		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Skipped: map[string]string{}, Errors: map[string]string{}, Seconds: map[string]float64{},
 	}
 	pgOK, pgWhy := postgresReachable(ctx, o.pgURL)
 	for _, s := range sections {
@@ -207,13 +209,23 @@ func run(args []string) error {
 			}
 		}
 		stopProfile()
-		if err != nil {
-			return fmt.Errorf("%s: %w", s, err)
-		}
 		rep.Seconds[s] = time.Since(began).Seconds()
+		if err != nil {
+			fmt.Printf("  FAILED: %v\n", err)
+			rep.Errors[s] = err.Error()
+			if ctx.Err() != nil {
+				break
+			}
+		}
 	}
 	printReport(os.Stdout, rep)
-	return writeReport(o.out, rep)
+	if err := writeReport(o.out, rep); err != nil {
+		return err
+	}
+	if len(rep.Errors) > 0 {
+		return fmt.Errorf("%d benchmarks failed", len(rep.Errors))
+	}
+	return nil
 }
 
 // startProfile starts a CPU profile of the process into prefix-section.pprof, unless prefix is empty,

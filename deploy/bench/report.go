@@ -30,10 +30,11 @@ func printReport(w io.Writer, rep report) {
 	}
 	if len(rep.Decide) > 0 {
 		fmt.Fprintln(w, "\nDecision to post: approval POST to the sandbox receiving the tweet")
-		fmt.Fprintln(w, "\n| database | posts | approvers at once | p50 ms | p99 ms | max ms | approval POST p50 ms |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintf(w, "(rounds of at most %d posts on a fresh Herald: the sandbox, like X, takes %d tweets per 15 minutes)\n", sandboxWindow, sandboxWindow)
+		fmt.Fprintln(w, "\n| database | posts | rounds | approvers at once | p50 ms | p99 ms | max ms | approval POST p50 ms |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, d := range rep.Decide {
-			fmt.Fprintf(w, "| %s | %d | %d | %.1f | %.1f | %.1f | %.1f |\n", d.Database, d.Posted, d.Clients, d.P50ms, d.P99ms, d.MaxMs, d.DecideP50ms)
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.1f |\n", d.Database, d.Posted, d.Rounds, d.Clients, d.P50ms, d.P99ms, d.MaxMs, d.DecideP50ms)
 		}
 	}
 	if len(rep.Storage) > 0 {
@@ -58,6 +59,9 @@ func printReport(w io.Writer, rep report) {
 			fmt.Fprintf(w, "| %s | %.1f | %.1f | %d |\n", p.Name, p.IdleMiB, p.LoadedMiB, p.Accepted)
 		}
 		fmt.Fprintf(w, "| ratio, one process / hello-world | %.1f | %.1f | |\n", f.IdleRatio, f.LoadedRatio)
+	}
+	for name, err := range rep.Errors {
+		fmt.Fprintf(w, "\n%s FAILED: %s\n", name, err)
 	}
 	if len(rep.Skipped) > 0 {
 		fmt.Fprintln(w)
