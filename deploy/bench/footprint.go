@@ -251,6 +251,7 @@ func benchFootprint(ctx context.Context, o options) (footprintResult, error) {
 		"HERALD_PUBLISHER_GRPC_ADDR=127.0.0.1:0", "HERALD_APPROVAL_HTTP_ADDR=127.0.0.1:0", "HERALD_PUBLISHER_HTTP_ADDR=127.0.0.1:0",
 		"HERALD_LOCAL_SMTP_ADDR=127.0.0.1:0", "HERALD_LOCAL_MAILBOX_ADDR=127.0.0.1:0", "HERALD_LOCAL_SANDBOX_ADDR=127.0.0.1:0",
 		"HERALD_LOCAL_NATS_ADDR=127.0.0.1:0")
+	env = append(env, unlimited()...)
 	began := time.Now()
 	lp, err := startChild(ctx, local, env, io.Discard)
 	if err != nil {

@@ -35,6 +35,13 @@ type herald struct {
 	pgURL     string
 }
 
+// unlimited lifts the per-key rate limit and the cap on undecided posts, which exist to stop a runaway flow
+// and would otherwise turn a load test into a test of the 429: the checks still run on every request, only
+// their thresholds are out of reach.
+func unlimited() []string {
+	return []string{"HERALD_POSTS_PER_MINUTE=100000000", "HERALD_MAX_UNDECIDED=100000000"}
+}
+
 // startHerald starts Herald as deploy/e2e does (stack.ParseConfig and stack.Start on free ports), with
 // extra variables (the database) on top. The stack logs warnings and errors only, to logOut: at
 // thousands of requests a second, info lines would be a benchmark of the logger.
@@ -48,6 +55,10 @@ func startHerald(ctx context.Context, extra map[string]string, logOut io.Writer)
 		"HERALD_PUBLISHER_GRPC_ADDR": "127.0.0.1:0", "HERALD_APPROVAL_HTTP_ADDR": "127.0.0.1:0", "HERALD_PUBLISHER_HTTP_ADDR": "127.0.0.1:0",
 		"HERALD_LOCAL_SMTP_ADDR": "127.0.0.1:0", "HERALD_LOCAL_MAILBOX_ADDR": "127.0.0.1:0", "HERALD_LOCAL_SANDBOX_ADDR": "127.0.0.1:0",
 		"HERALD_LOCAL_NATS_ADDR": "127.0.0.1:0", "HERALD_CONSUMER_PREFIX": "bench",
+	}
+	for _, kv := range unlimited() {
+		k, v, _ := strings.Cut(kv, "=")
+		environ[k] = v
 	}
 	for k, v := range extra {
 		environ[k] = v

@@ -90,6 +90,7 @@ func standaloneFootprint(ctx context.Context, o options, binDir string, clients 
 
 	gatewayURL := "http://" + addrs["gateway"]
 	common := append(cleanEnv(standaloneSecrets()...), standIns.Info.ServiceEnv...)
+	common = append(common, unlimited()...)
 	common = append(common, "HERALD_DATA_DIR="+data, "HERALD_PUBLIC_URL="+gatewayURL,
 		"HERALD_GATEWAY_ADDR="+addrs["gateway"], "HERALD_APPROVAL_ADDR="+addrs["approval grpc"],
 		"HERALD_APPROVAL_GRPC_ADDR="+addrs["approval grpc"], "HERALD_APPROVAL_HTTP_ADDR="+addrs["approval http"],
