@@ -55,3 +55,56 @@ func (l *rateLimits) reserve(keyID string, perMinute int, now time.Time) (time.D
 	wait := time.Duration(math.Ceil((1 - lim.TokensAt(now)) / float64(limit) * float64(time.Second)))
 	return max(wait, time.Second), false
 }
+
+// undecidedCounts keeps each department's count of undecided posts for a moment, so that the cap does not
+// cost a round trip to the approval service (and a COUNT in its database) on every request: under load
+// that round trip was most of a POST's time. Posts this replica accepts meanwhile are added locally, so a
+// burst through one replica cannot pass the cap; posts other replicas accept within the moment are missed,
+// as are posts still on their way through JetStream, which the per-key rate bounds.
+type undecidedCounts struct {
+	ttl time.Duration
+	max int
+
+	mu    sync.Mutex
+	depts map[string]undecided
+}
+
+type undecided struct {
+	count   int
+	fetched time.Time
+}
+
+func newUndecidedCounts(ttl time.Duration) *undecidedCounts {
+	return &undecidedCounts{ttl: ttl, max: 10000, depts: map[string]undecided{}}
+}
+
+// get returns the department's count if it was fetched less than ttl ago.
+func (u *undecidedCounts) get(dept string, now time.Time) (int, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c, ok := u.depts[dept]
+	if !ok || now.Sub(c.fetched) >= u.ttl {
+		return 0, false
+	}
+	return c.count, true
+}
+
+// set records a count just fetched.
+func (u *undecidedCounts) set(dept string, count int, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, ok := u.depts[dept]; !ok && len(u.depts) >= u.max {
+		clear(u.depts) // departments are few; a flood of made-up ones only costs fresh counts
+	}
+	u.depts[dept] = undecided{count: count, fetched: now}
+}
+
+// accepted counts a post this replica just accepted for the department.
+func (u *undecidedCounts) accepted(dept string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if c, ok := u.depts[dept]; ok {
+		c.count++
+		u.depts[dept] = c
+	}
+}

@@ -103,6 +103,7 @@ func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.undecided.accepted(dept.ID)
 	s.logger(r).InfoContext(r.Context(), "post requested", "post_id", id, "department_id", dept.ID)
 	s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
 }
@@ -164,6 +165,7 @@ func (s *server) createIdempotent(w http.ResponseWriter, r *http.Request, dept k
 		return
 	}
 	end(s.deps.Idempotency.Accept)
+	s.undecided.accepted(dept.ID)
 	s.logger(r).InfoContext(ctx, "post requested", "post_id", id, "department_id", dept.ID)
 	s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
 }
@@ -199,14 +201,19 @@ func (s *server) checkLimits(r *http.Request, dept keyauth.Department) error {
 	if dept.Limits.MaxUndecided <= 0 {
 		return nil
 	}
-	resp, err := s.deps.Approvals.CountUndecided(r.Context(), &approvalv1.CountUndecidedRequest{DepartmentId: dept.ID})
-	if err != nil {
-		return fmt.Errorf("count undecided posts: %w", err)
+	count, fresh := s.undecided.get(dept.ID, s.now())
+	if !fresh {
+		resp, err := s.deps.Approvals.CountUndecided(r.Context(), &approvalv1.CountUndecidedRequest{DepartmentId: dept.ID})
+		if err != nil {
+			return fmt.Errorf("count undecided posts: %w", err)
+		}
+		count = int(resp.GetCount())
+		s.undecided.set(dept.ID, count, s.now())
 	}
-	if int(resp.GetCount()) >= dept.Limits.MaxUndecided {
+	if count >= dept.Limits.MaxUndecided {
 		// Room frees up when an approver decides: the same wait as polling a pending post.
 		return &apiError{Status: http.StatusTooManyRequests, Code: "too_many_undecided", retryAfter: s.cfg.RetryAfterPending,
-			Message: fmt.Sprintf("%d of this department's posts are waiting for a decision, the most it may have; retry once the communications team decided some", resp.GetCount())}
+			Message: fmt.Sprintf("%d of this department's posts are waiting for a decision, the most it may have; retry once the communications team decided some", count)}
 	}
 	return nil
 }

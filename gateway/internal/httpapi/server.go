@@ -71,6 +71,7 @@ type server struct {
 	// definition is the connector's OpenAPI document, made once at start.
 	definition []byte
 	limits     *rateLimits
+	undecided  *undecidedCounts
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -106,6 +107,8 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		deps:       deps,
 		definition: definition,
 		limits:     newRateLimits(cfg.Replicas),
+		// A second: short beside the minutes a person takes to decide, long beside a burst of requests.
+		undecided: newUndecidedCounts(time.Second),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_gateway_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
