@@ -128,6 +128,8 @@ func (s *server) decide(w http.ResponseWriter, r *http.Request) {
 		s.approvalError(w, r, err)
 		return
 	}
+	// A decision may make room under the department's cap: count afresh rather than from the cache.
+	s.undecided.forget(resp.GetPost().GetDepartmentId())
 	page := approvalPage{Post: resp.GetPost(), Outcome: outcomeNames[outcome], Message: "Rejected. Nothing will be posted, and the department will see your decision."}
 	switch p := resp.GetPost(); {
 	case p.GetStatus() == approvalv1.PostStatus_POST_STATUS_PENDING && p.GetMode() != "" && p.GetMode() != "first":

@@ -60,7 +60,9 @@ func (l *rateLimits) reserve(keyID string, perMinute int, now time.Time) (time.D
 // cost a round trip to the approval service (and a COUNT in its database) on every request: under load
 // that round trip was most of a POST's time. Posts this replica accepts meanwhile are added locally, so a
 // burst through one replica cannot pass the cap; posts other replicas accept within the moment are missed,
-// as are posts still on their way through JetStream, which the per-key rate bounds.
+// as are posts still on their way through JetStream, which the per-key rate bounds. Decisions and
+// cancellations through this replica drop the count, so room they make shows at once; expiry and ops'
+// actions show within the second.
 type undecidedCounts struct {
 	ttl time.Duration
 	max int
@@ -97,6 +99,14 @@ func (u *undecidedCounts) set(dept string, count int, now time.Time) {
 		clear(u.depts) // departments are few; a flood of made-up ones only costs fresh counts
 	}
 	u.depts[dept] = undecided{count: count, fetched: now}
+}
+
+// forget drops the department's count, so the next request asks for it: after a decision or a
+// cancellation through this replica, which may have made room.
+func (u *undecidedCounts) forget(dept string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.depts, dept)
 }
 
 // accepted counts a post this replica just accepted for the department.

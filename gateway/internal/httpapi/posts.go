@@ -386,6 +386,7 @@ func (s *server) cancelPost(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.undecided.forget(dept.ID)
 	s.logger(r).InfoContext(r.Context(), "post cancelled", "post_id", id, "department_id", dept.ID)
 	writeJSON(w, http.StatusOK, toView(resp.GetPost()))
 }

@@ -27,4 +27,9 @@ func TestUndecidedCountsAreReusedBriefly(t *testing.T) {
 	if _, ok := u.get("hr", now.Add(time.Second)); ok {
 		t.Error("a count a second old was still used")
 	}
+	u.set("hr", 2, now)
+	u.forget("hr")
+	if _, ok := u.get("hr", now); ok {
+		t.Error("a forgotten count (a decision made room) was still used")
+	}
 }
