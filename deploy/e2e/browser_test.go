@@ -80,8 +80,9 @@ func TestApproverUsesARealBrowser(t *testing.T) {
 }
 
 // TestApproverEditsInARealBrowser approves with edits in headless Chromium: the live count follows the
-// typing (the inline script runs under the page's CSP), the edited text is what gets published, and the
-// link, opened again once the post is out, says what was decided and links to the published post.
+// typing (the inline script runs under the page's CSP), the page names the account it publishes to, the
+// edited text is what gets published, and the link, opened again once the post is out, says what was
+// decided and links to the published post.
 func TestApproverEditsInARealBrowser(t *testing.T) {
 	exe := chromium(t)
 	st := start(t)
@@ -101,10 +102,11 @@ func TestApproverEditsInARealBrowser(t *testing.T) {
 	ctx, cancel = context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 
-	var before, count, result string
+	var account, before, count, result string
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(link),
 		chromedp.WaitVisible("#text", chromedp.ByID),
+		chromedp.Text("#account", &account, chromedp.ByID),
 		chromedp.Text("#count", &before, chromedp.ByID),
 		chromedp.Clear("#text", chromedp.ByID),
 		chromedp.SendKeys("#text", edited, chromedp.ByID),
@@ -115,6 +117,10 @@ func TestApproverEditsInARealBrowser(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)
+	}
+	// The local stack tells the gateway the sandbox's account.
+	if want := "Approving publishes it on X as @contoso."; account != want {
+		t.Errorf("the page names the account as %q, want %q", account, want)
 	}
 	// The server's count of the requested text first; then the script's, after the typing.
 	if want := fmt.Sprintf("%d of 280 characters as X counts them", len(text)); before != want {

@@ -50,6 +50,9 @@ type approvalPage struct {
 	// plain <a href>: the CSP governs what the page loads, not where its links lead, and the no-referrer
 	// policy keeps the link's token out of the Referer sent to X.
 	PublishedURL string
+	// Account is the X account the post will go out as (HERALD_X_ACCOUNT), shown beside the form so that
+	// an approver knows where their approval publishes; empty when the gateway was not told.
+	Account string
 }
 
 // settledView is the decision that settled a post, as the approval page words it.
@@ -117,6 +120,7 @@ func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
 		Token: token, CSRF: s.csrfToken(token), Post: resp.GetPost(), Approver: resp.GetApproverEmail(),
 		Department: resp.GetDepartmentName(), ExpiresAt: resp.GetExpiresAt().AsTime(),
 		Length: tweetlen.Count(resp.GetPost().GetText()), MaxLength: tweetlen.MaxLength, Script: countScriptJS,
+		Account: s.cfg.XAccount,
 	}
 	if c := r.URL.Query().Get("choice"); c == "approve" || c == "reject" {
 		page.Choice = c

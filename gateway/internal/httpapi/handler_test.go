@@ -228,6 +228,8 @@ type options struct {
 	publicURL string
 	// trustedProxies are passed to the handler's Config.
 	trustedProxies []netip.Prefix
+	// xAccount is the gateway's HERALD_X_ACCOUNT.
+	xAccount string
 }
 
 func setup(t *testing.T, opt options) *env {
@@ -271,7 +273,7 @@ func setup(t *testing.T, opt options) *env {
 	if opt.ready == nil {
 		opt.ready = func(context.Context) error { return nil }
 	}
-	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, RetryAfterPending: time.Minute, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies}, httpapi.Deps{
+	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, RetryAfterPending: time.Minute, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies, XAccount: opt.xAccount}, httpapi.Deps{
 		Intake: in, Keys: keys, Idempotency: idem, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 	})
 	if err != nil {
@@ -887,6 +889,34 @@ func TestUsedLinkShowsTheOutcome(t *testing.T) {
 				if strings.Contains(string(body), s) {
 					t.Errorf("page contains %q:\n%s", s, body)
 				}
+			}
+		})
+	}
+}
+
+// TestApprovalPageShowsTheAccount: the open page says which account approving publishes as, when the
+// gateway was told (HERALD_X_ACCOUNT), escaped; without it, the page names none.
+func TestApprovalPageShowsTheAccount(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, account, want string
+	}{
+		{"set", "@contoso", `<p class="meta" id="account">Approving publishes it on X as <strong>@contoso</strong>.</p>`},
+		{"escaped", "@<b>x</b>", `<strong>@&lt;b&gt;x&lt;/b&gt;</strong>`},
+		{"unset", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, options{xAccount: tt.account})
+			body, err := io.ReadAll(e.serve(t, "GET", "/approvals/"+openLink, nil, "").Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" && strings.Contains(string(body), `id="account"`) {
+				t.Errorf("the page names an account without HERALD_X_ACCOUNT:\n%s", body)
+			}
+			if !strings.Contains(string(body), tt.want) {
+				t.Errorf("page does not contain %q:\n%s", tt.want, body)
 			}
 		})
 	}
