@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/heraldhq/herald/deploy/stack"
 )
 
 // chromium finds the browser: HERALD_CHROMIUM, or chromium on the PATH (Debian's package). CI installs it;
@@ -77,7 +80,9 @@ func TestApproverUsesARealBrowser(t *testing.T) {
 }
 
 // TestApproverEditsInARealBrowser approves with edits in headless Chromium: the live count follows the
-// typing (the inline script runs under the page's CSP), and the edited text is what gets published.
+// typing (the inline script runs under the page's CSP), the page names the account it publishes to, the
+// edited text is what gets published, and the link, opened again once the post is out, says what was
+// decided and links to the published post.
 func TestApproverEditsInARealBrowser(t *testing.T) {
 	exe := chromium(t)
 	st := start(t)
@@ -97,10 +102,12 @@ func TestApproverEditsInARealBrowser(t *testing.T) {
 	ctx, cancel = context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 
-	var count, result string
+	var account, before, count, result string
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(link),
 		chromedp.WaitVisible("#text", chromedp.ByID),
+		chromedp.Text("#account", &account, chromedp.ByID),
+		chromedp.Text("#count", &before, chromedp.ByID),
 		chromedp.Clear("#text", chromedp.ByID),
 		chromedp.SendKeys("#text", edited, chromedp.ByID),
 		chromedp.Text("#count", &count, chromedp.ByID),
@@ -110,6 +117,14 @@ func TestApproverEditsInARealBrowser(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)
+	}
+	// The local stack tells the gateway the sandbox's account.
+	if want := "Approving publishes it on X as @contoso."; account != want {
+		t.Errorf("the page names the account as %q, want %q", account, want)
+	}
+	// The server's count of the requested text first; then the script's, after the typing.
+	if want := fmt.Sprintf("%d of 280 characters as X counts them", len(text)); before != want {
+		t.Errorf("count before editing = %q, want %q", before, want)
 	}
 	// The emoji weighs 2, as on X.
 	if want := fmt.Sprintf("%d of 280 characters as X counts them", len([]rune(edited))+1); count != want {
@@ -121,6 +136,38 @@ func TestApproverEditsInARealBrowser(t *testing.T) {
 	final := pollFinal(t, st, st.Info.DemoAPIKey, r.header.Get("Location"))
 	got := final.json(t)
 	if final.status != http.StatusOK || got["status"] != "published" || got["tweet"] != text || got["final_tweet"] != edited {
-		t.Errorf("after approving with edits the post is %d %s", final.status, final.body)
+		t.Fatalf("after approving with edits the post is %d %s", final.status, final.body)
+	}
+	// The timeline holds the edited text once, and the requested text not at all.
+	if n, m := len(tweetsWithText(t, st, edited)), len(tweetsWithText(t, st, text)); n != 1 || m != 0 {
+		t.Errorf("the sandbox timeline has the edited text %d times and the requested text %d times, want 1 and 0", n, m)
+	}
+	pub, _ := got["publication"].(map[string]any)
+	pubURL, _ := pub["url"].(string)
+	if pubURL == "" {
+		t.Fatalf("published post without a publication URL: %s", final.body)
+	}
+
+	// The used link, opened again now that the post is out, says what was decided and links to it.
+	var message, decided, href string
+	var hasHref bool
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(link),
+		chromedp.WaitVisible("#published a", chromedp.ByQuery),
+		chromedp.Text("#message", &message, chromedp.ByID),
+		chromedp.Text("#decided", &decided, chromedp.ByID),
+		chromedp.AttributeValue("#published a", "href", &href, &hasHref, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatalf("browser, reopening the link: %v", err)
+	}
+	if message != "You already answered through this link." {
+		t.Errorf("the used link says %q", message)
+	}
+	if want := "Approved by " + stack.DemoApprover + " on "; !strings.HasPrefix(decided, want) || !strings.HasSuffix(decided, ", without a comment.") {
+		t.Errorf("the used link says %q about the decision, want %q… without a comment", decided, want)
+	}
+	if !hasHref || href != pubURL {
+		t.Errorf("the used link links to %q, want the publication %q", href, pubURL)
 	}
 }

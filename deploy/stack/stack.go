@@ -193,6 +193,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 			return nil, err
 		}
 		setXCredentials(&cfg.Publisher, creds)
+		// The approval page shows the account posts go out as: the sandbox's, unless set.
+		if cfg.Gateway.XAccount == "" {
+			cfg.Gateway.XAccount = "@" + sandboxUsername
+		}
 	}
 	st.Info.Database = describeDatabase(cfg)
 
@@ -304,7 +308,8 @@ func StartStandIns(ctx context.Context, cfg Config, which StandIns, log *slog.Lo
 		}
 		st.Info.ServiceEnv = append(st.Info.ServiceEnv, "HERALD_X_API_BASE="+url,
 			"HERALD_X_CONSUMER_KEY="+creds.ConsumerKey, "HERALD_X_CONSUMER_SECRET="+creds.ConsumerSecret,
-			"HERALD_X_ACCESS_TOKEN="+creds.AccessToken, "HERALD_X_ACCESS_TOKEN_SECRET="+creds.AccessTokenSecret)
+			"HERALD_X_ACCESS_TOKEN="+creds.AccessToken, "HERALD_X_ACCESS_TOKEN_SECRET="+creds.AccessTokenSecret,
+			"HERALD_X_ACCOUNT=@"+sandboxUsername)
 	}
 	// Nothing else runs: the group only waits for ctx, so that Wait returns when it ends.
 	st.g.Go(func() error { <-gctx.Done(); return nil })
@@ -404,11 +409,14 @@ func (st *Stack) startMailbox(local Local, dataDir string) (string, error) {
 	return "smtp+plain://" + sl.Addr().String(), nil
 }
 
+// sandboxUsername is the account the X API sandbox posts as (its GET /2/users/me).
+const sandboxUsername = "contoso"
+
 // startSandbox starts the X API sandbox accepting creds and returns its URL.
 func (st *Stack) startSandbox(addr, dataDir string, creds xCredentials) (string, error) {
 	sb, err := xsandbox.New(xsandbox.Config{
 		ConsumerKey: creds.ConsumerKey, ConsumerSecret: creds.ConsumerSecret, AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret,
-		Username: "contoso", DataFile: filepath.Join(dataDir, "x-sandbox.json"),
+		Username: sandboxUsername, DataFile: filepath.Join(dataDir, "x-sandbox.json"),
 	}, st.log.With("service", "x-sandbox"))
 	if err != nil {
 		return "", err

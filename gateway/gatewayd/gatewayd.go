@@ -72,6 +72,10 @@ type Config struct {
 	// origin recorded with an approver's decision and the throttling of bad API keys. None by default: the
 	// peer's address is the client's, and X-Forwarded-For is ignored.
 	TrustedProxies []string `env:"HERALD_TRUSTED_PROXIES" envSeparator:","`
+	// XAccount is the X account the approval page says a post will go out as ("@contoso"). Display only:
+	// the gateway holds no X credentials and has no publisher client, so this is what ops say the
+	// publisher posts as (its ListChannels shows the account it verified); empty shows no account.
+	XAccount string `env:"HERALD_X_ACCOUNT"`
 
 	// Listener, if set, is used instead of listening on HTTPAddr.
 	Listener net.Listener `env:"-"`
@@ -225,7 +229,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	reg := ops.NewRegistry()
 	handler, err := httpapi.New(
 		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, RetryAfterPending: cfg.RetryAfterPending,
-			Replicas: cfg.Replicas, CSRFKey: csrf, PublicURL: cfg.PublicURL, TrustedProxies: proxies},
+			Replicas: cfg.Replicas, CSRFKey: csrf, PublicURL: cfg.PublicURL, TrustedProxies: proxies, XAccount: cfg.XAccount},
 		httpapi.Deps{Intake: in, Keys: keys, Idempotency: idem, Approvals: approvals, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
 	)
 	if err != nil {

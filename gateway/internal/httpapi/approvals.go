@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"html/template"
 	"net/http"
+	"net/url"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -42,6 +43,49 @@ type approvalPage struct {
 	// Choice is the answer the approver picked in the email (approve or reject), preselected on the page;
 	// it is only a preselection: the decision is still the form's POST.
 	Choice string
+	// Decided is the decision that settled the post, shown once the link can no longer decide (used, or
+	// closed by another approver's answer); nil while the post waits.
+	Decided *settledView
+	// PublishedURL is where the post went once the publisher published it. The page links to it with a
+	// plain <a href>: the CSP governs what the page loads, not where its links lead, and the no-referrer
+	// policy keeps the link's token out of the Referer sent to X.
+	PublishedURL string
+	// Account is the X account the post will go out as (HERALD_X_ACCOUNT), shown beside the form so that
+	// an approver knows where their approval publishes; empty when the gateway was not told.
+	Account string
+}
+
+// settledView is the decision that settled a post, as the approval page words it.
+type settledView struct {
+	// Outcome is "Approved" or "Rejected", to start a sentence.
+	Outcome  string
+	Approver string
+	At       time.Time
+	Comment  string
+}
+
+// settled fills in what a link that can no longer decide shows about the post: who decided what, when,
+// with which comment, and the published post once it is out.
+func (p *approvalPage) settled(post *approvalv1.Post) {
+	if d := post.GetDecision(); d != nil {
+		outcome := "Rejected"
+		if d.GetOutcome() == approvalv1.Outcome_OUTCOME_APPROVE {
+			outcome = "Approved"
+		}
+		p.Decided = &settledView{Outcome: outcome, Approver: d.GetApprover(), At: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
+	}
+	p.PublishedURL = linkable(post.GetPublication().GetUrl())
+}
+
+// linkable returns u when it is an absolute http(s) URL, and "" otherwise. html/template would already
+// neutralise a javascript: URL in an href; refusing anything but a web address keeps the page from
+// showing a dead "#ZgotmplZ" link should a channel ever report something odd.
+func linkable(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+		return ""
+	}
+	return u
 }
 
 // csrfToken binds the approval form to its link: only a page served for that token can post it.
@@ -76,6 +120,7 @@ func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
 		Token: token, CSRF: s.csrfToken(token), Post: resp.GetPost(), Approver: resp.GetApproverEmail(),
 		Department: resp.GetDepartmentName(), ExpiresAt: resp.GetExpiresAt().AsTime(),
 		Length: tweetlen.Count(resp.GetPost().GetText()), MaxLength: tweetlen.MaxLength, Script: countScriptJS,
+		Account: s.cfg.XAccount,
 	}
 	if c := r.URL.Query().Get("choice"); c == "approve" || c == "reject" {
 		page.Choice = c
@@ -93,6 +138,9 @@ func (s *server) showApproval(w http.ResponseWriter, r *http.Request) {
 		page.Message = "This link was replaced by a newer one: use the link in the latest email about this post."
 	default:
 		page.Message = "This post was already decided: it is " + statusNames[resp.GetPost().GetStatus()] + "."
+	}
+	if page.State != "open" {
+		page.settled(resp.GetPost())
 	}
 	s.render(w, http.StatusOK, "approval.html", page)
 }

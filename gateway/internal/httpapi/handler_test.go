@@ -53,6 +53,14 @@ const (
 	usedLink = "tok-used"
 	// racedLink shows an open form, but another approver decides the post before this one submits.
 	racedLink = "tok-raced"
+	// publishedLink was used to approve the post, which is now published; closedLink's post was rejected
+	// by another approver before this link was used.
+	publishedLink = "tok-published"
+	closedLink    = "tok-closed"
+	// oddURLLink and scriptURLLink were used on published posts whose publication URL needs escaping, or
+	// is no web address at all.
+	oddURLLink    = "tok-odd-url"
+	scriptURLLink = "tok-script-url"
 )
 
 var (
@@ -173,6 +181,17 @@ func (f *fakeApprovals) GetApproval(_ context.Context, req *approvalv1.GetApprov
 		resp.State = approvalv1.ApprovalState_APPROVAL_STATE_OPEN
 	case usedLink:
 		resp.State = approvalv1.ApprovalState_APPROVAL_STATE_USED
+	case publishedLink:
+		resp.State, resp.Post = approvalv1.ApprovalState_APPROVAL_STATE_USED, f.posts[publishedID]
+	case closedLink:
+		resp.State, resp.Post = approvalv1.ApprovalState_APPROVAL_STATE_CLOSED, f.posts[rejectedID]
+	case oddURLLink, scriptURLLink:
+		p := proto.CloneOf(f.posts[publishedID])
+		p.Publication.Url = `https://x.com/i/web/status/185?q="><script>alert(1)</script>`
+		if req.GetToken() == scriptURLLink {
+			p.Publication.Url = "javascript:alert(1)"
+		}
+		resp.State, resp.Post = approvalv1.ApprovalState_APPROVAL_STATE_USED, p
 	default:
 		return nil, status.Error(codes.NotFound, "approval link not found")
 	}
@@ -209,6 +228,8 @@ type options struct {
 	publicURL string
 	// trustedProxies are passed to the handler's Config.
 	trustedProxies []netip.Prefix
+	// xAccount is the gateway's HERALD_X_ACCOUNT.
+	xAccount string
 }
 
 func setup(t *testing.T, opt options) *env {
@@ -252,7 +273,7 @@ func setup(t *testing.T, opt options) *env {
 	if opt.ready == nil {
 		opt.ready = func(context.Context) error { return nil }
 	}
-	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, RetryAfterPending: time.Minute, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies}, httpapi.Deps{
+	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, RetryAfterPending: time.Minute, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies, XAccount: opt.xAccount}, httpapi.Deps{
 		Intake: in, Keys: keys, Idempotency: idem, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 	})
 	if err != nil {
@@ -628,7 +649,7 @@ func TestApprovalRoutes(t *testing.T) {
 		{
 			name: "approve", method: "POST", target: "/approvals/" + openLink, header: form,
 			body: "csrf=" + csrf + "&decision=approve&comment=Lovely", wantStatus: 200, wantHeader: pageHeaders,
-			wantText: []string{"Approved. Herald is publishing the post now."},
+			wantText: []string{"Approved. Herald is publishing the post now.", "once the post is published, the page links to it"},
 		},
 		{
 			name: "reject", method: "POST", target: "/approvals/" + openLink, header: form,
@@ -796,5 +817,107 @@ func TestApprovalPageScriptMatchesItsHash(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
+	}
+}
+
+// TestUsedLinkShowsTheOutcome: once a link can no longer decide, its page says what was decided, by whom,
+// when and with which comment, and links to the published post once it is out, escaped like any other
+// text and only when it is a web address.
+func TestUsedLinkShowsTheOutcome(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	tests := []struct {
+		name, token string
+		// want are substrings of the raw page; wantNot must not be in it.
+		want, wantNot []string
+	}{
+		{
+			name: "used link of a published post", token: publishedLink,
+			want: []string{
+				"You already answered through this link.",
+				`<p id="decided">Approved by comms@example.com on 23 Nov 2026 14:23 UTC, with the comment: Lovely.</p>`,
+				`<p id="published">Published: <a href="https://x.com/i/web/status/185" rel="noreferrer">https://x.com/i/web/status/185</a></p>`,
+			},
+			wantNot: []string{"<form"},
+		},
+		{
+			name: "link closed by another approver's rejection", token: closedLink,
+			want: []string{
+				"This post was already decided: it is rejected.",
+				`<p id="decided">Rejected by comms@example.com on 23 Nov 2026 14:23 UTC, with the comment: Not on a Friday.</p>`,
+			},
+			wantNot: []string{`id="published"`, "<form"},
+		},
+		{
+			name: "a used link of a pending post has nothing settled to show", token: usedLink,
+			want:    []string{"You already answered through this link."},
+			wantNot: []string{`id="decided"`, `id="published"`},
+		},
+		{
+			name: "a publication URL is escaped in the link and its text", token: oddURLLink,
+			want: []string{
+				`<a href="https://x.com/i/web/status/185?q=%22%3e%3cscript%3ealert%281%29%3c/script%3e" rel="noreferrer">`,
+				`>https://x.com/i/web/status/185?q=&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</a>`,
+			},
+			wantNot: []string{"<script>alert"},
+		},
+		{
+			name: "a publication URL that is no web address is not linked", token: scriptURLLink,
+			want:    []string{`id="decided"`},
+			wantNot: []string{`id="published"`, "javascript:"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := e.serve(t, "GET", "/approvals/"+tt.token, nil, "")
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("status %d, want 200", resp.StatusCode)
+			}
+			if got := resp.Header.Get("Content-Security-Policy"); got != httpapi.ContentSecurityPolicy {
+				t.Errorf("CSP %q, want %q", got, httpapi.ContentSecurityPolicy)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(string(body), s) {
+					t.Errorf("page does not contain %q:\n%s", s, body)
+				}
+			}
+			for _, s := range tt.wantNot {
+				if strings.Contains(string(body), s) {
+					t.Errorf("page contains %q:\n%s", s, body)
+				}
+			}
+		})
+	}
+}
+
+// TestApprovalPageShowsTheAccount: the open page says which account approving publishes as, when the
+// gateway was told (HERALD_X_ACCOUNT), escaped; without it, the page names none.
+func TestApprovalPageShowsTheAccount(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, account, want string
+	}{
+		{"set", "@contoso", `<p class="meta" id="account">Approving publishes it on X as <strong>@contoso</strong>.</p>`},
+		{"escaped", "@<b>x</b>", `<strong>@&lt;b&gt;x&lt;/b&gt;</strong>`},
+		{"unset", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, options{xAccount: tt.account})
+			body, err := io.ReadAll(e.serve(t, "GET", "/approvals/"+openLink, nil, "").Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" && strings.Contains(string(body), `id="account"`) {
+				t.Errorf("the page names an account without HERALD_X_ACCOUNT:\n%s", body)
+			}
+			if !strings.Contains(string(body), tt.want) {
+				t.Errorf("page does not contain %q:\n%s", tt.want, body)
+			}
+		})
 	}
 }

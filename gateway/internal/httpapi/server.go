@@ -47,6 +47,9 @@ type Config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client (see clientAddr); none by
 	// default, so that the peer's address is the client's.
 	TrustedProxies []netip.Prefix
+	// XAccount is the account the approval page says the post will go out as (HERALD_X_ACCOUNT). It is
+	// shown, never checked: the publisher alone knows the account it posts as. Empty shows none.
+	XAccount string
 }
 
 // Deps are what the handler talks to.
