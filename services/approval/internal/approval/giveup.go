@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -43,10 +42,7 @@ func (s *Service) FailRequest(ctx context.Context, r Request, cause error) error
 		reason = "Herald refused this request: " + strings.TrimPrefix(cause.Error(), ErrInvalid.Error()+": ")
 	}
 	now := s.now()
-	created := now
-	if !r.RequestedAt.IsZero() {
-		created = r.RequestedAt.UTC().Truncate(time.Microsecond)
-	}
+	created := r.createdAt(now)
 	p := Post{
 		ID:             r.PostID,
 		DepartmentID:   r.DepartmentID,

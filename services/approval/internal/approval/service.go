@@ -273,10 +273,7 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		return fmt.Errorf("submit %s: %w", r.PostID, err)
 	}
 	now := s.now()
-	created := now
-	if !r.RequestedAt.IsZero() {
-		created = r.RequestedAt.UTC().Truncate(time.Microsecond)
-	}
+	created := r.createdAt(now)
 	p := Post{
 		ID:             r.PostID,
 		DepartmentID:   r.DepartmentID,
@@ -630,4 +627,13 @@ func (s *Service) recordOutcome(ctx context.Context, p OutcomeParams) error {
 		s.log.InfoContext(ctx, "post outcome recorded", "post_id", p.PostID, "status", p.Status, "remote_id", p.RemoteID)
 	}
 	return nil
+}
+
+// createdAt is when the post was asked for: when the gateway accepted it, or now for a request that does not
+// say (events from before requested_at existed).
+func (r Request) createdAt(now time.Time) time.Time {
+	if r.RequestedAt.IsZero() {
+		return now
+	}
+	return r.RequestedAt.UTC().Truncate(time.Microsecond)
 }
