@@ -73,6 +73,30 @@ func Valid(text string) bool {
 
 // Count returns text's weighted length under c.
 func (c Config) Count(text string) int {
+	if n, ok := c.countASCII(text); ok {
+		return n
+	}
+	return c.count(text)
+}
+
+// countASCII counts plain ASCII without a dot, the common case, without normalising, looking for URLs or
+// segmenting graphemes: NFC leaves ASCII alone, a URL needs a dot before its top-level domain, and no ASCII
+// cluster is an emoji, so the weighted length is the sum of the characters' weights. It was a quarter of
+// the gateway's CPU per request.
+func (c Config) countASCII(text string) (int, bool) {
+	total := 0
+	for i := 0; i < len(text); i++ {
+		b := text[i]
+		if b >= 0x80 || b == '.' {
+			return 0, false
+		}
+		total += c.weight(rune(b))
+	}
+	return total / c.Scale, true
+}
+
+// count is the full count: NFC, URLs, emoji sequences, weights.
+func (c Config) count(text string) int {
 	s := norm.NFC.String(text)
 	total := 0 // in units of 1/Scale, as twitter-text adds them
 	for _, seg := range splitURLs(s) {
