@@ -262,3 +262,35 @@ func TestPolicyExpiry(t *testing.T) {
 		t.Errorf("after the department's 10 minutes the post is %s; want expired", p.Status)
 	}
 }
+
+// TestEditsOnlyWhenOnePersonDecides: with several approvers each approves the text they saw, so an edit
+// (by the last one, say) would be published on the others' approvals of the original: it is refused, and
+// approving the text as it is still counts.
+func TestEditsOnlyWhenOnePersonDecides(t *testing.T) {
+	for _, mode := range []string{"all", "quorum:2"} {
+		t.Run(mode, func(t *testing.T) {
+			f := setup(t, "")
+			ctx := context.Background()
+			if _, _, err := f.svc.SetPolicy(ctx, approval.PolicyInput{DepartmentID: f.dept.ID, Mode: mode}); err != nil {
+				t.Fatal(err)
+			}
+			id := f.request(t, "Approved as written")
+			f.advance(t, 0)
+			links := f.links(t)
+			if _, err := f.svc.Decide(ctx, token(links["a@example.com"]), approval.OutcomeApprove, "", "test"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := f.svc.DecideEdited(ctx, token(links["b@example.com"]), approval.OutcomeApprove, "", "test", "Something a approved never saw")
+			if !errors.Is(err, approval.ErrInvalid) {
+				t.Fatalf("an edit under %s = %v, want ErrInvalid", mode, err)
+			}
+			p, err := f.svc.DecideEdited(ctx, token(links["b@example.com"]), approval.OutcomeApprove, "", "test", "")
+			if err != nil {
+				t.Fatalf("approving as written after the refused edit: %v", err)
+			}
+			if p.ID != id || p.Status != approval.StatusApproved || p.FinalText != "" {
+				t.Errorf("post = %s, final text %q; want approved with the text as written", p.Status, p.FinalText)
+			}
+		})
+	}
+}

@@ -579,6 +579,11 @@ func (s *Service) checkEdit(p Post, edited string) (string, error) {
 	if edited == "" || edited == p.Text {
 		return "", nil
 	}
+	if p.Mode != "" && p.Mode != ModeFirst {
+		// With several approvers each approves what they saw: an edit by one (the last, say) would be
+		// published on the others' approvals of the original text. Edits are for a post one person decides.
+		return "", invalid("the text can be edited only when one approver decides (this post needs %s); approve or reject it as it is, or ask the department for new text", p.Mode)
+	}
 	if strings.TrimSpace(edited) == "" {
 		return "", invalid("the edited text is empty")
 	}

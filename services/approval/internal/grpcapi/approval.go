@@ -110,7 +110,12 @@ func (s *approvalServer) AuthenticateKey(ctx context.Context, req *approvalv1.Au
 }
 
 func (s *approvalServer) CountUndecided(ctx context.Context, req *approvalv1.CountUndecidedRequest) (*approvalv1.CountUndecidedResponse, error) {
-	n, err := s.svc.CountUndecided(ctx, req.GetDepartmentId())
+	// The gateway's token counts one department at a time, like every other read it makes.
+	dept, err := departmentScope(ctx, req.GetDepartmentId())
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.svc.CountUndecided(ctx, dept)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -232,6 +232,12 @@ func TestGatewayReadsOneDepartment(t *testing.T) {
 			return ids, err
 		}
 	}
+	count := func(token, dept string) func() ([]string, error) {
+		return func() ([]string, error) {
+			_, err := approvals.CountUndecided(as(token), &approvalv1.CountUndecidedRequest{DepartmentId: dept})
+			return nil, err
+		}
+	}
 	tests := []struct {
 		name     string
 		call     func() ([]string, error)
@@ -246,6 +252,8 @@ func TestGatewayReadsOneDepartment(t *testing.T) {
 		{"gateway lists across departments", list(gatewayToken, ""), codes.PermissionDenied, nil},
 		{"admin gets any post", get(adminToken, financePost, ""), codes.OK, []string{financePost}},
 		{"admin lists across departments", list(adminToken, ""), codes.OK, []string{financePost, hrPost}},
+		{"gateway counts one department's undecided posts", count(gatewayToken, hr), codes.OK, nil},
+		{"gateway counts across departments", count(gatewayToken, ""), codes.PermissionDenied, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"net/url"
@@ -32,7 +33,12 @@ var _ approval.Mailer = (*SMTP)(nil)
 func NewSMTP(rawURL, from string) (*SMTP, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("smtp url: %w", err)
+		// Not err itself: a *url.Error quotes the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("HERALD_SMTP_URL is not a valid URL: %v", err)
 	}
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("smtp url %q has no host", u.Redacted())

@@ -72,9 +72,15 @@ func TestSendApprovalRequestOverSMTP(t *testing.T) {
 }
 
 func TestNewSMTPRejectsBadURLs(t *testing.T) {
-	for _, u := range []string{"http://localhost:25", "smtp://", "smtp://host:notaport", "::"} {
-		if _, err := notify.NewSMTP(u, ""); err == nil {
+	for _, u := range []string{"http://localhost:25", "smtp://", "smtp://host:notaport", "::", "smtps://herald:S3cr%t!pw@smtp.example:465"} {
+		_, err := notify.NewSMTP(u, "")
+		if err == nil {
 			t.Errorf("NewSMTP(%q) accepted a bad URL", u)
+			continue
+		}
+		// The error reaches the start-up log: it must not carry the password.
+		if strings.Contains(err.Error(), "S3cr") {
+			t.Errorf("NewSMTP(%q) = %v: the password is in the error", u, err)
 		}
 	}
 }
