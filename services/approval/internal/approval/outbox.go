@@ -50,7 +50,10 @@ func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 func (s *Service) DrainOutbox(ctx context.Context) error {
 	for {
 		now := s.now()
-		items, err := s.store.ClaimOutbox(ctx, now, now.Add(s.cfg.OutboxLease), 50)
+		// A small batch: its items are delivered one after another under one lease, and each may take an
+		// SMTP or webhook timeout (15 s); ten of them end well inside the 5-minute lease, so no other
+		// replica claims an item this one is still sending (fifty could outlast it on a slow relay).
+		items, err := s.store.ClaimOutbox(ctx, now, now.Add(s.cfg.OutboxLease), 10)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
 		}
