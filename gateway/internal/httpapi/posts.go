@@ -376,7 +376,7 @@ func (s *server) cancelPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.deps.Approvals.CancelPost(r.Context(), &approvalv1.CancelPostRequest{PostId: id, DepartmentId: dept.ID, Actor: "api-key:" + dept.KeyID})
-	if status.Code(err) == codes.NotFound && recentlyIssued(uid, time.Now()) {
+	if status.Code(err) == codes.NotFound && recentlyIssued(uid, s.now()) {
 		// Accepted moments ago and still on its way through JetStream: there is nothing to cancel yet, but
 		// there will be, so this is a conflict to retry rather than a 404.
 		s.fail(w, r, &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the post is still being recorded; retry the cancellation in a few seconds"})

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -249,7 +250,7 @@ func newFailures(burst int, window time.Duration, maxClients int) *failures {
 func (f *failures) blocked(client string, now time.Time) (time.Duration, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l, ok := f.clients.get(client)
+	l, ok := f.clients.get(clientKey(client))
 	if !ok {
 		return 0, false
 	}
@@ -265,10 +266,25 @@ func (f *failures) blocked(client string, now time.Time) (time.Duration, bool) {
 func (f *failures) failed(client string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l, ok := f.clients.get(client)
+	key := clientKey(client)
+	l, ok := f.clients.get(key)
 	if !ok {
 		l = newLimiter(f.every, f.burst)
-		f.clients.add(client, l)
+		f.clients.add(key, l)
 	}
 	l.AllowN(now, 1)
+}
+
+// clientKey is what bad keys are counted by: the address, or for IPv6 its /64, since one end site holds a
+// whole /64 and could otherwise try each key from a fresh address.
+func clientKey(client string) string {
+	addr, err := netip.ParseAddr(client)
+	if err != nil || !addr.Is6() || addr.Is4In6() {
+		return client
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return client
+	}
+	return p.String()
 }
