@@ -88,7 +88,7 @@ func (c *V1Client) api(ctx context.Context) *twitter.Client {
 func (c *V1Client) Name() string { return "x" }
 
 // URL implements ledger.Channel.
-func (c *V1Client) URL(remoteID string) string { return "https://x.com/i/web/status/" + remoteID }
+func (c *V1Client) URL(remoteID string) string { return statusURL(remoteID) }
 
 // RateState is what X last said about the account's posting window.
 func (c *V1Client) RateState() RateState { return c.gate.state() }

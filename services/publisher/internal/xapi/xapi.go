@@ -119,7 +119,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (c *Client) Name() string { return "x" }
 
 // URL implements ledger.Channel.
-func (c *Client) URL(remoteID string) string { return "https://x.com/i/web/status/" + remoteID }
+func (c *Client) URL(remoteID string) string { return statusURL(remoteID) }
+
+// statusURL is a post's public address, whichever API made it.
+func statusURL(remoteID string) string { return "https://x.com/i/web/status/" + remoteID }
 
 // RateState is what X last said about the account's posting window.
 func (c *Client) RateState() RateState { return c.gate.state() }
