@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(proto services/heraldshared services/approval services/publisher gateway deploy scripts/testsummary)
+modules=(proto services/heraldshared services/approval services/publisher gateway deploy deploy/k8s scripts/testsummary)
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -204,6 +204,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		}
 		return float64(n)
 	}))
+	reg.MustRegister(&stateCollector{store: s.store, now: time.Now, log: log}, eventbus.NewLagCollector(s.js, cfg.Stream, cfg.Consumer, events.Subjects(), log))
 	if s.events, err = events.Handler(s.domain, publisherKeys, func(subject, reason string) { refused.WithLabelValues(subject, reason).Inc() }); err != nil {
 		return nil, err
 	}

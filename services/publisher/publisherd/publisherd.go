@@ -232,6 +232,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	reg := ops.NewRegistry()
+	reg.MustRegister(rateCollector{state: client.RateState}, eventbus.NewLagCollector(s.js, cfg.Stream, cfg.Consumer, events.Subjects(), log))
 	channel, err := newCountingChannel(client, reg)
 	if err != nil {
 		return nil, err
