@@ -57,7 +57,9 @@ func TestCheckAddrRefusesEveryNonPublicAddress(t *testing.T) {
 
 // lookupTo answers every lookup with addr, whatever the name: a DNS server under an attacker's control.
 func lookupTo(addr string) func(context.Context, string) ([]netip.Addr, error) {
-	return func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr(addr)}, nil }
+	return func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr(addr)}, nil
+	}
 }
 
 func TestCheckURL(t *testing.T) {
