@@ -107,6 +107,9 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem) error {
 	case OutboxApprovalReminder:
 		return s.sendApprovalEmail(ctx, it.PostID, it.ApproverID, true)
 	default:
+		if ev, ok := webhookEventOfKind(it.Kind); ok {
+			return s.fanOutWebhook(ctx, it, ev)
+		}
 		return fmt.Errorf("unknown outbox kind %q", it.Kind)
 	}
 }

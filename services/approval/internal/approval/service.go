@@ -75,6 +75,8 @@ type Config struct {
 	DefaultLimits Limits
 	// Teams posts cards to the webhooks policies name; nil posts none.
 	Teams Teams
+	// Webhooks delivers the departments' webhook subscriptions; nil takes no subscriptions.
+	Webhooks *WebhookConfig
 }
 
 // Service carries out the approval service's use cases over a Store.
@@ -85,6 +87,7 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	wake      chan struct{}
+	wakeHooks chan struct{}
 }
 
 // NewService returns a Service. Every dependency is required.
@@ -100,6 +103,8 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		return nil, errors.New("approval: nil logger")
 	case cfg.PublicURL == "":
 		return nil, errors.New("approval: public URL is required for approval links")
+	case cfg.Webhooks != nil && (cfg.Webhooks.Sender == nil || cfg.Webhooks.Payload == nil):
+		return nil, errors.New("approval: webhooks need a sender and a payload")
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 72 * time.Hour
@@ -115,7 +120,7 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		cfg.OutboxLease = 5 * time.Minute
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
+	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1), wakeHooks: make(chan struct{}, 1)}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
@@ -560,6 +565,10 @@ func (s *Service) DecideEdited(ctx context.Context, token string, outcome Outcom
 		params.Audit.Action = "approve_with_edits"
 	}
 	params.Extra = s.teamsItems(pol, OutboxTeamsOutcome, p.ID, now)
+	if outcome == OutcomeReject {
+		// Written only if the post settles; the fan-out does nothing if it settled otherwise.
+		params.Extra = append(params.Extra, s.webhookItems(StatusRejected, p.ID, now)...)
+	}
 	if p.Mode != ModeFirst && p.Mode != "" {
 		mode, req := p.Mode, p.Required
 		params.Resolve = func(ds []Decision) Resolution { return resolve(mode, req, asked, ds) }
@@ -624,12 +633,16 @@ func (s *Service) recordOutcome(ctx context.Context, p OutcomeParams) error {
 		p.PublishedAt = p.PublishedAt.UTC().Truncate(time.Microsecond)
 	}
 	p.Audit = AuditEntry{PostID: p.PostID, At: now, Actor: "publisher", Origin: "channel:" + p.Channel, Action: string(p.Status), ToStatus: p.Status, Comment: p.FailureReason}
+	p.Extra = s.webhookItems(p.Status, p.PostID, now)
 	changed, err := s.store.RecordOutcome(ctx, p)
 	if err != nil {
 		return fmt.Errorf("record %s of %s: %w", p.Status, p.PostID, err)
 	}
 	if changed {
 		s.log.InfoContext(ctx, "post outcome recorded", "post_id", p.PostID, "status", p.Status, "remote_id", p.RemoteID)
+		if len(p.Extra) > 0 {
+			s.Wake()
+		}
 	}
 	return nil
 }

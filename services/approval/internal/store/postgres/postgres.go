@@ -572,7 +572,15 @@ func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bo
 		changed = true
 		audit := p.Audit
 		audit.FromStatus = approval.Status(prev.Status)
-		return insertAudit(ctx, q, audit)
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range p.Extra {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return changed, err
 }
