@@ -1,9 +1,11 @@
 package chaos
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +48,13 @@ type Report struct {
 	Events                  []event
 	// LostIDs are some of the lost posts' ids and statuses, to look them up in the logs.
 	LostIDs []string
+	// RefusedStatuses counts the 4xx answers that ended a request, by status.
+	RefusedStatuses map[int]int
+	// OutboxLeft are the approval service's outbox rows left at the end, by kind, with how many of them
+	// are under a lease (claimed by a replica that has not finished them: one that was killed).
+	OutboxLeft []string
+	// Clues are the processes' log lines that name a lost post, to start the search from.
+	Clues []string
 }
 
 // Failed says why the run failed, or "" if it did not: lost posts, duplicate posts or duplicate
@@ -103,10 +112,15 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rep.Accepted, rep.RefusedByGateway = len(r.ids), len(r.refused)
+	rep.RefusedStatuses = map[int]int{}
+	for _, st := range r.refused {
+		rep.RefusedStatuses[st]++
+	}
 	rep.NeverAccepted = rep.Requests - rep.Accepted - rep.RefusedByGateway
 	for _, extra := range r.idClash {
 		rep.DuplicatePosts += len(extra)
 	}
+	var lostIDs []string
 	for n, id := range r.ids {
 		st, known, err := r.postStatus(ctx, conn, id)
 		if err != nil {
@@ -118,6 +132,7 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		switch {
 		case !known || !final(st):
 			rep.Lost++
+			lostIDs = append(lostIDs, id)
 			if len(rep.LostIDs) < 10 {
 				rep.LostIDs = append(rep.LostIDs, fmt.Sprintf("#%d %s (%s)", n, id, map[bool]string{true: st.String(), false: "not in the approval service"}[known]))
 			}
@@ -155,6 +170,8 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 			rep.SelfRestarts[p.name] = crashes
 		}
 	}
+	rep.OutboxLeft = r.t.outboxLeft(ctx)
+	rep.Clues = clues(r.t.logs.Name(), lostIDs, 40)
 	var accepts []time.Time
 	for _, at := range r.acceptedAt {
 		accepts = append(accepts, at)
@@ -179,6 +196,31 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		rep.Events = append(rep.Events, ev)
 	}
 	return rep, nil
+}
+
+// clues returns up to limit lines of the log file that name one of ids.
+func clues(logFile string, ids []string, limit int) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	f, err := os.Open(logFile)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() && len(out) < limit {
+		line := sc.Text()
+		for _, id := range ids {
+			if strings.Contains(line, id) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func replicaProcs(t *topology) []*proc {
@@ -209,7 +251,7 @@ func (rep *Report) Print(w io.Writer) {
 	row := func(label string, v any) { fmt.Fprintf(w, "  %-44s %v\n", label, v) }
 	row("requests pushed", rep.Requests)
 	row("accepted with 202", rep.Accepted)
-	row("refused by the gateway (4xx)", rep.RefusedByGateway)
+	row("refused by the gateway (4xx)", fmt.Sprintf("%d %v", rep.RefusedByGateway, rep.RefusedStatuses))
 	row("never accepted (time ran out retrying)", rep.NeverAccepted)
 	row("attempts retried (error or 5xx)", rep.FailedAttempts)
 	row("known to the approval service", rep.Known)
@@ -249,8 +291,14 @@ func (rep *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if len(rep.OutboxLeft) > 0 {
+		row("approval outbox left (kind: rows, leased)", strings.Join(rep.OutboxLeft, "; "))
+	}
 	for _, id := range rep.LostIDs {
 		fmt.Fprintf(w, "  lost: %s\n", id)
+	}
+	for _, l := range rep.Clues {
+		fmt.Fprintf(w, "  log: %s\n", l)
 	}
 	if why := rep.Failed(); why != "" {
 		fmt.Fprintf(w, "FAIL: %s\n", why)

@@ -348,6 +348,32 @@ func (t *topology) terminatePostgres(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// outboxLeft describes the approval service's outbox rows left at the end (a diagnostic: the harness
+// otherwise only uses the public API): by kind, how many, and how many a replica holds under a lease.
+func (t *topology) outboxLeft(ctx context.Context) []string {
+	conn, err := pgx.Connect(ctx, t.pgURL)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT kind, count(*), count(*) FILTER (WHERE lease_until > next_attempt_at) FROM "+
+		pgx.Identifier{t.pgSchemas[0], "outbox"}.Sanitize()+" GROUP BY kind ORDER BY kind")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var kind string
+		var n, leased int
+		if err := rows.Scan(&kind, &n, &leased); err != nil {
+			return append(out, err.Error())
+		}
+		out = append(out, fmt.Sprintf("%s: %d, %d leased", kind, n, leased))
+	}
+	return out
+}
+
 // serve serves h on a free loopback port until the topology closes and returns its URL.
 func serve(t *topology, h http.Handler) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
