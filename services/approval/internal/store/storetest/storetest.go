@@ -38,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
 		"DepartmentLimits":    testDepartmentLimits,
 		"CountUndecided":      testCountUndecided,
+		"CreatePosts":         testCreatePosts,
+		"TokensAndResults":    testTokensAndOutboxResults,
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
