@@ -114,6 +114,22 @@ func IdempotencyBucketConfig(stream string) jetstream.KeyValueConfig {
 	}
 }
 
+// MediaBucket is the name of the object store bucket that holds the pictures of post requests, one per
+// stream (Stream when empty). The gateway puts them, the publisher and the approval service read them,
+// and only the approval service deletes them (its retention sweep; see package media).
+func MediaBucket(stream string) string { return streamName(stream) + "_MEDIA" }
+
+// MediaBucketConfig is the configuration of the media bucket of stream. No time to live: a bucket TTL
+// would delete the pictures of a post still waiting for its approvers (or for ops to settle it), so the
+// approval service, which knows each post's state, deletes them instead.
+func MediaBucketConfig(stream string) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
+		Bucket:      MediaBucket(stream),
+		Description: "Herald post requests' pictures",
+		Storage:     jetstream.FileStorage,
+	}
+}
+
 // ErrUnavailable is returned when JetStream could not be reached or did not acknowledge a message in time.
 // Callers must not tell anyone the message was accepted.
 var ErrUnavailable = errors.New("event bus unavailable")
@@ -167,6 +183,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, stream string) er
 	}
 	if err != nil {
 		return fmt.Errorf("create key-value bucket %s: %w", kvCfg.Bucket, err)
+	}
+	objCfg := MediaBucketConfig(stream)
+	_, err = js.CreateObjectStore(ctx, objCfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		_, err = js.UpdateObjectStore(ctx, objCfg)
+	}
+	if err != nil {
+		return fmt.Errorf("create object store bucket %s: %w", objCfg.Bucket, err)
 	}
 	cfg := StreamConfig(stream)
 	_, err = js.CreateStream(ctx, cfg)
