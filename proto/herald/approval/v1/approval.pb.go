@@ -235,7 +235,10 @@ type Post struct {
 	// What a pending post waits for when nobody could be asked yet: "waiting for an approver to be added".
 	WaitingFor string `protobuf:"bytes,14,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
 	// The policy mode the approvers were asked under: first, all or quorum:N.
-	Mode          string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mode string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The pictures posted with the text, in order. The bytes are in the media bucket under object_name;
+	// whoever serves them checks them against sha256.
+	Media         []*PostMedia `protobuf:"bytes,16,rep,name=media,proto3" json:"media,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,6 +378,84 @@ func (x *Post) GetMode() string {
 	return ""
 }
 
+func (x *Post) GetMedia() []*PostMedia {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+// PostMedia is one picture of a post, as stored in the media bucket.
+type PostMedia struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ObjectName string                 `protobuf:"bytes,1,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
+	// SHA-256 of the picture's bytes (32 bytes).
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// image/jpeg, image/png, image/gif or image/webp.
+	ContentType   string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Size          int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostMedia) Reset() {
+	*x = PostMedia{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostMedia) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostMedia) ProtoMessage() {}
+
+func (x *PostMedia) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostMedia.ProtoReflect.Descriptor instead.
+func (*PostMedia) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PostMedia) GetObjectName() string {
+	if x != nil {
+		return x.ObjectName
+	}
+	return ""
+}
+
+func (x *PostMedia) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *PostMedia) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *PostMedia) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // Decision is the approver's decision that settled a post.
 type Decision struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -391,7 +472,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +484,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +497,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{1}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Decision) GetOutcome() Outcome {
@@ -467,7 +548,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +560,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +573,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Publication) GetChannel() string {
@@ -535,7 +616,7 @@ type GetPostRequest struct {
 
 func (x *GetPostRequest) Reset() {
 	*x = GetPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +628,7 @@ func (x *GetPostRequest) String() string {
 func (*GetPostRequest) ProtoMessage() {}
 
 func (x *GetPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +641,7 @@ func (x *GetPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPostRequest.ProtoReflect.Descriptor instead.
 func (*GetPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetPostRequest) GetPostId() string {
@@ -586,7 +667,7 @@ type GetPostResponse struct {
 
 func (x *GetPostResponse) Reset() {
 	*x = GetPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +679,7 @@ func (x *GetPostResponse) String() string {
 func (*GetPostResponse) ProtoMessage() {}
 
 func (x *GetPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +692,7 @@ func (x *GetPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPostResponse.ProtoReflect.Descriptor instead.
 func (*GetPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{4}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetPostResponse) GetPost() *Post {
@@ -638,7 +719,7 @@ type ListPostsRequest struct {
 
 func (x *ListPostsRequest) Reset() {
 	*x = ListPostsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +731,7 @@ func (x *ListPostsRequest) String() string {
 func (*ListPostsRequest) ProtoMessage() {}
 
 func (x *ListPostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +744,7 @@ func (x *ListPostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostsRequest.ProtoReflect.Descriptor instead.
 func (*ListPostsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{5}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPostsRequest) GetDepartmentId() string {
@@ -703,7 +784,7 @@ type ListPostsResponse struct {
 
 func (x *ListPostsResponse) Reset() {
 	*x = ListPostsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +796,7 @@ func (x *ListPostsResponse) String() string {
 func (*ListPostsResponse) ProtoMessage() {}
 
 func (x *ListPostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +809,7 @@ func (x *ListPostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostsResponse.ProtoReflect.Descriptor instead.
 func (*ListPostsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{6}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPostsResponse) GetPosts() []*Post {
@@ -748,7 +829,7 @@ type GetApprovalRequest struct {
 
 func (x *GetApprovalRequest) Reset() {
 	*x = GetApprovalRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +841,7 @@ func (x *GetApprovalRequest) String() string {
 func (*GetApprovalRequest) ProtoMessage() {}
 
 func (x *GetApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +854,7 @@ func (x *GetApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApprovalRequest.ProtoReflect.Descriptor instead.
 func (*GetApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{7}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetApprovalRequest) GetToken() string {
@@ -797,7 +878,7 @@ type GetApprovalResponse struct {
 
 func (x *GetApprovalResponse) Reset() {
 	*x = GetApprovalResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +890,7 @@ func (x *GetApprovalResponse) String() string {
 func (*GetApprovalResponse) ProtoMessage() {}
 
 func (x *GetApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +903,7 @@ func (x *GetApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApprovalResponse.ProtoReflect.Descriptor instead.
 func (*GetApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{8}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetApprovalResponse) GetPost() *Post {
@@ -883,7 +964,7 @@ type DecideRequest struct {
 
 func (x *DecideRequest) Reset() {
 	*x = DecideRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +976,7 @@ func (x *DecideRequest) String() string {
 func (*DecideRequest) ProtoMessage() {}
 
 func (x *DecideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +989,7 @@ func (x *DecideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideRequest.ProtoReflect.Descriptor instead.
 func (*DecideRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{9}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DecideRequest) GetToken() string {
@@ -955,7 +1036,7 @@ type DecideResponse struct {
 
 func (x *DecideResponse) Reset() {
 	*x = DecideResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1048,7 @@ func (x *DecideResponse) String() string {
 func (*DecideResponse) ProtoMessage() {}
 
 func (x *DecideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1061,7 @@ func (x *DecideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideResponse.ProtoReflect.Descriptor instead.
 func (*DecideResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{10}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DecideResponse) GetPost() *Post {
@@ -999,7 +1080,7 @@ type AuthenticateKeyRequest struct {
 
 func (x *AuthenticateKeyRequest) Reset() {
 	*x = AuthenticateKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1092,7 @@ func (x *AuthenticateKeyRequest) String() string {
 func (*AuthenticateKeyRequest) ProtoMessage() {}
 
 func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1105,7 @@ func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{11}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuthenticateKeyRequest) GetApiKey() string {
@@ -1047,7 +1128,7 @@ type AuthenticateKeyResponse struct {
 
 func (x *AuthenticateKeyResponse) Reset() {
 	*x = AuthenticateKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1140,7 @@ func (x *AuthenticateKeyResponse) String() string {
 func (*AuthenticateKeyResponse) ProtoMessage() {}
 
 func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1153,7 @@ func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{12}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthenticateKeyResponse) GetDepartmentId() string {
@@ -1118,7 +1199,7 @@ type DepartmentLimits struct {
 
 func (x *DepartmentLimits) Reset() {
 	*x = DepartmentLimits{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1211,7 @@ func (x *DepartmentLimits) String() string {
 func (*DepartmentLimits) ProtoMessage() {}
 
 func (x *DepartmentLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1224,7 @@ func (x *DepartmentLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepartmentLimits.ProtoReflect.Descriptor instead.
 func (*DepartmentLimits) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DepartmentLimits) GetPostsPerMinute() int32 {
@@ -1170,7 +1251,7 @@ type SetDepartmentLimitsRequest struct {
 
 func (x *SetDepartmentLimitsRequest) Reset() {
 	*x = SetDepartmentLimitsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1263,7 @@ func (x *SetDepartmentLimitsRequest) String() string {
 func (*SetDepartmentLimitsRequest) ProtoMessage() {}
 
 func (x *SetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1276,7 @@ func (x *SetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetDepartmentLimitsRequest) GetDepartmentId() string {
@@ -1224,7 +1305,7 @@ type SetDepartmentLimitsResponse struct {
 
 func (x *SetDepartmentLimitsResponse) Reset() {
 	*x = SetDepartmentLimitsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1317,7 @@ func (x *SetDepartmentLimitsResponse) String() string {
 func (*SetDepartmentLimitsResponse) ProtoMessage() {}
 
 func (x *SetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1330,7 @@ func (x *SetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
 func (*SetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
@@ -1275,7 +1356,7 @@ type GetDepartmentLimitsRequest struct {
 
 func (x *GetDepartmentLimitsRequest) Reset() {
 	*x = GetDepartmentLimitsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1368,7 @@ func (x *GetDepartmentLimitsRequest) String() string {
 func (*GetDepartmentLimitsRequest) ProtoMessage() {}
 
 func (x *GetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1381,7 @@ func (x *GetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetDepartmentLimitsRequest) GetDepartmentId() string {
@@ -1320,7 +1401,7 @@ type GetDepartmentLimitsResponse struct {
 
 func (x *GetDepartmentLimitsResponse) Reset() {
 	*x = GetDepartmentLimitsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1413,7 @@ func (x *GetDepartmentLimitsResponse) String() string {
 func (*GetDepartmentLimitsResponse) ProtoMessage() {}
 
 func (x *GetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1426,7 @@ func (x *GetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
 func (*GetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
@@ -1372,7 +1453,7 @@ type CountUndecidedRequest struct {
 
 func (x *CountUndecidedRequest) Reset() {
 	*x = CountUndecidedRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1465,7 @@ func (x *CountUndecidedRequest) String() string {
 func (*CountUndecidedRequest) ProtoMessage() {}
 
 func (x *CountUndecidedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1478,7 @@ func (x *CountUndecidedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountUndecidedRequest.ProtoReflect.Descriptor instead.
 func (*CountUndecidedRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CountUndecidedRequest) GetDepartmentId() string {
@@ -1416,7 +1497,7 @@ type CountUndecidedResponse struct {
 
 func (x *CountUndecidedResponse) Reset() {
 	*x = CountUndecidedResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1509,7 @@ func (x *CountUndecidedResponse) String() string {
 func (*CountUndecidedResponse) ProtoMessage() {}
 
 func (x *CountUndecidedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1522,7 @@ func (x *CountUndecidedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountUndecidedResponse.ProtoReflect.Descriptor instead.
 func (*CountUndecidedResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CountUndecidedResponse) GetCount() int32 {
@@ -1462,7 +1543,7 @@ type Department struct {
 
 func (x *Department) Reset() {
 	*x = Department{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1555,7 @@ func (x *Department) String() string {
 func (*Department) ProtoMessage() {}
 
 func (x *Department) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1568,7 @@ func (x *Department) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Department.ProtoReflect.Descriptor instead.
 func (*Department) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Department) GetId() string {
@@ -1520,7 +1601,7 @@ type CreateDepartmentRequest struct {
 
 func (x *CreateDepartmentRequest) Reset() {
 	*x = CreateDepartmentRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1613,7 @@ func (x *CreateDepartmentRequest) String() string {
 func (*CreateDepartmentRequest) ProtoMessage() {}
 
 func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1626,7 @@ func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateDepartmentRequest) GetName() string {
@@ -1564,7 +1645,7 @@ type CreateDepartmentResponse struct {
 
 func (x *CreateDepartmentResponse) Reset() {
 	*x = CreateDepartmentResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1657,7 @@ func (x *CreateDepartmentResponse) String() string {
 func (*CreateDepartmentResponse) ProtoMessage() {}
 
 func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1670,7 @@ func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateDepartmentResponse) GetDepartment() *Department {
@@ -1607,7 +1688,7 @@ type ListDepartmentsRequest struct {
 
 func (x *ListDepartmentsRequest) Reset() {
 	*x = ListDepartmentsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1700,7 @@ func (x *ListDepartmentsRequest) String() string {
 func (*ListDepartmentsRequest) ProtoMessage() {}
 
 func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1713,7 @@ func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
 }
 
 type ListDepartmentsResponse struct {
@@ -1644,7 +1725,7 @@ type ListDepartmentsResponse struct {
 
 func (x *ListDepartmentsResponse) Reset() {
 	*x = ListDepartmentsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1737,7 @@ func (x *ListDepartmentsResponse) String() string {
 func (*ListDepartmentsResponse) ProtoMessage() {}
 
 func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1750,7 @@ func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListDepartmentsResponse) GetDepartments() []*Department {
@@ -1695,7 +1776,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1788,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1801,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *APIKey) GetId() string {
@@ -1775,7 +1856,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1868,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1881,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAPIKeyRequest) GetDepartmentId() string {
@@ -1828,7 +1909,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1921,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1934,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -1879,7 +1960,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1972,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +1985,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAPIKeysRequest) GetDepartmentId() string {
@@ -1923,7 +2004,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2016,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2029,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -1967,7 +2048,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2060,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2073,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() string {
@@ -2011,7 +2092,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2104,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2117,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -2059,7 +2140,7 @@ type Approver struct {
 
 func (x *Approver) Reset() {
 	*x = Approver{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2152,7 @@ func (x *Approver) String() string {
 func (*Approver) ProtoMessage() {}
 
 func (x *Approver) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2165,7 @@ func (x *Approver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Approver.ProtoReflect.Descriptor instead.
 func (*Approver) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Approver) GetId() string {
@@ -2125,7 +2206,7 @@ type CreateApproverRequest struct {
 
 func (x *CreateApproverRequest) Reset() {
 	*x = CreateApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2218,7 @@ func (x *CreateApproverRequest) String() string {
 func (*CreateApproverRequest) ProtoMessage() {}
 
 func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2231,7 @@ func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverRequest.ProtoReflect.Descriptor instead.
 func (*CreateApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateApproverRequest) GetEmail() string {
@@ -2176,7 +2257,7 @@ type CreateApproverResponse struct {
 
 func (x *CreateApproverResponse) Reset() {
 	*x = CreateApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2269,7 @@ func (x *CreateApproverResponse) String() string {
 func (*CreateApproverResponse) ProtoMessage() {}
 
 func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2282,7 @@ func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverResponse.ProtoReflect.Descriptor instead.
 func (*CreateApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateApproverResponse) GetApprover() *Approver {
@@ -2219,7 +2300,7 @@ type ListApproversRequest struct {
 
 func (x *ListApproversRequest) Reset() {
 	*x = ListApproversRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2312,7 @@ func (x *ListApproversRequest) String() string {
 func (*ListApproversRequest) ProtoMessage() {}
 
 func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2325,7 @@ func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversRequest.ProtoReflect.Descriptor instead.
 func (*ListApproversRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
 }
 
 type ListApproversResponse struct {
@@ -2256,7 +2337,7 @@ type ListApproversResponse struct {
 
 func (x *ListApproversResponse) Reset() {
 	*x = ListApproversResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2349,7 @@ func (x *ListApproversResponse) String() string {
 func (*ListApproversResponse) ProtoMessage() {}
 
 func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2362,7 @@ func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversResponse.ProtoReflect.Descriptor instead.
 func (*ListApproversResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListApproversResponse) GetApprovers() []*Approver {
@@ -2300,7 +2381,7 @@ type RemoveApproverRequest struct {
 
 func (x *RemoveApproverRequest) Reset() {
 	*x = RemoveApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2393,7 @@ func (x *RemoveApproverRequest) String() string {
 func (*RemoveApproverRequest) ProtoMessage() {}
 
 func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2406,7 @@ func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverRequest.ProtoReflect.Descriptor instead.
 func (*RemoveApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemoveApproverRequest) GetId() string {
@@ -2343,7 +2424,7 @@ type RemoveApproverResponse struct {
 
 func (x *RemoveApproverResponse) Reset() {
 	*x = RemoveApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2436,7 @@ func (x *RemoveApproverResponse) String() string {
 func (*RemoveApproverResponse) ProtoMessage() {}
 
 func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2449,7 @@ func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverResponse.ProtoReflect.Descriptor instead.
 func (*RemoveApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
 }
 
 type ListAuditEventsRequest struct {
@@ -2380,7 +2461,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2473,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2486,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAuditEventsRequest) GetPostId() string {
@@ -2437,7 +2518,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2530,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2543,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AuditEvent) GetAt() *timestamppb.Timestamp {
@@ -2530,7 +2611,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2623,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2636,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2578,7 +2659,7 @@ type CancelPostRequest struct {
 
 func (x *CancelPostRequest) Reset() {
 	*x = CancelPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2671,7 @@ func (x *CancelPostRequest) String() string {
 func (*CancelPostRequest) ProtoMessage() {}
 
 func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2684,7 @@ func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelPostRequest.ProtoReflect.Descriptor instead.
 func (*CancelPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CancelPostRequest) GetPostId() string {
@@ -2637,7 +2718,7 @@ type CancelPostResponse struct {
 
 func (x *CancelPostResponse) Reset() {
 	*x = CancelPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +2730,7 @@ func (x *CancelPostResponse) String() string {
 func (*CancelPostResponse) ProtoMessage() {}
 
 func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +2743,7 @@ func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelPostResponse.ProtoReflect.Descriptor instead.
 func (*CancelPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CancelPostResponse) GetPost() *Post {
@@ -2681,7 +2762,7 @@ type AdminServiceCancelPostRequest struct {
 
 func (x *AdminServiceCancelPostRequest) Reset() {
 	*x = AdminServiceCancelPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2774,7 @@ func (x *AdminServiceCancelPostRequest) String() string {
 func (*AdminServiceCancelPostRequest) ProtoMessage() {}
 
 func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2787,7 @@ func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminServiceCancelPostRequest.ProtoReflect.Descriptor instead.
 func (*AdminServiceCancelPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AdminServiceCancelPostRequest) GetPostId() string {
@@ -2725,7 +2806,7 @@ type AdminServiceCancelPostResponse struct {
 
 func (x *AdminServiceCancelPostResponse) Reset() {
 	*x = AdminServiceCancelPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2818,7 @@ func (x *AdminServiceCancelPostResponse) String() string {
 func (*AdminServiceCancelPostResponse) ProtoMessage() {}
 
 func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2831,7 @@ func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminServiceCancelPostResponse.ProtoReflect.Descriptor instead.
 func (*AdminServiceCancelPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AdminServiceCancelPostResponse) GetPost() *Post {
@@ -2769,7 +2850,7 @@ type ResendApprovalsRequest struct {
 
 func (x *ResendApprovalsRequest) Reset() {
 	*x = ResendApprovalsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2862,7 @@ func (x *ResendApprovalsRequest) String() string {
 func (*ResendApprovalsRequest) ProtoMessage() {}
 
 func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2875,7 @@ func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendApprovalsRequest.ProtoReflect.Descriptor instead.
 func (*ResendApprovalsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{46}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResendApprovalsRequest) GetPostId() string {
@@ -2814,7 +2895,7 @@ type ResendApprovalsResponse struct {
 
 func (x *ResendApprovalsResponse) Reset() {
 	*x = ResendApprovalsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2907,7 @@ func (x *ResendApprovalsResponse) String() string {
 func (*ResendApprovalsResponse) ProtoMessage() {}
 
 func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +2920,7 @@ func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendApprovalsResponse.ProtoReflect.Descriptor instead.
 func (*ResendApprovalsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{47}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResendApprovalsResponse) GetApprovers() int32 {
@@ -2871,7 +2952,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +2964,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +2977,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{48}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Policy) GetDepartmentId() string {
@@ -2950,7 +3031,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3043,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3056,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{49}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetPolicyRequest) GetPolicy() *Policy {
@@ -2998,7 +3079,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3091,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3104,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{50}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetPolicyResponse) GetPolicy() *Policy {
@@ -3056,7 +3137,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3068,7 +3149,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,7 +3162,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{51}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetPolicyRequest) GetDepartmentId() string {
@@ -3104,7 +3185,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3197,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3210,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{52}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -3157,7 +3238,7 @@ var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
-	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x05\n" +
+	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x05\n" +
 	"\x04Post\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -3179,7 +3260,14 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"final_text\x18\r \x01(\tR\tfinalText\x12\x1f\n" +
 	"\vwaiting_for\x18\x0e \x01(\tR\n" +
 	"waitingFor\x12\x12\n" +
-	"\x04mode\x18\x0f \x01(\tR\x04mode\"\xd3\x01\n" +
+	"\x04mode\x18\x0f \x01(\tR\x04mode\x123\n" +
+	"\x05media\x18\x10 \x03(\v2\x1d.herald.approval.v1.PostMediaR\x05media\"{\n" +
+	"\tPostMedia\x12\x1f\n" +
+	"\vobject_name\x18\x01 \x01(\tR\n" +
+	"objectName\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\xd3\x01\n" +
 	"\bDecision\x125\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\bapprover\x18\x02 \x01(\tR\bapprover\x129\n" +
@@ -3418,164 +3506,166 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
 	(PostStatus)(0),                        // 0: herald.approval.v1.PostStatus
 	(Outcome)(0),                           // 1: herald.approval.v1.Outcome
 	(ApprovalState)(0),                     // 2: herald.approval.v1.ApprovalState
 	(*Post)(nil),                           // 3: herald.approval.v1.Post
-	(*Decision)(nil),                       // 4: herald.approval.v1.Decision
-	(*Publication)(nil),                    // 5: herald.approval.v1.Publication
-	(*GetPostRequest)(nil),                 // 6: herald.approval.v1.GetPostRequest
-	(*GetPostResponse)(nil),                // 7: herald.approval.v1.GetPostResponse
-	(*ListPostsRequest)(nil),               // 8: herald.approval.v1.ListPostsRequest
-	(*ListPostsResponse)(nil),              // 9: herald.approval.v1.ListPostsResponse
-	(*GetApprovalRequest)(nil),             // 10: herald.approval.v1.GetApprovalRequest
-	(*GetApprovalResponse)(nil),            // 11: herald.approval.v1.GetApprovalResponse
-	(*DecideRequest)(nil),                  // 12: herald.approval.v1.DecideRequest
-	(*DecideResponse)(nil),                 // 13: herald.approval.v1.DecideResponse
-	(*AuthenticateKeyRequest)(nil),         // 14: herald.approval.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),        // 15: herald.approval.v1.AuthenticateKeyResponse
-	(*DepartmentLimits)(nil),               // 16: herald.approval.v1.DepartmentLimits
-	(*SetDepartmentLimitsRequest)(nil),     // 17: herald.approval.v1.SetDepartmentLimitsRequest
-	(*SetDepartmentLimitsResponse)(nil),    // 18: herald.approval.v1.SetDepartmentLimitsResponse
-	(*GetDepartmentLimitsRequest)(nil),     // 19: herald.approval.v1.GetDepartmentLimitsRequest
-	(*GetDepartmentLimitsResponse)(nil),    // 20: herald.approval.v1.GetDepartmentLimitsResponse
-	(*CountUndecidedRequest)(nil),          // 21: herald.approval.v1.CountUndecidedRequest
-	(*CountUndecidedResponse)(nil),         // 22: herald.approval.v1.CountUndecidedResponse
-	(*Department)(nil),                     // 23: herald.approval.v1.Department
-	(*CreateDepartmentRequest)(nil),        // 24: herald.approval.v1.CreateDepartmentRequest
-	(*CreateDepartmentResponse)(nil),       // 25: herald.approval.v1.CreateDepartmentResponse
-	(*ListDepartmentsRequest)(nil),         // 26: herald.approval.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),        // 27: herald.approval.v1.ListDepartmentsResponse
-	(*APIKey)(nil),                         // 28: herald.approval.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),            // 29: herald.approval.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),           // 30: herald.approval.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),             // 31: herald.approval.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),            // 32: herald.approval.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),            // 33: herald.approval.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),           // 34: herald.approval.v1.RevokeAPIKeyResponse
-	(*Approver)(nil),                       // 35: herald.approval.v1.Approver
-	(*CreateApproverRequest)(nil),          // 36: herald.approval.v1.CreateApproverRequest
-	(*CreateApproverResponse)(nil),         // 37: herald.approval.v1.CreateApproverResponse
-	(*ListApproversRequest)(nil),           // 38: herald.approval.v1.ListApproversRequest
-	(*ListApproversResponse)(nil),          // 39: herald.approval.v1.ListApproversResponse
-	(*RemoveApproverRequest)(nil),          // 40: herald.approval.v1.RemoveApproverRequest
-	(*RemoveApproverResponse)(nil),         // 41: herald.approval.v1.RemoveApproverResponse
-	(*ListAuditEventsRequest)(nil),         // 42: herald.approval.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                     // 43: herald.approval.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),        // 44: herald.approval.v1.ListAuditEventsResponse
-	(*CancelPostRequest)(nil),              // 45: herald.approval.v1.CancelPostRequest
-	(*CancelPostResponse)(nil),             // 46: herald.approval.v1.CancelPostResponse
-	(*AdminServiceCancelPostRequest)(nil),  // 47: herald.approval.v1.AdminServiceCancelPostRequest
-	(*AdminServiceCancelPostResponse)(nil), // 48: herald.approval.v1.AdminServiceCancelPostResponse
-	(*ResendApprovalsRequest)(nil),         // 49: herald.approval.v1.ResendApprovalsRequest
-	(*ResendApprovalsResponse)(nil),        // 50: herald.approval.v1.ResendApprovalsResponse
-	(*Policy)(nil),                         // 51: herald.approval.v1.Policy
-	(*SetPolicyRequest)(nil),               // 52: herald.approval.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),              // 53: herald.approval.v1.SetPolicyResponse
-	(*GetPolicyRequest)(nil),               // 54: herald.approval.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),              // 55: herald.approval.v1.GetPolicyResponse
-	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 57: google.protobuf.Duration
+	(*PostMedia)(nil),                      // 4: herald.approval.v1.PostMedia
+	(*Decision)(nil),                       // 5: herald.approval.v1.Decision
+	(*Publication)(nil),                    // 6: herald.approval.v1.Publication
+	(*GetPostRequest)(nil),                 // 7: herald.approval.v1.GetPostRequest
+	(*GetPostResponse)(nil),                // 8: herald.approval.v1.GetPostResponse
+	(*ListPostsRequest)(nil),               // 9: herald.approval.v1.ListPostsRequest
+	(*ListPostsResponse)(nil),              // 10: herald.approval.v1.ListPostsResponse
+	(*GetApprovalRequest)(nil),             // 11: herald.approval.v1.GetApprovalRequest
+	(*GetApprovalResponse)(nil),            // 12: herald.approval.v1.GetApprovalResponse
+	(*DecideRequest)(nil),                  // 13: herald.approval.v1.DecideRequest
+	(*DecideResponse)(nil),                 // 14: herald.approval.v1.DecideResponse
+	(*AuthenticateKeyRequest)(nil),         // 15: herald.approval.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),        // 16: herald.approval.v1.AuthenticateKeyResponse
+	(*DepartmentLimits)(nil),               // 17: herald.approval.v1.DepartmentLimits
+	(*SetDepartmentLimitsRequest)(nil),     // 18: herald.approval.v1.SetDepartmentLimitsRequest
+	(*SetDepartmentLimitsResponse)(nil),    // 19: herald.approval.v1.SetDepartmentLimitsResponse
+	(*GetDepartmentLimitsRequest)(nil),     // 20: herald.approval.v1.GetDepartmentLimitsRequest
+	(*GetDepartmentLimitsResponse)(nil),    // 21: herald.approval.v1.GetDepartmentLimitsResponse
+	(*CountUndecidedRequest)(nil),          // 22: herald.approval.v1.CountUndecidedRequest
+	(*CountUndecidedResponse)(nil),         // 23: herald.approval.v1.CountUndecidedResponse
+	(*Department)(nil),                     // 24: herald.approval.v1.Department
+	(*CreateDepartmentRequest)(nil),        // 25: herald.approval.v1.CreateDepartmentRequest
+	(*CreateDepartmentResponse)(nil),       // 26: herald.approval.v1.CreateDepartmentResponse
+	(*ListDepartmentsRequest)(nil),         // 27: herald.approval.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),        // 28: herald.approval.v1.ListDepartmentsResponse
+	(*APIKey)(nil),                         // 29: herald.approval.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),            // 30: herald.approval.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),           // 31: herald.approval.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),             // 32: herald.approval.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),            // 33: herald.approval.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),            // 34: herald.approval.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),           // 35: herald.approval.v1.RevokeAPIKeyResponse
+	(*Approver)(nil),                       // 36: herald.approval.v1.Approver
+	(*CreateApproverRequest)(nil),          // 37: herald.approval.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),         // 38: herald.approval.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),           // 39: herald.approval.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),          // 40: herald.approval.v1.ListApproversResponse
+	(*RemoveApproverRequest)(nil),          // 41: herald.approval.v1.RemoveApproverRequest
+	(*RemoveApproverResponse)(nil),         // 42: herald.approval.v1.RemoveApproverResponse
+	(*ListAuditEventsRequest)(nil),         // 43: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                     // 44: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),        // 45: herald.approval.v1.ListAuditEventsResponse
+	(*CancelPostRequest)(nil),              // 46: herald.approval.v1.CancelPostRequest
+	(*CancelPostResponse)(nil),             // 47: herald.approval.v1.CancelPostResponse
+	(*AdminServiceCancelPostRequest)(nil),  // 48: herald.approval.v1.AdminServiceCancelPostRequest
+	(*AdminServiceCancelPostResponse)(nil), // 49: herald.approval.v1.AdminServiceCancelPostResponse
+	(*ResendApprovalsRequest)(nil),         // 50: herald.approval.v1.ResendApprovalsRequest
+	(*ResendApprovalsResponse)(nil),        // 51: herald.approval.v1.ResendApprovalsResponse
+	(*Policy)(nil),                         // 52: herald.approval.v1.Policy
+	(*SetPolicyRequest)(nil),               // 53: herald.approval.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),              // 54: herald.approval.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),               // 55: herald.approval.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),              // 56: herald.approval.v1.GetPolicyResponse
+	(*timestamppb.Timestamp)(nil),          // 57: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 58: google.protobuf.Duration
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	56, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	56, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
-	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
-	56, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
-	1,  // 7: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	56, // 8: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	56, // 9: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
-	0,  // 11: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
-	3,  // 12: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
-	3,  // 13: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
-	2,  // 14: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	56, // 15: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 16: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
-	3,  // 17: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	16, // 18: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 19: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 20: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 21: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 22: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 23: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	56, // 24: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	23, // 25: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	23, // 26: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	56, // 27: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	56, // 28: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	28, // 29: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	28, // 30: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	28, // 31: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	56, // 32: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	35, // 33: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	35, // 34: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	56, // 35: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 36: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
-	0,  // 37: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	43, // 38: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	3,  // 39: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
-	3,  // 40: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
-	57, // 41: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
-	51, // 42: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
-	51, // 43: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	56, // 44: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	51, // 45: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	56, // 46: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 47: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 48: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 49: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 50: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 51: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	21, // 52: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
-	45, // 53: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
-	24, // 54: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	26, // 55: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	29, // 56: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	31, // 57: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	33, // 58: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	36, // 59: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	38, // 60: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	40, // 61: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	42, // 62: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	17, // 63: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
-	19, // 64: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
-	47, // 65: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
-	49, // 66: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
-	52, // 67: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
-	54, // 68: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
-	7,  // 69: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 70: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 71: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 72: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 73: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	22, // 74: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
-	46, // 75: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
-	25, // 76: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	27, // 77: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	30, // 78: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	32, // 79: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	34, // 80: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	37, // 81: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	39, // 82: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	41, // 83: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	44, // 84: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	18, // 85: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
-	20, // 86: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
-	48, // 87: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
-	50, // 88: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
-	53, // 89: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
-	55, // 90: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
-	69, // [69:91] is the sub-list for method output_type
-	47, // [47:69] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	57, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	57, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
+	6,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
+	57, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
+	4,  // 7: herald.approval.v1.Post.media:type_name -> herald.approval.v1.PostMedia
+	1,  // 8: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
+	57, // 9: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	57, // 10: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	3,  // 11: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
+	0,  // 12: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
+	3,  // 13: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
+	3,  // 14: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
+	2,  // 15: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
+	57, // 16: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
+	3,  // 18: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
+	17, // 19: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 20: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 21: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 22: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 23: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 24: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	57, // 25: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	24, // 26: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	24, // 27: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	57, // 28: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	57, // 29: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	29, // 30: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	29, // 31: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	29, // 32: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	57, // 33: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	36, // 34: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	36, // 35: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	57, // 36: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 37: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 38: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	44, // 39: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	3,  // 40: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
+	3,  // 41: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
+	58, // 42: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
+	52, // 43: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
+	52, // 44: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	57, // 45: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	52, // 46: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	57, // 47: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 48: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	9,  // 49: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	11, // 50: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	13, // 51: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	15, // 52: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	22, // 53: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
+	46, // 54: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
+	25, // 55: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	27, // 56: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	30, // 57: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	32, // 58: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	34, // 59: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	37, // 60: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	39, // 61: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	41, // 62: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	43, // 63: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	18, // 64: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
+	20, // 65: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
+	48, // 66: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
+	50, // 67: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
+	53, // 68: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
+	55, // 69: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
+	8,  // 70: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	10, // 71: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	12, // 72: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	14, // 73: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	16, // 74: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	23, // 75: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
+	47, // 76: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
+	26, // 77: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	28, // 78: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	31, // 79: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	33, // 80: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	35, // 81: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	38, // 82: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	40, // 83: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	42, // 84: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	45, // 85: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	19, // 86: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
+	21, // 87: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
+	49, // 88: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
+	51, // 89: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
+	54, // 90: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
+	56, // 91: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
+	70, // [70:92] is the sub-list for method output_type
+	48, // [48:70] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -3589,7 +3679,7 @@ func file_herald_approval_v1_approval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   53,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

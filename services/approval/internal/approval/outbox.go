@@ -193,6 +193,7 @@ func (s *Service) sendApprovalEmail(ctx context.Context, postID, approverID stri
 	err = s.mailer.SendApprovalRequest(ctx, ApprovalEmail{
 		To: a.Email, ToName: a.Name, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
 		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt, Reminder: reminder,
+		PostID: p.ID, Media: p.Media,
 	})
 	if err != nil {
 		return fmt.Errorf("approval email for %s to approver %s: %w", postID, a.ID, err)

@@ -118,4 +118,5 @@ type Post struct {
 	Required        int64
 	WaitingFor      string
 	FinalText       string
+	Media           string
 }
