@@ -252,6 +252,7 @@ func (s *Service) approvalEmail(ctx context.Context, postID, approverID string, 
 	return &pendingEmail{token: t, ApprovalEmail: ApprovalEmail{
 		To: a.Email, ToName: a.Name, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
 		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt, Reminder: reminder,
+		PostID: p.ID, Media: p.Media,
 	}}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +33,9 @@ type ApprovalEmail struct {
 	ExpiresAt      time.Time
 	// Reminder is set on a reminder: the approver was asked before and has not answered yet.
 	Reminder bool
+	// PostID names the post; Media are its pictures, which the mailer attaches.
+	PostID string
+	Media  []Media
 }
 
 // Announcer tells the rest of Herald about decisions. Each method returns once the announcement is stored
@@ -391,6 +395,9 @@ func (s *Service) prepareSubmit(ctx context.Context, r Request, c *submitCache) 
 	if err := humantext.CheckLine(r.RequestedBy); err != nil {
 		return NewPost{}, 0, invalid("requested_by %v", err)
 	}
+	if err := checkMedia(r.PostID, r.Media); err != nil {
+		return NewPost{}, 0, err
+	}
 	if err := c.department(ctx, r.DepartmentID); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return NewPost{}, 0, invalid("post %s names unknown department %q", r.PostID, r.DepartmentID)
@@ -415,6 +422,7 @@ func (s *Service) prepareSubmit(ctx context.Context, r Request, c *submitCache) 
 		Status:         StatusPending,
 		CreatedAt:      created,
 		UpdatedAt:      now,
+		Media:          r.Media,
 	}
 	// The deadline counts from when the department asked, as the reminders do.
 	p.ExpiresAt = created.Add(pol.TTL)
@@ -768,4 +776,27 @@ func (r Request) createdAt(now time.Time) time.Time {
 		return now
 	}
 	return r.RequestedAt.UTC().Truncate(time.Microsecond)
+}
+
+// checkMedia holds a request's pictures to what the gateway lets through: at most MaxMedia, each named
+// for this post (so that the retention sweep knows whose it is, and a request cannot claim another post's
+// pictures), with a type X takes and a size.
+func checkMedia(postID string, media []Media) error {
+	if len(media) > MaxMedia {
+		return invalid("post %s has %d pictures; at most %d", postID, len(media), MaxMedia)
+	}
+	for i, m := range media {
+		if m.Name != postID+"/"+strconv.Itoa(i) {
+			return invalid("post %s: picture %d is named %q, not after the post", postID, i, m.Name)
+		}
+		switch m.ContentType {
+		case "image/jpeg", "image/png", "image/gif", "image/webp":
+		default:
+			return invalid("post %s: picture %d has type %q", postID, i, m.ContentType)
+		}
+		if m.Size <= 0 || m.SHA256 == [32]byte{} {
+			return invalid("post %s: picture %d has no size or hash", postID, i)
+		}
+	}
+	return nil
 }
