@@ -70,7 +70,9 @@ func TestApprovalWithPicturesIsPostedWithThem(t *testing.T) {
 func TestTamperedPictureIsNeverPosted(t *testing.T) {
 	t.Parallel()
 	for name, spoil := range map[string]func(f fixture, ev ledger.Approval){
-		"replaced": func(f fixture, ev ledger.Approval) { f.pics.put(ev.Media[1].Name, []byte("\x89PNG\r\n\x1a\nsomething else")) },
+		"replaced": func(f fixture, ev ledger.Approval) {
+			f.pics.put(ev.Media[1].Name, []byte("\x89PNG\r\n\x1a\nsomething else"))
+		},
 		"deleted": func(f fixture, ev ledger.Approval) {
 			f.pics.mu.Lock()
 			delete(f.pics.objects, ev.Media[0].Name)
