@@ -78,3 +78,20 @@ func TestUploadFailureIsRetryable(t *testing.T) {
 		t.Errorf("%v (kind %d), want Retryable", err, ce.Kind)
 	}
 }
+
+// TestV1RefusesPicturesBeforeSending: the v1.1 channel does not upload pictures; it refuses such a post
+// for good rather than publishing the text without them.
+func TestV1RefusesPicturesBeforeSending(t *testing.T) {
+	sb, srv := setup(t)
+	cl, err := xapi.NewV1(srv.URL, creds, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Post(context.Background(), "With a picture over v1.1", []ledger.Attachment{pngPic})
+	if ce := channelError(t, err); ce.Kind != ledger.Rejected {
+		t.Errorf("%v (kind %d), want Rejected", err, ce.Kind)
+	}
+	if sb.PostCalls() != 0 || len(sb.Tweets()) != 0 {
+		t.Error("the v1.1 channel sent something")
+	}
+}
