@@ -30,6 +30,7 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/approval/internal/webhook"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/seal"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
@@ -91,6 +92,10 @@ type Config struct {
 	WebhookMaxAttempts int `env:"HERALD_WEBHOOK_MAX_ATTEMPTS" envDefault:"10"`
 
 	// Listener, if set, is used instead of listening on GRPCAddr.
+	// MediaRetention is how long the pictures of a finished post (published, failed, rejected, expired,
+	// cancelled) are kept in the media bucket; see approval.Service.SweepMedia.
+	MediaRetention time.Duration `env:"HERALD_MEDIA_RETENTION" envDefault:"720h"`
+
 	Listener net.Listener `env:"-"`
 }
 
@@ -103,6 +108,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := c.Admin.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MediaRetention < time.Hour {
+		errs = append(errs, errors.New("HERALD_MEDIA_RETENTION must be at least 1h"))
 	}
 	if c.GatewayToken == "" {
 		errs = append(errs, errors.New("HERALD_GATEWAY_TOKEN is required"))
@@ -137,6 +145,42 @@ type Service struct {
 	lis    net.Listener
 	ops    *http.Server
 	opsLis net.Listener
+	media  mediaBucket
+}
+
+// mediaBucket adapts the media store to the domain's MediaBucket.
+type mediaBucket struct{ store *media.Store }
+
+func (b mediaBucket) List(ctx context.Context) ([]approval.StoredMedia, error) {
+	objs, err := b.store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]approval.StoredMedia, len(objs))
+	for i, o := range objs {
+		out[i] = approval.StoredMedia{Name: o.Name, PostID: o.PostID, StoredAt: time.UnixMicro(o.ModTime)}
+	}
+	return out, nil
+}
+
+func (b mediaBucket) Delete(ctx context.Context, name string) error { return b.store.Delete(ctx, name) }
+
+// sweepMedia runs the media retention sweep at start and then hourly until ctx ends. A failed sweep is
+// logged and tried again at the next hour: nothing is lost by keeping pictures a little longer.
+func (s *Service) sweepMedia(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.domain.SweepMedia(ctx, s.media, s.cfg.MediaRetention)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "media retention sweep failed", "err", err, "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // New builds the service and everything it depends on. Nothing runs until Run.
@@ -159,17 +203,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		}); err != nil {
 		return nil, err
 	}
-	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServiceApproval, "herald-approval"); err != nil {
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServiceApproval, "herald-approval", eventbus.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
 	if err != nil {
 		return nil, err
 	}
+	// Connect created the media bucket with the stream.
+	pictures, err := media.Open(ctx, s.js, eventbus.MediaBucket(cfg.Stream))
+	if err != nil {
+		return nil, err
+	}
+	s.media = mediaBucket{pictures}
 	mailer, err := notify.NewSMTP(cfg.SMTPURL, cfg.MailFrom)
 	if err != nil {
 		return nil, err
 	}
+	mailer.WithMedia(pictures)
 	signer, err := seal.LoadSigner(cfg.SealKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("HERALD_APPROVAL_SEAL_KEY_FILE: %w", err)
@@ -230,6 +281,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		}
 		return float64(n)
 	}))
+	reg.MustRegister(&stateCollector{store: s.store, now: time.Now, log: log}, eventbus.NewLagCollector(s.js, cfg.Stream, cfg.Consumer, events.Subjects(), log))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "herald_webhook_deliveries_pending",
 		Help: "Webhook deliveries waiting to go out, retries included (every replica reports the same number).",
@@ -297,6 +349,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
 	g.Go(func() error { return s.domain.RunWebhooks(gctx, time.Second) })
+	g.Go(func() error { return s.sweepMedia(gctx) })
 	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()
 }

@@ -291,7 +291,10 @@ type Post struct {
 	// What a pending post waits for when nobody could be asked yet: "waiting for an approver to be added".
 	WaitingFor string `protobuf:"bytes,14,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
 	// The policy mode the approvers were asked under: first, all or quorum:N.
-	Mode          string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mode string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The pictures posted with the text, in order. The bytes are in the media bucket under object_name;
+	// whoever serves them checks them against sha256.
+	Media         []*PostMedia `protobuf:"bytes,16,rep,name=media,proto3" json:"media,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +434,84 @@ func (x *Post) GetMode() string {
 	return ""
 }
 
+func (x *Post) GetMedia() []*PostMedia {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+// PostMedia is one picture of a post, as stored in the media bucket.
+type PostMedia struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ObjectName string                 `protobuf:"bytes,1,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
+	// SHA-256 of the picture's bytes (32 bytes).
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// image/jpeg, image/png, image/gif or image/webp.
+	ContentType   string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Size          int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostMedia) Reset() {
+	*x = PostMedia{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostMedia) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostMedia) ProtoMessage() {}
+
+func (x *PostMedia) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostMedia.ProtoReflect.Descriptor instead.
+func (*PostMedia) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PostMedia) GetObjectName() string {
+	if x != nil {
+		return x.ObjectName
+	}
+	return ""
+}
+
+func (x *PostMedia) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *PostMedia) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *PostMedia) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // Decision is the approver's decision that settled a post.
 type Decision struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -447,7 +528,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +540,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +553,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{1}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Decision) GetOutcome() Outcome {
@@ -523,7 +604,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +616,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +629,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Publication) GetChannel() string {
@@ -591,7 +672,7 @@ type GetPostRequest struct {
 
 func (x *GetPostRequest) Reset() {
 	*x = GetPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +684,7 @@ func (x *GetPostRequest) String() string {
 func (*GetPostRequest) ProtoMessage() {}
 
 func (x *GetPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +697,7 @@ func (x *GetPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPostRequest.ProtoReflect.Descriptor instead.
 func (*GetPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetPostRequest) GetPostId() string {
@@ -642,7 +723,7 @@ type GetPostResponse struct {
 
 func (x *GetPostResponse) Reset() {
 	*x = GetPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +735,7 @@ func (x *GetPostResponse) String() string {
 func (*GetPostResponse) ProtoMessage() {}
 
 func (x *GetPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +748,7 @@ func (x *GetPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPostResponse.ProtoReflect.Descriptor instead.
 func (*GetPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{4}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetPostResponse) GetPost() *Post {
@@ -694,7 +775,7 @@ type ListPostsRequest struct {
 
 func (x *ListPostsRequest) Reset() {
 	*x = ListPostsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +787,7 @@ func (x *ListPostsRequest) String() string {
 func (*ListPostsRequest) ProtoMessage() {}
 
 func (x *ListPostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +800,7 @@ func (x *ListPostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostsRequest.ProtoReflect.Descriptor instead.
 func (*ListPostsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{5}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPostsRequest) GetDepartmentId() string {
@@ -759,7 +840,7 @@ type ListPostsResponse struct {
 
 func (x *ListPostsResponse) Reset() {
 	*x = ListPostsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +852,7 @@ func (x *ListPostsResponse) String() string {
 func (*ListPostsResponse) ProtoMessage() {}
 
 func (x *ListPostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +865,7 @@ func (x *ListPostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostsResponse.ProtoReflect.Descriptor instead.
 func (*ListPostsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{6}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPostsResponse) GetPosts() []*Post {
@@ -804,7 +885,7 @@ type GetApprovalRequest struct {
 
 func (x *GetApprovalRequest) Reset() {
 	*x = GetApprovalRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +897,7 @@ func (x *GetApprovalRequest) String() string {
 func (*GetApprovalRequest) ProtoMessage() {}
 
 func (x *GetApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +910,7 @@ func (x *GetApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApprovalRequest.ProtoReflect.Descriptor instead.
 func (*GetApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{7}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetApprovalRequest) GetToken() string {
@@ -853,7 +934,7 @@ type GetApprovalResponse struct {
 
 func (x *GetApprovalResponse) Reset() {
 	*x = GetApprovalResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +946,7 @@ func (x *GetApprovalResponse) String() string {
 func (*GetApprovalResponse) ProtoMessage() {}
 
 func (x *GetApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +959,7 @@ func (x *GetApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApprovalResponse.ProtoReflect.Descriptor instead.
 func (*GetApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{8}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetApprovalResponse) GetPost() *Post {
@@ -939,7 +1020,7 @@ type DecideRequest struct {
 
 func (x *DecideRequest) Reset() {
 	*x = DecideRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1032,7 @@ func (x *DecideRequest) String() string {
 func (*DecideRequest) ProtoMessage() {}
 
 func (x *DecideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1045,7 @@ func (x *DecideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideRequest.ProtoReflect.Descriptor instead.
 func (*DecideRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{9}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DecideRequest) GetToken() string {
@@ -1011,7 +1092,7 @@ type DecideResponse struct {
 
 func (x *DecideResponse) Reset() {
 	*x = DecideResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1104,7 @@ func (x *DecideResponse) String() string {
 func (*DecideResponse) ProtoMessage() {}
 
 func (x *DecideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1117,7 @@ func (x *DecideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideResponse.ProtoReflect.Descriptor instead.
 func (*DecideResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{10}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DecideResponse) GetPost() *Post {
@@ -1055,7 +1136,7 @@ type AuthenticateKeyRequest struct {
 
 func (x *AuthenticateKeyRequest) Reset() {
 	*x = AuthenticateKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1148,7 @@ func (x *AuthenticateKeyRequest) String() string {
 func (*AuthenticateKeyRequest) ProtoMessage() {}
 
 func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1161,7 @@ func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{11}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuthenticateKeyRequest) GetApiKey() string {
@@ -1103,7 +1184,7 @@ type AuthenticateKeyResponse struct {
 
 func (x *AuthenticateKeyResponse) Reset() {
 	*x = AuthenticateKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1196,7 @@ func (x *AuthenticateKeyResponse) String() string {
 func (*AuthenticateKeyResponse) ProtoMessage() {}
 
 func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1209,7 @@ func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{12}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthenticateKeyResponse) GetDepartmentId() string {
@@ -1174,7 +1255,7 @@ type DepartmentLimits struct {
 
 func (x *DepartmentLimits) Reset() {
 	*x = DepartmentLimits{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1267,7 @@ func (x *DepartmentLimits) String() string {
 func (*DepartmentLimits) ProtoMessage() {}
 
 func (x *DepartmentLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1280,7 @@ func (x *DepartmentLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepartmentLimits.ProtoReflect.Descriptor instead.
 func (*DepartmentLimits) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DepartmentLimits) GetPostsPerMinute() int32 {
@@ -1226,7 +1307,7 @@ type SetDepartmentLimitsRequest struct {
 
 func (x *SetDepartmentLimitsRequest) Reset() {
 	*x = SetDepartmentLimitsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1319,7 @@ func (x *SetDepartmentLimitsRequest) String() string {
 func (*SetDepartmentLimitsRequest) ProtoMessage() {}
 
 func (x *SetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1332,7 @@ func (x *SetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetDepartmentLimitsRequest) GetDepartmentId() string {
@@ -1280,7 +1361,7 @@ type SetDepartmentLimitsResponse struct {
 
 func (x *SetDepartmentLimitsResponse) Reset() {
 	*x = SetDepartmentLimitsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1373,7 @@ func (x *SetDepartmentLimitsResponse) String() string {
 func (*SetDepartmentLimitsResponse) ProtoMessage() {}
 
 func (x *SetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1386,7 @@ func (x *SetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
 func (*SetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
@@ -1331,7 +1412,7 @@ type GetDepartmentLimitsRequest struct {
 
 func (x *GetDepartmentLimitsRequest) Reset() {
 	*x = GetDepartmentLimitsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1424,7 @@ func (x *GetDepartmentLimitsRequest) String() string {
 func (*GetDepartmentLimitsRequest) ProtoMessage() {}
 
 func (x *GetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1437,7 @@ func (x *GetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetDepartmentLimitsRequest) GetDepartmentId() string {
@@ -1376,7 +1457,7 @@ type GetDepartmentLimitsResponse struct {
 
 func (x *GetDepartmentLimitsResponse) Reset() {
 	*x = GetDepartmentLimitsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1469,7 @@ func (x *GetDepartmentLimitsResponse) String() string {
 func (*GetDepartmentLimitsResponse) ProtoMessage() {}
 
 func (x *GetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1482,7 @@ func (x *GetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
 func (*GetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
@@ -1428,7 +1509,7 @@ type CountUndecidedRequest struct {
 
 func (x *CountUndecidedRequest) Reset() {
 	*x = CountUndecidedRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1521,7 @@ func (x *CountUndecidedRequest) String() string {
 func (*CountUndecidedRequest) ProtoMessage() {}
 
 func (x *CountUndecidedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1534,7 @@ func (x *CountUndecidedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountUndecidedRequest.ProtoReflect.Descriptor instead.
 func (*CountUndecidedRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CountUndecidedRequest) GetDepartmentId() string {
@@ -1472,7 +1553,7 @@ type CountUndecidedResponse struct {
 
 func (x *CountUndecidedResponse) Reset() {
 	*x = CountUndecidedResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1565,7 @@ func (x *CountUndecidedResponse) String() string {
 func (*CountUndecidedResponse) ProtoMessage() {}
 
 func (x *CountUndecidedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1578,7 @@ func (x *CountUndecidedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountUndecidedResponse.ProtoReflect.Descriptor instead.
 func (*CountUndecidedResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CountUndecidedResponse) GetCount() int32 {
@@ -1518,7 +1599,7 @@ type Department struct {
 
 func (x *Department) Reset() {
 	*x = Department{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1611,7 @@ func (x *Department) String() string {
 func (*Department) ProtoMessage() {}
 
 func (x *Department) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1624,7 @@ func (x *Department) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Department.ProtoReflect.Descriptor instead.
 func (*Department) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Department) GetId() string {
@@ -1576,7 +1657,7 @@ type CreateDepartmentRequest struct {
 
 func (x *CreateDepartmentRequest) Reset() {
 	*x = CreateDepartmentRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1669,7 @@ func (x *CreateDepartmentRequest) String() string {
 func (*CreateDepartmentRequest) ProtoMessage() {}
 
 func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1682,7 @@ func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateDepartmentRequest) GetName() string {
@@ -1620,7 +1701,7 @@ type CreateDepartmentResponse struct {
 
 func (x *CreateDepartmentResponse) Reset() {
 	*x = CreateDepartmentResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1713,7 @@ func (x *CreateDepartmentResponse) String() string {
 func (*CreateDepartmentResponse) ProtoMessage() {}
 
 func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1726,7 @@ func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateDepartmentResponse) GetDepartment() *Department {
@@ -1663,7 +1744,7 @@ type ListDepartmentsRequest struct {
 
 func (x *ListDepartmentsRequest) Reset() {
 	*x = ListDepartmentsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1756,7 @@ func (x *ListDepartmentsRequest) String() string {
 func (*ListDepartmentsRequest) ProtoMessage() {}
 
 func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1769,7 @@ func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
 }
 
 type ListDepartmentsResponse struct {
@@ -1700,7 +1781,7 @@ type ListDepartmentsResponse struct {
 
 func (x *ListDepartmentsResponse) Reset() {
 	*x = ListDepartmentsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1793,7 @@ func (x *ListDepartmentsResponse) String() string {
 func (*ListDepartmentsResponse) ProtoMessage() {}
 
 func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1806,7 @@ func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListDepartmentsResponse) GetDepartments() []*Department {
@@ -1751,7 +1832,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1844,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1857,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *APIKey) GetId() string {
@@ -1831,7 +1912,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +1924,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +1937,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAPIKeyRequest) GetDepartmentId() string {
@@ -1884,7 +1965,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +1977,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +1990,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -1935,7 +2016,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2028,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2041,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAPIKeysRequest) GetDepartmentId() string {
@@ -1979,7 +2060,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2072,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2085,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -2023,7 +2104,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2116,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2129,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() string {
@@ -2067,7 +2148,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2160,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2173,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -2115,7 +2196,7 @@ type Approver struct {
 
 func (x *Approver) Reset() {
 	*x = Approver{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2208,7 @@ func (x *Approver) String() string {
 func (*Approver) ProtoMessage() {}
 
 func (x *Approver) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2221,7 @@ func (x *Approver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Approver.ProtoReflect.Descriptor instead.
 func (*Approver) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Approver) GetId() string {
@@ -2181,7 +2262,7 @@ type CreateApproverRequest struct {
 
 func (x *CreateApproverRequest) Reset() {
 	*x = CreateApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2274,7 @@ func (x *CreateApproverRequest) String() string {
 func (*CreateApproverRequest) ProtoMessage() {}
 
 func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2287,7 @@ func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverRequest.ProtoReflect.Descriptor instead.
 func (*CreateApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateApproverRequest) GetEmail() string {
@@ -2232,7 +2313,7 @@ type CreateApproverResponse struct {
 
 func (x *CreateApproverResponse) Reset() {
 	*x = CreateApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2325,7 @@ func (x *CreateApproverResponse) String() string {
 func (*CreateApproverResponse) ProtoMessage() {}
 
 func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2338,7 @@ func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverResponse.ProtoReflect.Descriptor instead.
 func (*CreateApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateApproverResponse) GetApprover() *Approver {
@@ -2275,7 +2356,7 @@ type ListApproversRequest struct {
 
 func (x *ListApproversRequest) Reset() {
 	*x = ListApproversRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2368,7 @@ func (x *ListApproversRequest) String() string {
 func (*ListApproversRequest) ProtoMessage() {}
 
 func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2381,7 @@ func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversRequest.ProtoReflect.Descriptor instead.
 func (*ListApproversRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
 }
 
 type ListApproversResponse struct {
@@ -2312,7 +2393,7 @@ type ListApproversResponse struct {
 
 func (x *ListApproversResponse) Reset() {
 	*x = ListApproversResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2405,7 @@ func (x *ListApproversResponse) String() string {
 func (*ListApproversResponse) ProtoMessage() {}
 
 func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2418,7 @@ func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversResponse.ProtoReflect.Descriptor instead.
 func (*ListApproversResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListApproversResponse) GetApprovers() []*Approver {
@@ -2356,7 +2437,7 @@ type RemoveApproverRequest struct {
 
 func (x *RemoveApproverRequest) Reset() {
 	*x = RemoveApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2449,7 @@ func (x *RemoveApproverRequest) String() string {
 func (*RemoveApproverRequest) ProtoMessage() {}
 
 func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2462,7 @@ func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverRequest.ProtoReflect.Descriptor instead.
 func (*RemoveApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemoveApproverRequest) GetId() string {
@@ -2399,7 +2480,7 @@ type RemoveApproverResponse struct {
 
 func (x *RemoveApproverResponse) Reset() {
 	*x = RemoveApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2492,7 @@ func (x *RemoveApproverResponse) String() string {
 func (*RemoveApproverResponse) ProtoMessage() {}
 
 func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2505,7 @@ func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverResponse.ProtoReflect.Descriptor instead.
 func (*RemoveApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
 }
 
 type ListAuditEventsRequest struct {
@@ -2436,7 +2517,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2529,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2542,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAuditEventsRequest) GetPostId() string {
@@ -2493,7 +2574,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2586,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2599,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AuditEvent) GetAt() *timestamppb.Timestamp {
@@ -2586,7 +2667,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2679,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2692,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2634,7 +2715,7 @@ type CancelPostRequest struct {
 
 func (x *CancelPostRequest) Reset() {
 	*x = CancelPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +2727,7 @@ func (x *CancelPostRequest) String() string {
 func (*CancelPostRequest) ProtoMessage() {}
 
 func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +2740,7 @@ func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelPostRequest.ProtoReflect.Descriptor instead.
 func (*CancelPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CancelPostRequest) GetPostId() string {
@@ -2693,7 +2774,7 @@ type CancelPostResponse struct {
 
 func (x *CancelPostResponse) Reset() {
 	*x = CancelPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2786,7 @@ func (x *CancelPostResponse) String() string {
 func (*CancelPostResponse) ProtoMessage() {}
 
 func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2799,7 @@ func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelPostResponse.ProtoReflect.Descriptor instead.
 func (*CancelPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CancelPostResponse) GetPost() *Post {
@@ -2737,7 +2818,7 @@ type AdminServiceCancelPostRequest struct {
 
 func (x *AdminServiceCancelPostRequest) Reset() {
 	*x = AdminServiceCancelPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2749,7 +2830,7 @@ func (x *AdminServiceCancelPostRequest) String() string {
 func (*AdminServiceCancelPostRequest) ProtoMessage() {}
 
 func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2762,7 +2843,7 @@ func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminServiceCancelPostRequest.ProtoReflect.Descriptor instead.
 func (*AdminServiceCancelPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AdminServiceCancelPostRequest) GetPostId() string {
@@ -2781,7 +2862,7 @@ type AdminServiceCancelPostResponse struct {
 
 func (x *AdminServiceCancelPostResponse) Reset() {
 	*x = AdminServiceCancelPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +2874,7 @@ func (x *AdminServiceCancelPostResponse) String() string {
 func (*AdminServiceCancelPostResponse) ProtoMessage() {}
 
 func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +2887,7 @@ func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminServiceCancelPostResponse.ProtoReflect.Descriptor instead.
 func (*AdminServiceCancelPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AdminServiceCancelPostResponse) GetPost() *Post {
@@ -2825,7 +2906,7 @@ type ResendApprovalsRequest struct {
 
 func (x *ResendApprovalsRequest) Reset() {
 	*x = ResendApprovalsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +2918,7 @@ func (x *ResendApprovalsRequest) String() string {
 func (*ResendApprovalsRequest) ProtoMessage() {}
 
 func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +2931,7 @@ func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendApprovalsRequest.ProtoReflect.Descriptor instead.
 func (*ResendApprovalsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{46}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResendApprovalsRequest) GetPostId() string {
@@ -2870,7 +2951,7 @@ type ResendApprovalsResponse struct {
 
 func (x *ResendApprovalsResponse) Reset() {
 	*x = ResendApprovalsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2882,7 +2963,7 @@ func (x *ResendApprovalsResponse) String() string {
 func (*ResendApprovalsResponse) ProtoMessage() {}
 
 func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2895,7 +2976,7 @@ func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendApprovalsResponse.ProtoReflect.Descriptor instead.
 func (*ResendApprovalsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{47}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResendApprovalsResponse) GetApprovers() int32 {
@@ -2927,7 +3008,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2939,7 +3020,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2952,7 +3033,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{48}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Policy) GetDepartmentId() string {
@@ -3006,7 +3087,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3018,7 +3099,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3031,7 +3112,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{49}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetPolicyRequest) GetPolicy() *Policy {
@@ -3054,7 +3135,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3147,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3160,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{50}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetPolicyResponse) GetPolicy() *Policy {
@@ -3112,7 +3193,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3205,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3218,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{51}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetPolicyRequest) GetDepartmentId() string {
@@ -3160,7 +3241,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3253,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3266,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{52}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -3226,7 +3307,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3319,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3332,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{53}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Subscription) GetId() string {
@@ -3314,7 +3395,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3407,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3420,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{54}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateSubscriptionRequest) GetDepartmentId() string {
@@ -3374,7 +3455,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3467,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3480,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{55}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -3425,7 +3506,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3437,7 +3518,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3450,7 +3531,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{56}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListSubscriptionsRequest) GetDepartmentId() string {
@@ -3469,7 +3550,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3481,7 +3562,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3494,7 +3575,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{57}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -3514,7 +3595,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3607,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3620,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{58}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteSubscriptionRequest) GetDepartmentId() string {
@@ -3564,7 +3645,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +3657,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3670,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{59}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{60}
 }
 
 type ListWebhookSubscriptionsRequest struct {
@@ -3604,7 +3685,7 @@ type ListWebhookSubscriptionsRequest struct {
 
 func (x *ListWebhookSubscriptionsRequest) Reset() {
 	*x = ListWebhookSubscriptionsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3616,7 +3697,7 @@ func (x *ListWebhookSubscriptionsRequest) String() string {
 func (*ListWebhookSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListWebhookSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3629,7 +3710,7 @@ func (x *ListWebhookSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{60}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListWebhookSubscriptionsRequest) GetDepartmentId() string {
@@ -3655,7 +3736,7 @@ type ListWebhookSubscriptionsResponse struct {
 
 func (x *ListWebhookSubscriptionsResponse) Reset() {
 	*x = ListWebhookSubscriptionsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3667,7 +3748,7 @@ func (x *ListWebhookSubscriptionsResponse) String() string {
 func (*ListWebhookSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListWebhookSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3680,7 +3761,7 @@ func (x *ListWebhookSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{61}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListWebhookSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -3694,7 +3775,7 @@ var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
-	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x05\n" +
+	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x05\n" +
 	"\x04Post\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -3716,7 +3797,14 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"final_text\x18\r \x01(\tR\tfinalText\x12\x1f\n" +
 	"\vwaiting_for\x18\x0e \x01(\tR\n" +
 	"waitingFor\x12\x12\n" +
-	"\x04mode\x18\x0f \x01(\tR\x04mode\"\xd3\x01\n" +
+	"\x04mode\x18\x0f \x01(\tR\x04mode\x123\n" +
+	"\x05media\x18\x10 \x03(\v2\x1d.herald.approval.v1.PostMediaR\x05media\"{\n" +
+	"\tPostMedia\x12\x1f\n" +
+	"\vobject_name\x18\x01 \x01(\tR\n" +
+	"objectName\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\xd3\x01\n" +
 	"\bDecision\x125\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\bapprover\x18\x02 \x01(\tR\bapprover\x129\n" +
@@ -3995,189 +4083,191 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
 	(PostStatus)(0),                          // 0: herald.approval.v1.PostStatus
 	(Outcome)(0),                             // 1: herald.approval.v1.Outcome
 	(ApprovalState)(0),                       // 2: herald.approval.v1.ApprovalState
 	(WebhookEvent)(0),                        // 3: herald.approval.v1.WebhookEvent
 	(*Post)(nil),                             // 4: herald.approval.v1.Post
-	(*Decision)(nil),                         // 5: herald.approval.v1.Decision
-	(*Publication)(nil),                      // 6: herald.approval.v1.Publication
-	(*GetPostRequest)(nil),                   // 7: herald.approval.v1.GetPostRequest
-	(*GetPostResponse)(nil),                  // 8: herald.approval.v1.GetPostResponse
-	(*ListPostsRequest)(nil),                 // 9: herald.approval.v1.ListPostsRequest
-	(*ListPostsResponse)(nil),                // 10: herald.approval.v1.ListPostsResponse
-	(*GetApprovalRequest)(nil),               // 11: herald.approval.v1.GetApprovalRequest
-	(*GetApprovalResponse)(nil),              // 12: herald.approval.v1.GetApprovalResponse
-	(*DecideRequest)(nil),                    // 13: herald.approval.v1.DecideRequest
-	(*DecideResponse)(nil),                   // 14: herald.approval.v1.DecideResponse
-	(*AuthenticateKeyRequest)(nil),           // 15: herald.approval.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),          // 16: herald.approval.v1.AuthenticateKeyResponse
-	(*DepartmentLimits)(nil),                 // 17: herald.approval.v1.DepartmentLimits
-	(*SetDepartmentLimitsRequest)(nil),       // 18: herald.approval.v1.SetDepartmentLimitsRequest
-	(*SetDepartmentLimitsResponse)(nil),      // 19: herald.approval.v1.SetDepartmentLimitsResponse
-	(*GetDepartmentLimitsRequest)(nil),       // 20: herald.approval.v1.GetDepartmentLimitsRequest
-	(*GetDepartmentLimitsResponse)(nil),      // 21: herald.approval.v1.GetDepartmentLimitsResponse
-	(*CountUndecidedRequest)(nil),            // 22: herald.approval.v1.CountUndecidedRequest
-	(*CountUndecidedResponse)(nil),           // 23: herald.approval.v1.CountUndecidedResponse
-	(*Department)(nil),                       // 24: herald.approval.v1.Department
-	(*CreateDepartmentRequest)(nil),          // 25: herald.approval.v1.CreateDepartmentRequest
-	(*CreateDepartmentResponse)(nil),         // 26: herald.approval.v1.CreateDepartmentResponse
-	(*ListDepartmentsRequest)(nil),           // 27: herald.approval.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),          // 28: herald.approval.v1.ListDepartmentsResponse
-	(*APIKey)(nil),                           // 29: herald.approval.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),              // 30: herald.approval.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),             // 31: herald.approval.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),               // 32: herald.approval.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),              // 33: herald.approval.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),              // 34: herald.approval.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),             // 35: herald.approval.v1.RevokeAPIKeyResponse
-	(*Approver)(nil),                         // 36: herald.approval.v1.Approver
-	(*CreateApproverRequest)(nil),            // 37: herald.approval.v1.CreateApproverRequest
-	(*CreateApproverResponse)(nil),           // 38: herald.approval.v1.CreateApproverResponse
-	(*ListApproversRequest)(nil),             // 39: herald.approval.v1.ListApproversRequest
-	(*ListApproversResponse)(nil),            // 40: herald.approval.v1.ListApproversResponse
-	(*RemoveApproverRequest)(nil),            // 41: herald.approval.v1.RemoveApproverRequest
-	(*RemoveApproverResponse)(nil),           // 42: herald.approval.v1.RemoveApproverResponse
-	(*ListAuditEventsRequest)(nil),           // 43: herald.approval.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                       // 44: herald.approval.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),          // 45: herald.approval.v1.ListAuditEventsResponse
-	(*CancelPostRequest)(nil),                // 46: herald.approval.v1.CancelPostRequest
-	(*CancelPostResponse)(nil),               // 47: herald.approval.v1.CancelPostResponse
-	(*AdminServiceCancelPostRequest)(nil),    // 48: herald.approval.v1.AdminServiceCancelPostRequest
-	(*AdminServiceCancelPostResponse)(nil),   // 49: herald.approval.v1.AdminServiceCancelPostResponse
-	(*ResendApprovalsRequest)(nil),           // 50: herald.approval.v1.ResendApprovalsRequest
-	(*ResendApprovalsResponse)(nil),          // 51: herald.approval.v1.ResendApprovalsResponse
-	(*Policy)(nil),                           // 52: herald.approval.v1.Policy
-	(*SetPolicyRequest)(nil),                 // 53: herald.approval.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),                // 54: herald.approval.v1.SetPolicyResponse
-	(*GetPolicyRequest)(nil),                 // 55: herald.approval.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),                // 56: herald.approval.v1.GetPolicyResponse
-	(*Subscription)(nil),                     // 57: herald.approval.v1.Subscription
-	(*CreateSubscriptionRequest)(nil),        // 58: herald.approval.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),       // 59: herald.approval.v1.CreateSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),         // 60: herald.approval.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),        // 61: herald.approval.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),        // 62: herald.approval.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),       // 63: herald.approval.v1.DeleteSubscriptionResponse
-	(*ListWebhookSubscriptionsRequest)(nil),  // 64: herald.approval.v1.ListWebhookSubscriptionsRequest
-	(*ListWebhookSubscriptionsResponse)(nil), // 65: herald.approval.v1.ListWebhookSubscriptionsResponse
-	(*timestamppb.Timestamp)(nil),            // 66: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),              // 67: google.protobuf.Duration
+	(*PostMedia)(nil),                        // 5: herald.approval.v1.PostMedia
+	(*Decision)(nil),                         // 6: herald.approval.v1.Decision
+	(*Publication)(nil),                      // 7: herald.approval.v1.Publication
+	(*GetPostRequest)(nil),                   // 8: herald.approval.v1.GetPostRequest
+	(*GetPostResponse)(nil),                  // 9: herald.approval.v1.GetPostResponse
+	(*ListPostsRequest)(nil),                 // 10: herald.approval.v1.ListPostsRequest
+	(*ListPostsResponse)(nil),                // 11: herald.approval.v1.ListPostsResponse
+	(*GetApprovalRequest)(nil),               // 12: herald.approval.v1.GetApprovalRequest
+	(*GetApprovalResponse)(nil),              // 13: herald.approval.v1.GetApprovalResponse
+	(*DecideRequest)(nil),                    // 14: herald.approval.v1.DecideRequest
+	(*DecideResponse)(nil),                   // 15: herald.approval.v1.DecideResponse
+	(*AuthenticateKeyRequest)(nil),           // 16: herald.approval.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),          // 17: herald.approval.v1.AuthenticateKeyResponse
+	(*DepartmentLimits)(nil),                 // 18: herald.approval.v1.DepartmentLimits
+	(*SetDepartmentLimitsRequest)(nil),       // 19: herald.approval.v1.SetDepartmentLimitsRequest
+	(*SetDepartmentLimitsResponse)(nil),      // 20: herald.approval.v1.SetDepartmentLimitsResponse
+	(*GetDepartmentLimitsRequest)(nil),       // 21: herald.approval.v1.GetDepartmentLimitsRequest
+	(*GetDepartmentLimitsResponse)(nil),      // 22: herald.approval.v1.GetDepartmentLimitsResponse
+	(*CountUndecidedRequest)(nil),            // 23: herald.approval.v1.CountUndecidedRequest
+	(*CountUndecidedResponse)(nil),           // 24: herald.approval.v1.CountUndecidedResponse
+	(*Department)(nil),                       // 25: herald.approval.v1.Department
+	(*CreateDepartmentRequest)(nil),          // 26: herald.approval.v1.CreateDepartmentRequest
+	(*CreateDepartmentResponse)(nil),         // 27: herald.approval.v1.CreateDepartmentResponse
+	(*ListDepartmentsRequest)(nil),           // 28: herald.approval.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),          // 29: herald.approval.v1.ListDepartmentsResponse
+	(*APIKey)(nil),                           // 30: herald.approval.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),              // 31: herald.approval.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),             // 32: herald.approval.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),               // 33: herald.approval.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),              // 34: herald.approval.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),              // 35: herald.approval.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),             // 36: herald.approval.v1.RevokeAPIKeyResponse
+	(*Approver)(nil),                         // 37: herald.approval.v1.Approver
+	(*CreateApproverRequest)(nil),            // 38: herald.approval.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),           // 39: herald.approval.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),             // 40: herald.approval.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),            // 41: herald.approval.v1.ListApproversResponse
+	(*RemoveApproverRequest)(nil),            // 42: herald.approval.v1.RemoveApproverRequest
+	(*RemoveApproverResponse)(nil),           // 43: herald.approval.v1.RemoveApproverResponse
+	(*ListAuditEventsRequest)(nil),           // 44: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                       // 45: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),          // 46: herald.approval.v1.ListAuditEventsResponse
+	(*CancelPostRequest)(nil),                // 47: herald.approval.v1.CancelPostRequest
+	(*CancelPostResponse)(nil),               // 48: herald.approval.v1.CancelPostResponse
+	(*AdminServiceCancelPostRequest)(nil),    // 49: herald.approval.v1.AdminServiceCancelPostRequest
+	(*AdminServiceCancelPostResponse)(nil),   // 50: herald.approval.v1.AdminServiceCancelPostResponse
+	(*ResendApprovalsRequest)(nil),           // 51: herald.approval.v1.ResendApprovalsRequest
+	(*ResendApprovalsResponse)(nil),          // 52: herald.approval.v1.ResendApprovalsResponse
+	(*Policy)(nil),                           // 53: herald.approval.v1.Policy
+	(*SetPolicyRequest)(nil),                 // 54: herald.approval.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),                // 55: herald.approval.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),                 // 56: herald.approval.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),                // 57: herald.approval.v1.GetPolicyResponse
+	(*Subscription)(nil),                     // 58: herald.approval.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),        // 59: herald.approval.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),       // 60: herald.approval.v1.CreateSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),         // 61: herald.approval.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),        // 62: herald.approval.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),        // 63: herald.approval.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),       // 64: herald.approval.v1.DeleteSubscriptionResponse
+	(*ListWebhookSubscriptionsRequest)(nil),  // 65: herald.approval.v1.ListWebhookSubscriptionsRequest
+	(*ListWebhookSubscriptionsResponse)(nil), // 66: herald.approval.v1.ListWebhookSubscriptionsResponse
+	(*timestamppb.Timestamp)(nil),            // 67: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 68: google.protobuf.Duration
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	66, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	66, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
-	5,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
-	6,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
-	66, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
-	5,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
-	1,  // 7: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	66, // 8: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	66, // 9: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
-	4,  // 10: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
-	0,  // 11: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
-	4,  // 12: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
-	4,  // 13: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
-	2,  // 14: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	66, // 15: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 16: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
-	4,  // 17: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	17, // 18: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	17, // 19: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
-	17, // 20: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	17, // 21: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	17, // 22: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	17, // 23: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	66, // 24: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	24, // 25: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	24, // 26: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	66, // 27: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	66, // 28: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	29, // 29: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	29, // 30: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	29, // 31: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	66, // 32: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	36, // 33: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	36, // 34: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	66, // 35: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 36: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
-	0,  // 37: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	44, // 38: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	4,  // 39: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
-	4,  // 40: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
-	67, // 41: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
-	52, // 42: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
-	52, // 43: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	66, // 44: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	52, // 45: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	66, // 46: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 47: herald.approval.v1.Subscription.events:type_name -> herald.approval.v1.WebhookEvent
-	66, // 48: herald.approval.v1.Subscription.created_at:type_name -> google.protobuf.Timestamp
-	66, // 49: herald.approval.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
-	3,  // 50: herald.approval.v1.CreateSubscriptionRequest.events:type_name -> herald.approval.v1.WebhookEvent
-	57, // 51: herald.approval.v1.CreateSubscriptionResponse.subscription:type_name -> herald.approval.v1.Subscription
-	57, // 52: herald.approval.v1.ListSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
-	57, // 53: herald.approval.v1.ListWebhookSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
-	7,  // 54: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	9,  // 55: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	11, // 56: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	13, // 57: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	15, // 58: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	22, // 59: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
-	46, // 60: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
-	58, // 61: herald.approval.v1.ApprovalService.CreateSubscription:input_type -> herald.approval.v1.CreateSubscriptionRequest
-	60, // 62: herald.approval.v1.ApprovalService.ListSubscriptions:input_type -> herald.approval.v1.ListSubscriptionsRequest
-	62, // 63: herald.approval.v1.ApprovalService.DeleteSubscription:input_type -> herald.approval.v1.DeleteSubscriptionRequest
-	25, // 64: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	27, // 65: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	30, // 66: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	32, // 67: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	34, // 68: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	37, // 69: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	39, // 70: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	41, // 71: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	43, // 72: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	18, // 73: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
-	20, // 74: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
-	48, // 75: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
-	50, // 76: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
-	53, // 77: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
-	55, // 78: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
-	64, // 79: herald.approval.v1.AdminService.ListWebhookSubscriptions:input_type -> herald.approval.v1.ListWebhookSubscriptionsRequest
-	8,  // 80: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	10, // 81: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	12, // 82: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	14, // 83: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	16, // 84: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	23, // 85: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
-	47, // 86: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
-	59, // 87: herald.approval.v1.ApprovalService.CreateSubscription:output_type -> herald.approval.v1.CreateSubscriptionResponse
-	61, // 88: herald.approval.v1.ApprovalService.ListSubscriptions:output_type -> herald.approval.v1.ListSubscriptionsResponse
-	63, // 89: herald.approval.v1.ApprovalService.DeleteSubscription:output_type -> herald.approval.v1.DeleteSubscriptionResponse
-	26, // 90: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	28, // 91: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	31, // 92: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	33, // 93: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	35, // 94: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	38, // 95: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	40, // 96: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	42, // 97: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	45, // 98: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	19, // 99: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
-	21, // 100: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
-	49, // 101: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
-	51, // 102: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
-	54, // 103: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
-	56, // 104: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
-	65, // 105: herald.approval.v1.AdminService.ListWebhookSubscriptions:output_type -> herald.approval.v1.ListWebhookSubscriptionsResponse
-	80, // [80:106] is the sub-list for method output_type
-	54, // [54:80] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	67, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	67, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
+	7,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
+	67, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
+	5,  // 7: herald.approval.v1.Post.media:type_name -> herald.approval.v1.PostMedia
+	1,  // 8: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
+	67, // 9: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	67, // 10: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	4,  // 11: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
+	0,  // 12: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
+	4,  // 13: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
+	4,  // 14: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
+	2,  // 15: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
+	67, // 16: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
+	4,  // 18: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
+	18, // 19: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 20: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 21: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 22: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 23: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 24: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	67, // 25: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	25, // 26: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	25, // 27: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	67, // 28: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	67, // 29: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	30, // 30: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	30, // 31: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	30, // 32: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	67, // 33: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	37, // 34: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	37, // 35: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	67, // 36: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 37: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 38: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	45, // 39: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	4,  // 40: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
+	4,  // 41: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
+	68, // 42: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
+	53, // 43: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
+	53, // 44: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	67, // 45: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	53, // 46: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	67, // 47: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 48: herald.approval.v1.Subscription.events:type_name -> herald.approval.v1.WebhookEvent
+	67, // 49: herald.approval.v1.Subscription.created_at:type_name -> google.protobuf.Timestamp
+	67, // 50: herald.approval.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
+	3,  // 51: herald.approval.v1.CreateSubscriptionRequest.events:type_name -> herald.approval.v1.WebhookEvent
+	58, // 52: herald.approval.v1.CreateSubscriptionResponse.subscription:type_name -> herald.approval.v1.Subscription
+	58, // 53: herald.approval.v1.ListSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
+	58, // 54: herald.approval.v1.ListWebhookSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
+	8,  // 55: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	10, // 56: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	12, // 57: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	14, // 58: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	16, // 59: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	23, // 60: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
+	47, // 61: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
+	59, // 62: herald.approval.v1.ApprovalService.CreateSubscription:input_type -> herald.approval.v1.CreateSubscriptionRequest
+	61, // 63: herald.approval.v1.ApprovalService.ListSubscriptions:input_type -> herald.approval.v1.ListSubscriptionsRequest
+	63, // 64: herald.approval.v1.ApprovalService.DeleteSubscription:input_type -> herald.approval.v1.DeleteSubscriptionRequest
+	26, // 65: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	28, // 66: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	31, // 67: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	33, // 68: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	35, // 69: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	38, // 70: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	40, // 71: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	42, // 72: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	44, // 73: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	19, // 74: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
+	21, // 75: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
+	49, // 76: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
+	51, // 77: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
+	54, // 78: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
+	56, // 79: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
+	65, // 80: herald.approval.v1.AdminService.ListWebhookSubscriptions:input_type -> herald.approval.v1.ListWebhookSubscriptionsRequest
+	9,  // 81: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	11, // 82: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	13, // 83: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	15, // 84: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	17, // 85: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	24, // 86: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
+	48, // 87: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
+	60, // 88: herald.approval.v1.ApprovalService.CreateSubscription:output_type -> herald.approval.v1.CreateSubscriptionResponse
+	62, // 89: herald.approval.v1.ApprovalService.ListSubscriptions:output_type -> herald.approval.v1.ListSubscriptionsResponse
+	64, // 90: herald.approval.v1.ApprovalService.DeleteSubscription:output_type -> herald.approval.v1.DeleteSubscriptionResponse
+	27, // 91: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	29, // 92: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	32, // 93: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	34, // 94: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	36, // 95: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	39, // 96: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	41, // 97: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	43, // 98: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	46, // 99: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	20, // 100: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
+	22, // 101: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
+	50, // 102: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
+	52, // 103: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
+	55, // 104: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
+	57, // 105: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
+	66, // 106: herald.approval.v1.AdminService.ListWebhookSubscriptions:output_type -> herald.approval.v1.ListWebhookSubscriptionsResponse
+	81, // [81:107] is the sub-list for method output_type
+	55, // [55:81] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -4191,7 +4281,7 @@ func file_herald_approval_v1_approval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   62,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

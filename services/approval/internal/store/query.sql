@@ -46,10 +46,10 @@ UPDATE approvers SET removed_at = sqlc.arg(removed_at) WHERE id = sqlc.arg(id) A
 
 -- name: InsertPost :execrows
 INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at,
-                   mode, required, waiting_for)
+                   mode, required, waiting_for, media)
 VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(text), sqlc.arg(requested_by), sqlc.arg(idempotency_key),
         sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(failure_reason), sqlc.arg(expires_at),
-        sqlc.arg(mode), sqlc.arg(required), sqlc.arg(waiting_for))
+        sqlc.arg(mode), sqlc.arg(required), sqlc.arg(waiting_for), sqlc.arg(media))
 ON CONFLICT (id) DO NOTHING;
 
 -- name: GetPost :one

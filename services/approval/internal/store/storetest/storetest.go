@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"CountUndecided":      testCountUndecided,
 		"Subscriptions":       testSubscriptions,
 		"WebhookDeliveries":   testWebhookDeliveries,
+		"CreatePosts":         testCreatePosts,
+		"TokensAndResults":    testTokensAndOutboxResults,
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

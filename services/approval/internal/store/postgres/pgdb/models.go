@@ -118,6 +118,7 @@ type Post struct {
 	Required        int64
 	WaitingFor      string
 	FinalText       string
+	Media           string
 }
 
 type WebhookDelivery struct {

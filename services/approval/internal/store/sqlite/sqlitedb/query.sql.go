@@ -523,7 +523,7 @@ func (q *Queries) GetPolicy(ctx context.Context, departmentID string) (Policy, e
 }
 
 const getPost = `-- name: GetPost :one
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts WHERE id = ?1
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text, media FROM posts WHERE id = ?1
 `
 
 func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
@@ -552,6 +552,7 @@ func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
 		&i.Required,
 		&i.WaitingFor,
 		&i.FinalText,
+		&i.Media,
 	)
 	return i, err
 }
@@ -703,10 +704,10 @@ func (q *Queries) InsertPolicyApprover(ctx context.Context, arg InsertPolicyAppr
 
 const insertPost = `-- name: InsertPost :execrows
 INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at,
-                   mode, required, waiting_for)
+                   mode, required, waiting_for, media)
 VALUES (?1, ?2, ?3, ?4, ?5,
         ?6, ?7, ?8, ?9, ?10,
-        ?11, ?12, ?13)
+        ?11, ?12, ?13, ?14)
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -724,6 +725,7 @@ type InsertPostParams struct {
 	Mode           string
 	Required       int64
 	WaitingFor     string
+	Media          string
 }
 
 func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, error) {
@@ -741,6 +743,7 @@ func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, 
 		arg.Mode,
 		arg.Required,
 		arg.WaitingFor,
+		arg.Media,
 	)
 	if err != nil {
 		return 0, err
@@ -953,7 +956,7 @@ func (q *Queries) ListPolicyApprovers(ctx context.Context, departmentID string) 
 }
 
 const listPosts = `-- name: ListPosts :many
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text, media FROM posts
 WHERE (CAST(?1 AS TEXT) = '' OR department_id = ?1)
   AND (CAST(?2 AS TEXT) = '' OR status = ?2)
   AND (CAST(?3 AS BIGINT) = 0 OR (status = 'pending' AND waiting_for <> ''))
@@ -1005,6 +1008,7 @@ func (q *Queries) ListPosts(ctx context.Context, arg ListPostsParams) ([]Post, e
 			&i.Required,
 			&i.WaitingFor,
 			&i.FinalText,
+			&i.Media,
 		); err != nil {
 			return nil, err
 		}
@@ -1316,7 +1320,7 @@ func (q *Queries) UseToken(ctx context.Context, arg UseTokenParams) (int64, erro
 }
 
 const waitingPosts = `-- name: WaitingPosts :many
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts WHERE status = 'pending' AND waiting_for <> '' ORDER BY created_at, id LIMIT ?1
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text, media FROM posts WHERE status = 'pending' AND waiting_for <> '' ORDER BY created_at, id LIMIT ?1
 `
 
 func (q *Queries) WaitingPosts(ctx context.Context, maxRows int64) ([]Post, error) {
@@ -1351,6 +1355,7 @@ func (q *Queries) WaitingPosts(ctx context.Context, maxRows int64) ([]Post, erro
 			&i.Required,
 			&i.WaitingFor,
 			&i.FinalText,
+			&i.Media,
 		); err != nil {
 			return nil, err
 		}
