@@ -378,7 +378,9 @@ func (t *topology) outboxLeft(ctx context.Context) []string {
 // streamReplicas asks the NATS nodes' monitoring endpoint for the replicas of every stream (the posts
 // stream and the buckets' streams), by name: the cluster run wants 3 everywhere.
 func (t *topology) streamReplicas(ctx context.Context) (map[string]int, error) {
+	// Each node reports the streams it holds a replica of: the union is every stream.
 	var lastErr error
+	out := map[string]int{}
 	for _, nd := range t.nats {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, nd.opsURL+"/jsz?accounts=true&streams=true&config=true", nil)
 		if err != nil {
@@ -405,15 +407,14 @@ func (t *topology) streamReplicas(ctx context.Context) (map[string]int, error) {
 			lastErr = err
 			continue
 		}
-		out := map[string]int{}
 		for _, a := range jsz.Accounts {
 			for _, st := range a.Streams {
 				out[st.Name] = st.Config.Replicas
 			}
 		}
-		if len(out) > 0 {
-			return out, nil
-		}
+	}
+	if len(out) > 0 {
+		return out, nil
 	}
 	if lastErr == nil {
 		lastErr = errors.New("no node reports a stream")
