@@ -224,7 +224,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		}); err != nil {
 		return nil, err
 	}
-	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServicePublisher, "herald-publisher"); err != nil {
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServicePublisher, "herald-publisher", eventbus.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
@@ -232,6 +232,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	reg := ops.NewRegistry()
+	reg.MustRegister(rateCollector{state: client.RateState}, eventbus.NewLagCollector(s.js, cfg.Stream, cfg.Consumer, events.Subjects(), log))
 	channel, err := newCountingChannel(client, reg)
 	if err != nil {
 		return nil, err
