@@ -207,7 +207,9 @@ func (r *run) pushOne(ctx context.Context, n int) {
 			r.mu.Unlock()
 			return
 		}
-		if o.err == nil && o.status >= 400 && o.status < 500 && o.status != 429 && o.status != 408 {
+		// 409 is the gateway saying that the same Idempotency-Key is still being processed (by a gateway
+		// that may have died meanwhile) and to retry for its answer; 408 and 429 say retry too.
+		if o.err == nil && o.status >= 400 && o.status < 500 && o.status != 429 && o.status != 408 && o.status != 409 {
 			r.mu.Lock()
 			r.refused[n] = o.status
 			r.mu.Unlock()
