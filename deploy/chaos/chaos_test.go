@@ -79,7 +79,7 @@ func TestCrashRun(t *testing.T) {
 	pg := postgres(t)
 	bins := binaries(t)
 	rep, err := Run(context.Background(), Config{
-		Requests: 500, Rate: 40, Concurrency: 8, Duration: 150 * time.Second, Kills: 6, KillEvery: 2 * time.Second,
+		Requests: 500, Rate: 40, Concurrency: 8, Duration: 120 * time.Second, Kills: 6, KillEvery: 2 * time.Second,
 		NATSNodes: 1, Replicas: 1, Approvers: 2, PostgresURL: pg, Bins: bins, Dir: t.TempDir(), Progress: testWriter{t},
 	})
 	if err != nil {
@@ -110,7 +110,7 @@ func TestClusterRun(t *testing.T) {
 	pg := postgres(t)
 	bins := binaries(t)
 	rep, err := Run(context.Background(), Config{
-		Requests: 400, Rate: 20, Concurrency: 8, Duration: 150 * time.Second, KillEvery: 2 * time.Second, Cluster: true,
+		Requests: 400, Rate: 20, Concurrency: 8, Duration: 120 * time.Second, KillEvery: 2 * time.Second, Cluster: true,
 		NATSNodes: 3, Replicas: 2, Approvers: 2, PostgresURL: pg, Bins: bins, Dir: t.TempDir(), Progress: testWriter{t},
 	})
 	if err != nil {
