@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -187,7 +188,7 @@ func (s *server) decide(w http.ResponseWriter, r *http.Request) {
 	case outcome == approvalv1.Outcome_OUTCOME_APPROVE:
 		page.Message = "Approved. Herald is publishing the post now."
 	}
-	s.logger(r).InfoContext(r.Context(), "approval decided", "post_id", resp.GetPost().GetId(), "outcome", page.Outcome)
+	s.logAt(r.Context(), r, slog.LevelInfo, "approval decided", "post_id", resp.GetPost().GetId(), "outcome", page.Outcome)
 	s.render(w, http.StatusOK, "result.html", page)
 }
 
@@ -202,7 +203,7 @@ func (s *server) approvalError(w http.ResponseWriter, r *http.Request, err error
 		msg = ae.Message
 	}
 	if ae.Status >= 500 {
-		s.logger(r).ErrorContext(r.Context(), "approval page failed", "err", err)
+		s.logAt(r.Context(), r, slog.LevelError, "approval page failed", "err", err)
 	}
 	s.render(w, ae.Status, "result.html", approvalPage{Message: msg})
 }
