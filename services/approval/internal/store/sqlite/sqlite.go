@@ -80,7 +80,9 @@ func (s *Store) inTx(ctx context.Context, fn func(q *sqlitedb.Queries) error) er
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := fn(s.q.WithTx(tx)); err != nil {
+	ptx := newPreparedTx(tx)
+	defer ptx.close() //nolint:errcheck // closing a statement of a finished transaction only frees it
+	if err := fn(sqlitedb.New(ptx)); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
