@@ -162,6 +162,9 @@ func (s *Service) deliver(ctx context.Context, it OutboxItem) error {
 	case OutboxTeamsRequest, OutboxTeamsOutcome:
 		return s.postTeamsCard(ctx, it.Kind, it.PostID)
 	default:
+		if ev, ok := webhookEventOfKind(it.Kind); ok {
+			return s.fanOutWebhook(ctx, it, ev)
+		}
 		return fmt.Errorf("unknown outbox kind %q", it.Kind)
 	}
 }
@@ -249,6 +252,7 @@ func (s *Service) approvalEmail(ctx context.Context, postID, approverID string, 
 	return &pendingEmail{token: t, ApprovalEmail: ApprovalEmail{
 		To: a.Email, ToName: a.Name, DepartmentName: d.Name, RequestedBy: p.RequestedBy,
 		Text: p.Text, Link: s.cfg.PublicURL + "/approvals/" + secret, ExpiresAt: t.ExpiresAt, Reminder: reminder,
+		PostID: p.ID, Media: p.Media,
 	}}, nil
 }
 

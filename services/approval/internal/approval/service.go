@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +33,9 @@ type ApprovalEmail struct {
 	ExpiresAt      time.Time
 	// Reminder is set on a reminder: the approver was asked before and has not answered yet.
 	Reminder bool
+	// PostID names the post; Media are its pictures, which the mailer attaches.
+	PostID string
+	Media  []Media
 }
 
 // Announcer tells the rest of Herald about decisions. Each method returns once the announcement is stored
@@ -78,6 +82,8 @@ type Config struct {
 	DefaultLimits Limits
 	// Teams posts cards to the webhooks policies name; nil posts none.
 	Teams Teams
+	// Webhooks delivers the departments' webhook subscriptions; nil takes no subscriptions.
+	Webhooks *WebhookConfig
 }
 
 // DefaultOutboxConcurrency is Config.OutboxConcurrency when unset.
@@ -91,6 +97,7 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	wake      chan struct{}
+	wakeHooks chan struct{}
 }
 
 // NewService returns a Service. Every dependency is required.
@@ -106,6 +113,8 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		return nil, errors.New("approval: nil logger")
 	case cfg.PublicURL == "":
 		return nil, errors.New("approval: public URL is required for approval links")
+	case cfg.Webhooks != nil && (cfg.Webhooks.Sender == nil || cfg.Webhooks.Payload == nil):
+		return nil, errors.New("approval: webhooks need a sender and a payload")
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 72 * time.Hour
@@ -124,7 +133,7 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		cfg.OutboxLease = 5 * time.Minute
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
+	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1), wakeHooks: make(chan struct{}, 1)}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
@@ -386,6 +395,9 @@ func (s *Service) prepareSubmit(ctx context.Context, r Request, c *submitCache) 
 	if err := humantext.CheckLine(r.RequestedBy); err != nil {
 		return NewPost{}, 0, invalid("requested_by %v", err)
 	}
+	if err := checkMedia(r.PostID, r.Media); err != nil {
+		return NewPost{}, 0, err
+	}
 	if err := c.department(ctx, r.DepartmentID); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return NewPost{}, 0, invalid("post %s names unknown department %q", r.PostID, r.DepartmentID)
@@ -410,6 +422,7 @@ func (s *Service) prepareSubmit(ctx context.Context, r Request, c *submitCache) 
 		Status:         StatusPending,
 		CreatedAt:      created,
 		UpdatedAt:      now,
+		Media:          r.Media,
 	}
 	// The deadline counts from when the department asked, as the reminders do.
 	p.ExpiresAt = created.Add(pol.TTL)
@@ -674,6 +687,10 @@ func (s *Service) DecideEdited(ctx context.Context, token string, outcome Outcom
 		params.Audit.Action = "approve_with_edits"
 	}
 	params.Extra = s.teamsItems(pol, OutboxTeamsOutcome, p.ID, now)
+	if outcome == OutcomeReject {
+		// Written only if the post settles; the fan-out does nothing if it settled otherwise.
+		params.Extra = append(params.Extra, s.webhookItems(StatusRejected, p.ID, now)...)
+	}
 	if p.Mode != ModeFirst && p.Mode != "" {
 		mode, req := p.Mode, p.Required
 		params.Resolve = func(ds []Decision) Resolution { return resolve(mode, req, asked, ds) }
@@ -738,12 +755,16 @@ func (s *Service) recordOutcome(ctx context.Context, p OutcomeParams) error {
 		p.PublishedAt = p.PublishedAt.UTC().Truncate(time.Microsecond)
 	}
 	p.Audit = AuditEntry{PostID: p.PostID, At: now, Actor: "publisher", Origin: "channel:" + p.Channel, Action: string(p.Status), ToStatus: p.Status, Comment: p.FailureReason}
+	p.Extra = s.webhookItems(p.Status, p.PostID, now)
 	changed, err := s.store.RecordOutcome(ctx, p)
 	if err != nil {
 		return fmt.Errorf("record %s of %s: %w", p.Status, p.PostID, err)
 	}
 	if changed {
 		s.log.InfoContext(ctx, "post outcome recorded", "post_id", p.PostID, "status", p.Status, "remote_id", p.RemoteID)
+		if len(p.Extra) > 0 {
+			s.Wake()
+		}
 	}
 	return nil
 }
@@ -755,4 +776,27 @@ func (r Request) createdAt(now time.Time) time.Time {
 		return now
 	}
 	return r.RequestedAt.UTC().Truncate(time.Microsecond)
+}
+
+// checkMedia holds a request's pictures to what the gateway lets through: at most MaxMedia, each named
+// for this post (so that the retention sweep knows whose it is, and a request cannot claim another post's
+// pictures), with a type X takes and a size.
+func checkMedia(postID string, media []Media) error {
+	if len(media) > MaxMedia {
+		return invalid("post %s has %d pictures; at most %d", postID, len(media), MaxMedia)
+	}
+	for i, m := range media {
+		if m.Name != postID+"/"+strconv.Itoa(i) {
+			return invalid("post %s: picture %d is named %q, not after the post", postID, i, m.Name)
+		}
+		switch m.ContentType {
+		case "image/jpeg", "image/png", "image/gif", "image/webp":
+		default:
+			return invalid("post %s: picture %d has type %q", postID, i, m.ContentType)
+		}
+		if m.Size <= 0 || m.SHA256 == [32]byte{} {
+			return invalid("post %s: picture %d has no size or hash", postID, i)
+		}
+	}
+	return nil
 }

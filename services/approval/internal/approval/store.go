@@ -63,6 +63,8 @@ type OutcomeParams struct {
 	FailureReason string
 	At            time.Time
 	Audit         AuditEntry
+	// Extra are outbox items written with the outcome (only when it changes the post).
+	Extra []OutboxItem
 }
 
 // NewPost is one post for CreatePosts: the post with its audit entry and outbox items, as CreatePost takes them.
@@ -177,4 +179,32 @@ type Store interface {
 	FinishOutbox(ctx context.Context, rs []OutboxResult) error
 	// DeferOutbox records a failed attempt and when to try again, and ends the item's lease.
 	DeferOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error
+
+	// CreateSubscription stores a webhook subscription, its secret included.
+	CreateSubscription(ctx context.Context, s Subscription) error
+	// GetSubscription returns a subscription with its secret, ErrNotFound if there is none.
+	GetSubscription(ctx context.Context, id string) (Subscription, error)
+	// ListSubscriptions returns a department's subscriptions (every one with departmentID empty), oldest
+	// first.
+	ListSubscriptions(ctx context.Context, departmentID string) ([]Subscription, error)
+	CountSubscriptions(ctx context.Context, departmentID string) (int, error)
+	// DeleteSubscription deletes a subscription and its undelivered deliveries. With departmentID set,
+	// only that department's: another's is ErrNotFound, like an unknown id.
+	DeleteSubscription(ctx context.Context, id, departmentID string) error
+	// FanOutWebhook queues a delivery of ev with body to each of the department's subscribers that want
+	// it, due at at, and returns how many it queued. It is keyed by the outbox item outboxID: repeated,
+	// it queues nothing new.
+	FanOutWebhook(ctx context.Context, outboxID int64, departmentID, postID string, ev WebhookEvent, body []byte, at time.Time) (int, error)
+	// ClaimWebhookDeliveries leases up to limit deliveries due at now until until, as ClaimOutbox does.
+	ClaimWebhookDeliveries(ctx context.Context, now, until time.Time, limit int) ([]WebhookDelivery, error)
+	// DeleteWebhookDelivery deletes a delivered delivery and, with subscriptionID set, clears that
+	// subscription's failing mark, in one transaction.
+	DeleteWebhookDelivery(ctx context.Context, id int64, subscriptionID string) error
+	// DeferWebhookDelivery records a failed attempt and when to try again, and ends the lease.
+	DeferWebhookDelivery(ctx context.Context, id int64, next time.Time, lastErr string) error
+	// GiveUpWebhookDelivery deletes a delivery that used up its attempts and marks its subscription
+	// failing (since at, unless it already was), in one transaction.
+	GiveUpWebhookDelivery(ctx context.Context, id int64, subscriptionID string, at time.Time, lastErr string) error
+	// CountWebhookDeliveries counts the deliveries not yet delivered or given up.
+	CountWebhookDeliveries(ctx context.Context) (int, error)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 )
 
 // SMTP sends approval emails through an SMTP server, over a small pool of connections it keeps open: a
@@ -28,6 +29,20 @@ type SMTP struct {
 	// slots holds a token per connection that may be open; idle holds the open ones not in use.
 	slots chan struct{}
 	idle  chan *pooledConn
+	media MediaReader
+}
+
+// MediaReader reads a post's picture, refusing bytes that do not match its hash; *media.Store implements
+// it.
+type MediaReader interface {
+	Get(ctx context.Context, ref media.Ref) ([]byte, error)
+}
+
+// WithMedia attaches each post's pictures to its approval emails, read through r. Without it emails
+// carry the text only (and the page shows the pictures).
+func (s *SMTP) WithMedia(r MediaReader) *SMTP {
+	s.media = r
+	return s
 }
 
 // pooledConn is an open SMTP connection and when it was last used.
@@ -130,6 +145,9 @@ func (s *SMTP) SendApprovalRequest(ctx context.Context, e approval.ApprovalEmail
 	}
 	m.SetBodyString(gomail.TypeTextPlain, text.String())
 	m.AddAlternativeString(gomail.TypeTextHTML, html.String())
+	if err := s.attach(ctx, m, e); err != nil {
+		return err
+	}
 	if err := s.send(ctx, m); err != nil {
 		return fmt.Errorf("send to %s: %w", e.To, err)
 	}
@@ -204,10 +222,50 @@ func (s *SMTP) Close() error {
 	}
 }
 
+// attach adds the post's pictures as attachments, read from the media bucket and checked against their
+// hashes: an approver sees exactly the pictures that will be posted. A picture that cannot be read fails
+// the email (the outbox retries it) rather than asking for a decision on part of the post.
+func (s *SMTP) attach(ctx context.Context, m *gomail.Msg, e approval.ApprovalEmail) error {
+	if len(e.Media) == 0 {
+		return nil
+	}
+	if s.media == nil {
+		return errors.New("the post has pictures but the mailer cannot read the media bucket")
+	}
+	for i, pic := range e.Media {
+		data, err := s.media.Get(ctx, media.Ref{Name: pic.Name, SHA256: pic.SHA256, ContentType: pic.ContentType, Size: pic.Size})
+		if err != nil {
+			return fmt.Errorf("picture %d of post %s: %w", i, e.PostID, err)
+		}
+		name := fmt.Sprintf("picture-%d%s", i+1, extension(pic.ContentType))
+		if err := m.AttachReader(name, bytes.NewReader(data), gomail.WithFileContentType(gomail.ContentType(pic.ContentType))); err != nil {
+			return fmt.Errorf("attach picture %d of post %s: %w", i, e.PostID, err)
+		}
+	}
+	return nil
+}
+
+// extension is the file name extension of a picture type.
+func extension(contentType string) string {
+	switch contentType {
+	case media.JPEG:
+		return ".jpg"
+	case media.PNG:
+		return ".png"
+	case media.GIF:
+		return ".gif"
+	case media.WEBP:
+		return ".webp"
+	}
+	return ""
+}
+
 var textBody = texttemplate.Must(texttemplate.New("text").Parse(`{{.RequestedBy}} ({{.DepartmentName}}) asks to publish this post:
 
 {{.Text}}
-
+{{with .Media}}
+With {{len .}} picture(s), attached to this email.
+{{end}}
 Review it, then approve or reject it here:
 {{.Link}}
 
@@ -222,6 +280,7 @@ var htmlBody = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 <html><body style="font-family: sans-serif">
 <p><strong>{{.RequestedBy}}</strong> ({{.DepartmentName}}) asks to publish this post:</p>
 <blockquote style="border-left: 4px solid #1d9bf0; padding-left: 12px; white-space: pre-wrap">{{.Text}}</blockquote>
+{{with .Media}}<p>With {{len .}} picture(s), attached to this email and shown on the approval page.</p>{{end}}
 <p><a href="{{.Link}}?choice=approve" style="background:#00ba7c;color:#fff;padding:8px 16px;border-radius:16px;text-decoration:none">Approve</a>
 &nbsp; <a href="{{.Link}}?choice=reject" style="background:#f4212e;color:#fff;padding:8px 16px;border-radius:16px;text-decoration:none">Reject</a>
 &nbsp; <a href="{{.Link}}">Review the post</a></p>

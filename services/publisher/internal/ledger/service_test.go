@@ -305,7 +305,7 @@ func TestRedeliveryFindingAttemptingReconciles(t *testing.T) {
 					t.Fatal(err)
 				}
 				if tt.sent {
-					if _, err := f.client.Post(ctx, ev.Text); err != nil {
+					if _, err := f.client.Post(ctx, ev.Text, nil); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/store/mediajson"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres/pgdb"
 )
 
@@ -278,6 +279,7 @@ func (s *Store) CreatePosts(ctx context.Context, ps []approval.NewPost) ([]bool,
 				ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
 				Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
 				ExpiresAt: micros(p.ExpiresAt), Mode: string(p.Mode), Required: int64(p.Required), WaitingFor: p.WaitingFor,
+				Media: mediajson.Encode(p.Media),
 			})
 			if err != nil {
 				return fmt.Errorf("post %s: %w", p.ID, err)
@@ -309,7 +311,7 @@ func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
 	if err != nil {
 		return approval.Post{}, notFound(err)
 	}
-	return toPost(r), nil
+	return toPost(r)
 }
 
 // ListPosts implements approval.Store.
@@ -324,7 +326,7 @@ func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approva
 	default:
 		rows, err = s.q.ListPosts(ctx, pgdb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int32(min(f.Limit, 1<<30))})
 	}
-	return convert(rows, err, toPost)
+	return convertErr(rows, err, toPost)
 }
 
 // ListAudit implements approval.Store.
@@ -506,7 +508,7 @@ func (s *Store) CountWaiting(ctx context.Context) (int, error) {
 // WaitingPosts implements approval.Store.
 func (s *Store) WaitingPosts(ctx context.Context, limit int) ([]approval.Post, error) {
 	rows, err := s.q.WaitingPosts(ctx, int32(min(limit, 1<<30)))
-	return convert(rows, err, toPost)
+	return convertErr(rows, err, toPost)
 }
 
 // AskApprovers implements approval.Store.
@@ -614,7 +616,15 @@ func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bo
 		changed = true
 		audit := p.Audit
 		audit.FromStatus = approval.Status(prev.Status)
-		return insertAudit(ctx, q, audit)
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range p.Extra {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return changed, err
 }

@@ -18,6 +18,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/store/mediajson"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
 	"github.com/heraldhq/herald/services/heraldshared/sqlitefile"
 )
@@ -260,6 +261,7 @@ func (s *Store) CreatePosts(ctx context.Context, ps []approval.NewPost) ([]bool,
 				ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
 				Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
 				ExpiresAt: micros(p.ExpiresAt), Mode: string(p.Mode), Required: int64(p.Required), WaitingFor: p.WaitingFor,
+				Media: mediajson.Encode(p.Media),
 			})
 			if err != nil {
 				return fmt.Errorf("post %s: %w", p.ID, err)
@@ -291,7 +293,7 @@ func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
 	if err != nil {
 		return approval.Post{}, notFound(err)
 	}
-	return toPost(r), nil
+	return toPost(r)
 }
 
 // ListPosts implements approval.Store.
@@ -306,7 +308,7 @@ func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approva
 	default:
 		rows, err = s.q.ListPosts(ctx, sqlitedb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int64(f.Limit)})
 	}
-	return convert(rows, err, toPost)
+	return convertErr(rows, err, toPost)
 }
 
 // ListAudit implements approval.Store.
@@ -488,7 +490,7 @@ func (s *Store) CountWaiting(ctx context.Context) (int, error) {
 // WaitingPosts implements approval.Store.
 func (s *Store) WaitingPosts(ctx context.Context, limit int) ([]approval.Post, error) {
 	rows, err := s.q.WaitingPosts(ctx, int64(limit))
-	return convert(rows, err, toPost)
+	return convertErr(rows, err, toPost)
 }
 
 // AskApprovers implements approval.Store.
@@ -596,7 +598,15 @@ func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bo
 		changed = true
 		audit := p.Audit
 		audit.FromStatus = approval.Status(prev.Status)
-		return insertAudit(ctx, q, audit)
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range p.Extra {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return changed, err
 }

@@ -111,6 +111,19 @@ func Replicas(t *testing.T, open func(t *testing.T) (approval.Store, approval.St
 	}
 }
 
+// countingMailer counts approval emails per approver and post.
+type countingMailer struct {
+	mu   sync.Mutex
+	sent map[string]int
+}
+
+func (m *countingMailer) SendApprovalRequest(_ context.Context, e approval.ApprovalEmail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent[e.To+" "+e.Text]++
+	return nil
+}
+
 type nopAnnouncer struct{}
 
 func (nopAnnouncer) PostApproved(context.Context, approval.Post) error  { return nil }

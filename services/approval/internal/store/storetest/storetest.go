@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
 		"DepartmentLimits":    testDepartmentLimits,
 		"CountUndecided":      testCountUndecided,
+		"Subscriptions":       testSubscriptions,
+		"WebhookDeliveries":   testWebhookDeliveries,
 		"CreatePosts":         testCreatePosts,
 		"TokensAndResults":    testTokensAndOutboxResults,
 	}
