@@ -258,8 +258,8 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return c.send(ctx, method, path, query, "application/json", body, out)
 }
 
-// send is do with a body of any content type (the media upload's multipart chunks). An empty 2xx body
-// (APPEND answers so) leaves out as it is.
+// send is do with a body of any content type (the media upload's multipart chunks). A nil out ignores the
+// body of a 2xx answer (APPEND's, which says nothing Herald uses).
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
@@ -290,7 +290,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		return resp, &ledger.ChannelError{Kind: ledger.Ambiguous, Message: fmt.Sprintf("X answered %d but the body was cut off: %v", resp.StatusCode, err)}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if len(bytes.TrimSpace(data)) == 0 && out == nil {
+		if out == nil {
 			return resp, nil
 		}
 		if err := json.Unmarshal(data, out); err != nil {
