@@ -329,6 +329,23 @@ func checkNetwork(o *objects, d *appsv1.Deployment) []error {
 	if !slices.ContainsFunc(nps, func(np *networkingv1.NetworkPolicy) bool { return hasType(np, networkingv1.PolicyTypeEgress) }) {
 		fail("no NetworkPolicy restricts its egress")
 	}
+	if !slices.ContainsFunc(nps, func(np *networkingv1.NetworkPolicy) bool {
+		return hasType(np, networkingv1.PolicyTypeIngress) && hasType(np, networkingv1.PolicyTypeEgress) && len(np.Spec.Ingress) == 0 && len(np.Spec.Egress) == 0
+	}) {
+		fail("no NetworkPolicy denies its pods everything by default")
+	}
+	for _, need := range []struct {
+		what string
+		port int32
+	}{{"DNS", 53}, {"NATS", 4222}} {
+		if !slices.ContainsFunc(nps, func(np *networkingv1.NetworkPolicy) bool {
+			return hasType(np, networkingv1.PolicyTypeEgress) && slices.ContainsFunc(np.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+				return slices.ContainsFunc(r.Ports, func(p networkingv1.NetworkPolicyPort) bool { return p.Port != nil && p.Port.IntVal == need.port })
+			})
+		}) {
+			fail("no NetworkPolicy lets its pods reach %s (port %d)", need.what, need.port)
+		}
+	}
 	for _, np := range nps {
 		if hasType(np, networkingv1.PolicyTypeIngress) {
 			for _, r := range np.Spec.Ingress {

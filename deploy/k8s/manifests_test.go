@@ -166,6 +166,12 @@ func TestChecksCatch(t *testing.T) {
 		{"no default deny", func(o *objects) {
 			o.NetworkPolicies = slices.DeleteFunc(o.NetworkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "herald-default-deny" })
 		}, "denies all ingress and egress"},
+		{"pods without the label the shared policies select", func(o *objects) {
+			delete(deployment(o, gateway).Spec.Template.Labels, "app.kubernetes.io/part-of")
+		}, "herald-gateway: no NetworkPolicy denies its pods everything by default"},
+		{"no DNS", func(o *objects) {
+			o.NetworkPolicies = slices.DeleteFunc(o.NetworkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "herald-dns-and-nats" })
+		}, "reach DNS (port 53)"},
 		{"missing env ConfigMap", func(o *objects) {
 			main(deployment(o, publisher)).EnvFrom[0].ConfigMapRef.Name = "nowhere"
 		}, "ConfigMap nowhere, which is not in the rendering"},
