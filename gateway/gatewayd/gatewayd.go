@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	nc, js, err := cfg.NATS.Connect(ctx, eventbus.ServiceGateway, "herald-gateway")
+	nc, js, err := cfg.NATS.Connect(ctx, eventbus.ServiceGateway, "herald-gateway", eventbus.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}

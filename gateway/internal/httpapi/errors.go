@@ -67,6 +67,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: status.Convert(err).Message()}
 	case codes.InvalidArgument:
 		return badRequest("invalid_request", status.Convert(err).Message(), "")
+	case codes.Unimplemented:
+		return &apiError{Status: http.StatusNotImplemented, Code: "not_implemented", Message: status.Convert(err).Message()}
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Herald's approval service is unavailable. Retry later."}
 	}

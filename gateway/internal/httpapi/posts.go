@@ -23,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/heraldshared/postresult"
 )
 
 // postRequest is the connector's request body; the field names come from the original Power Automate
@@ -33,37 +34,9 @@ type postRequest struct {
 	Media       jsontext.Value `json:"media"`
 }
 
-// postView is how a post looks to the department that asked for it.
-type postView struct {
-	ID            string           `json:"id"`
-	Status        string           `json:"status"`
-	Tweet         string           `json:"tweet,omitempty"`
-	RequestedBy   string           `json:"requestedby,omitempty"`
-	CreatedAt     *time.Time       `json:"created_at,omitempty"`
-	Decision      *decisionView    `json:"decision,omitempty"`
-	Publication   *publicationView `json:"publication,omitempty"`
-	FailureReason string           `json:"failure_reason,omitempty"`
-	// FinalTweet is the text published when an approver edited it (Tweet stays the requested one).
-	FinalTweet string `json:"final_tweet,omitempty"`
-	// StatusDetail says what a pending post waits for when nobody could be asked yet.
-	StatusDetail string `json:"status_detail,omitempty"`
-	// Decisions are every approver's answers, in the all and quorum modes.
-	Decisions []decisionView `json:"decisions,omitempty"`
-}
-
-type decisionView struct {
-	Outcome   string    `json:"outcome"`
-	Approver  string    `json:"approver"`
-	DecidedAt time.Time `json:"decided_at"`
-	Comment   string    `json:"comment"`
-}
-
-type publicationView struct {
-	Channel     string     `json:"channel"`
-	RemoteID    string     `json:"remote_id"`
-	URL         string     `json:"url"`
-	PublishedAt *time.Time `json:"published_at,omitempty"`
-}
+// postView is how a post looks to the department that asked for it: the result object webhook
+// deliveries carry too (postresult holds its one definition).
+type postView = postresult.Result
 
 // authenticate finds the department from the X-API-Key header or, for platforms that can only add query
 // parameters, api_key.
@@ -429,43 +402,11 @@ func (s *server) accepted(w http.ResponseWriter, status int, v postView) {
 	writeJSON(w, status, v)
 }
 
-// statusNames and outcomeNames are the one place where the approval service's enums become the
-// connector API's strings; the tests hold them to every value of the generated enums.
-var statusNames = map[approvalv1.PostStatus]string{
-	approvalv1.PostStatus_POST_STATUS_PENDING:   "pending",
-	approvalv1.PostStatus_POST_STATUS_APPROVED:  "approved",
-	approvalv1.PostStatus_POST_STATUS_REJECTED:  "rejected",
-	approvalv1.PostStatus_POST_STATUS_PUBLISHED: "published",
-	approvalv1.PostStatus_POST_STATUS_FAILED:    "failed",
-	approvalv1.PostStatus_POST_STATUS_UNKNOWN:   "unknown",
-	approvalv1.PostStatus_POST_STATUS_EXPIRED:   "expired",
-	approvalv1.PostStatus_POST_STATUS_CANCELLED: "cancelled",
-}
+// statusNames and outcomeNames are postresult's, the one place where the approval service's enums become
+// the connector API's strings.
+var (
+	statusNames  = postresult.StatusNames
+	outcomeNames = postresult.OutcomeNames
+)
 
-var outcomeNames = map[approvalv1.Outcome]string{
-	approvalv1.Outcome_OUTCOME_APPROVE: "approved",
-	approvalv1.Outcome_OUTCOME_REJECT:  "rejected",
-}
-
-func toView(p *approvalv1.Post) postView {
-	v := postView{ID: p.GetId(), Status: statusNames[p.GetStatus()], Tweet: p.GetText(), RequestedBy: p.GetRequestedBy(), FailureReason: p.GetFailureReason()}
-	if p.GetCreatedAt() != nil {
-		t := p.GetCreatedAt().AsTime()
-		v.CreatedAt = &t
-	}
-	if d := p.GetDecision(); d != nil {
-		v.Decision = &decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
-	}
-	v.FinalTweet, v.StatusDetail = p.GetFinalText(), p.GetWaitingFor()
-	for _, d := range p.GetDecisions() {
-		v.Decisions = append(v.Decisions, decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()})
-	}
-	if pub := p.GetPublication(); pub != nil {
-		v.Publication = &publicationView{Channel: pub.GetChannel(), RemoteID: pub.GetRemoteId(), URL: pub.GetUrl()}
-		if pub.GetPublishedAt() != nil {
-			t := pub.GetPublishedAt().AsTime()
-			v.Publication.PublishedAt = &t
-		}
-	}
-	return v
-}
+func toView(p *approvalv1.Post) postView { return postresult.FromProto(p) }

@@ -127,6 +127,9 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.route(mux, "POST /v1/posts", s.createPost)
 	s.route(mux, "GET /v1/posts/{id}", s.getPost)
 	s.route(mux, "DELETE /v1/posts/{id}", s.cancelPost)
+	s.route(mux, "POST /v1/subscriptions", s.createSubscription)
+	s.route(mux, "GET /v1/subscriptions", s.listSubscriptions)
+	s.route(mux, "DELETE /v1/subscriptions/{id}", s.deleteSubscription)
 	s.route(mux, "GET /openapi.json", s.openAPI)
 	s.route(mux, "GET /approvals/{token}", s.showApproval)
 	// Where a Teams card's button leads: approvers decide through their own emailed links, never a shared one.

@@ -28,6 +28,7 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/notify"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
+	"github.com/heraldhq/herald/services/approval/internal/webhook"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/seal"
@@ -78,6 +79,16 @@ type Config struct {
 	// PublisherKeysFile holds the publisher's public keys (PEM, several during a rotation); outcome events
 	// not sealed by one of them are refused. Required.
 	PublisherKeysFile string `env:"HERALD_PUBLISHER_PUBLIC_KEYS_FILE"`
+
+	// WebhookAllowHTTP lets webhook subscriptions use plain http notification URLs (https only
+	// otherwise): for a receiver inside a network the operator trusts, never across the internet.
+	WebhookAllowHTTP bool `env:"HERALD_WEBHOOK_ALLOW_HTTP" envDefault:"false"`
+	// WebhookAllowLoopback lets webhook deliveries reach loopback addresses (the local stack's demo).
+	// Private, link-local (the cloud metadata address) and the other non-public ranges stay refused.
+	WebhookAllowLoopback bool `env:"HERALD_WEBHOOK_ALLOW_LOOPBACK" envDefault:"false"`
+	// WebhookMaxAttempts is how often a webhook delivery is tried before it is given up and its
+	// subscription marked failing.
+	WebhookMaxAttempts int `env:"HERALD_WEBHOOK_MAX_ATTEMPTS" envDefault:"10"`
 
 	// Listener, if set, is used instead of listening on GRPCAddr.
 	Listener net.Listener `env:"-"`
@@ -148,7 +159,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		}); err != nil {
 		return nil, err
 	}
-	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServiceApproval, "herald-approval"); err != nil {
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServiceApproval, "herald-approval", eventbus.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
@@ -176,13 +187,28 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	reg := ops.NewRegistry()
+	webhookResults := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_webhook_deliveries_total",
+		Help: "Webhook delivery attempts by result: delivered (2xx), retry (failed, tried again later), gave_up (failed its last attempt; the subscription is marked failing).",
+	}, []string{"result"})
+	for _, r := range []approval.WebhookResult{approval.WebhookDelivered, approval.WebhookRetry, approval.WebhookGaveUp} {
+		webhookResults.WithLabelValues(string(r))
+	}
+	reg.MustRegister(webhookResults)
+	webhooks := &approval.WebhookConfig{
+		Sender:      webhook.NewSender(webhook.Guard{AllowHTTP: cfg.WebhookAllowHTTP, AllowLoopback: cfg.WebhookAllowLoopback}),
+		Payload:     webhook.Payload,
+		MaxAttempts: cfg.WebhookMaxAttempts,
+		Observe:     func(r approval.WebhookResult) { webhookResults.WithLabelValues(string(r)).Inc() },
+	}
 	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{
+		Webhooks:  webhooks,
 		PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations, Teams: notify.NewTeamsWebhook(nil),
 		DefaultLimits: approval.Limits{PostsPerMinute: cfg.PostsPerMinute, MaxUndecided: cfg.MaxUndecided},
 	}, log); err != nil {
 		return nil, err
 	}
-	reg := ops.NewRegistry()
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_approval_refused_events_total",
 		Help: "Events refused because their seal is missing, from an unknown key or does not verify, by subject and reason.",
@@ -205,6 +231,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return float64(n)
 	}))
 	reg.MustRegister(&stateCollector{store: s.store, now: time.Now, log: log}, eventbus.NewLagCollector(s.js, cfg.Stream, cfg.Consumer, events.Subjects(), log))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_webhook_deliveries_pending",
+		Help: "Webhook deliveries waiting to go out, retries included (every replica reports the same number).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := domain.CountWebhookDeliveries(ctx)
+		if err != nil {
+			log.Warn("count webhook deliveries", "err", err)
+			return math.NaN()
+		}
+		return float64(n)
+	}))
 	if s.events, err = events.Handler(s.domain, publisherKeys, func(subject, reason string) { refused.WithLabelValues(subject, reason).Inc() }); err != nil {
 		return nil, err
 	}
@@ -258,6 +297,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return eventbus.Consume(gctx, s.js, cfg, s.events, s.log)
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
+	g.Go(func() error { return s.domain.RunWebhooks(gctx, time.Second) })
 	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()
 }

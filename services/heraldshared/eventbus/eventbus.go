@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,9 +25,11 @@ const Stream = "HERALD_POSTS"
 type Option func(*options)
 
 type options struct {
-	stream  string
-	service Service
-	nats    []nats.Option
+	stream     string
+	service    Service
+	nats       []nats.Option
+	durability Durability
+	log        *slog.Logger
 }
 
 // AsService connects as one of Herald's services: replies come to the service's own inbox prefix (its
@@ -48,7 +51,7 @@ func WithStream(name string) Option {
 }
 
 func resolve(opts []Option) options {
-	o := options{stream: Stream}
+	o := options{stream: Stream, durability: DefaultDurability()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -75,20 +78,31 @@ const (
 	SubjectCancelled = "herald.posts.cancelled"
 )
 
-// DedupeWindow is how long JetStream remembers a Nats-Msg-Id. Consumers are idempotent beyond it anyway;
-// the window only spares them most of the duplicate work.
+// DedupeWindow is how long JetStream remembers a Nats-Msg-Id unless HERALD_STREAM_DUPLICATE_WINDOW says
+// otherwise. Consumers are idempotent beyond it anyway; the window only spares them most of the duplicate
+// work.
 const DedupeWindow = time.Hour
 
-// StreamConfig is the configuration of the stream named name (Stream when empty).
+// streamMaxAge is how long the stream keeps an event.
+const streamMaxAge = 30 * 24 * time.Hour
+
+// StreamConfig is the configuration of the stream named name (Stream when empty), with
+// DefaultDurability.
 func StreamConfig(name string) jetstream.StreamConfig {
+	return DefaultDurability().Stream(name)
+}
+
+// Stream is the configuration of the stream named name (Stream when empty) with this durability.
+func (d Durability) Stream(name string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        streamName(name),
 		Description: "Herald post requests and their outcomes",
 		Subjects:    []string{"herald.posts.>"},
-		Storage:     jetstream.FileStorage,
+		Storage:     d.Storage,
+		Replicas:    d.Replicas,
 		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      30 * 24 * time.Hour,
-		Duplicates:  DedupeWindow,
+		MaxAge:      streamMaxAge,
+		Duplicates:  d.DuplicateWindow,
 	}
 }
 
@@ -102,16 +116,21 @@ const IdempotencyTTL = 24 * time.Hour
 // stream (Stream when empty) so that two Heralds on one server keep theirs apart.
 func IdempotencyBucket(stream string) string { return streamName(stream) + "_IDEMPOTENCY" }
 
-// IdempotencyBucketConfig is the configuration of the idempotency bucket of stream. One revision per key
-// is enough: a claim is compared and swapped, never read back in history.
+// IdempotencyBucketConfig is the configuration of the idempotency bucket of stream, with
+// DefaultDurability. One revision per key is enough: a claim is compared and swapped, never read back in
+// history.
 func IdempotencyBucketConfig(stream string) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
+	return DefaultDurability().IdempotencyBucket(stream)
+}
+
+// IdempotencyBucket is the configuration of the idempotency bucket of stream with this durability.
+func (d Durability) IdempotencyBucket(stream string) jetstream.KeyValueConfig {
+	return d.KeyValue(jetstream.KeyValueConfig{
 		Bucket:      IdempotencyBucket(stream),
 		Description: "Herald gateways' Idempotency-Key claims",
 		History:     1,
 		TTL:         IdempotencyTTL,
-		Storage:     jetstream.FileStorage,
-	}
+	})
 }
 
 // ErrUnavailable is returned when JetStream could not be reached or did not acknowledge a message in time.
@@ -123,6 +142,9 @@ var ErrUnavailable = errors.New("event bus unavailable")
 // name identifies the client in the server's monitoring.
 func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn, jetstream.JetStream, error) {
 	o := resolve(opts)
+	if err := o.durability.Validate(); err != nil {
+		return nil, nil, err
+	}
 	natsOpts := append([]nats.Option{
 		nats.Name(name),
 		// Longer than nats.go's 2 s: a loaded machine (CI running the race detector) is slow to handshake.
@@ -142,10 +164,11 @@ func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn,
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
+	log := orDiscard(o.log)
 	if o.service == "" || o.service.ManagesStream() {
-		err = ensureStream(ctx, js, o.stream)
-	} else {
-		err = awaitStream(ctx, js, o.stream, 30*time.Second)
+		err = ensureStream(ctx, js, o.stream, o.durability, log)
+	} else if err = awaitStream(ctx, js, o.stream, 30*time.Second); err == nil {
+		checkStream(ctx, js, o.durability.Stream(o.stream), log)
 	}
 	if err != nil {
 		nc.Close()
@@ -154,29 +177,16 @@ func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn,
 	return nc, js, nil
 }
 
-// ensureStream creates the stream, or updates it when it exists with another configuration (creating
-// a stream that exists with the same configuration succeeds without touching it). Updating only then
-// matters: an unconditional update at every start raced with other services creating consumers (which
-// nats-server v2.15's race detector flags).
-func ensureStream(ctx context.Context, js jetstream.JetStream, stream string) error {
+// ensureStream creates the idempotency bucket and the stream, or brings existing ones to the configured
+// durability (see EnsureStream). Updating only when something differs matters: an unconditional update at
+// every start raced with other services creating consumers (which nats-server v2.15's race detector
+// flags).
+func ensureStream(ctx context.Context, js jetstream.JetStream, stream string, d Durability, log *slog.Logger) error {
 	// The bucket first: a gateway starts once it sees the stream, and then expects the bucket too.
-	kvCfg := IdempotencyBucketConfig(stream)
-	_, err := js.CreateKeyValue(ctx, kvCfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		_, err = js.UpdateKeyValue(ctx, kvCfg)
+	if err := EnsureKeyValue(ctx, js, d.IdempotencyBucket(stream), log); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("create key-value bucket %s: %w", kvCfg.Bucket, err)
-	}
-	cfg := StreamConfig(stream)
-	_, err = js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		_, err = js.UpdateStream(ctx, cfg)
-	}
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", stream, err)
-	}
-	return nil
+	return EnsureStream(ctx, js, d.Stream(stream), log)
 }
 
 // awaitStream waits up to limit for the stream to exist: services that may not create it start after

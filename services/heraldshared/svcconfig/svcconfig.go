@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -72,16 +73,49 @@ type NATS struct {
 	NATSCAFile   string `env:"HERALD_NATS_CA_FILE"`
 	NATSCertFile string `env:"HERALD_NATS_CERT_FILE"`
 	NATSKeyFile  string `env:"HERALD_NATS_KEY_FILE"`
+	// StreamReplicas, StreamStorage and StreamDuplicateWindow are the stream's and buckets' durability
+	// (eventbus.Durability): 3 replicas in a three-node cluster, file storage unless losing everything
+	// at a restart is fine. The approval service applies them; the others only warn when the stream
+	// differs, so give every service the same values.
+	StreamReplicas        int           `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
+	StreamStorage         string        `env:"HERALD_STREAM_STORAGE" envDefault:"file"`
+	StreamDuplicateWindow time.Duration `env:"HERALD_STREAM_DUPLICATE_WINDOW" envDefault:"1h"`
+}
+
+// Durability is the stream's configured durability. A zero NATS (a test's, not read from the
+// environment) has eventbus.DefaultDurability.
+func (n NATS) Durability() (eventbus.Durability, error) {
+	d := eventbus.DefaultDurability()
+	if n.StreamReplicas != 0 {
+		d.Replicas = n.StreamReplicas
+	}
+	switch n.StreamStorage {
+	case "", "file":
+	case "memory":
+		d.Storage = jetstream.MemoryStorage
+	default:
+		return d, fmt.Errorf("HERALD_STREAM_STORAGE = %q: want file or memory", n.StreamStorage)
+	}
+	if n.StreamDuplicateWindow != 0 {
+		d.DuplicateWindow = n.StreamDuplicateWindow
+	}
+	return d, d.Validate()
 }
 
 // Connect dials NATS as service (its credentials, its inbox), with the client name in the server's
-// monitoring. The approval service creates or updates the stream; the others wait for it.
-func (n NATS) Connect(ctx context.Context, service eventbus.Service, name string) (*nats.Conn, jetstream.JetStream, error) {
+// monitoring. The approval service creates the stream or brings it to the configured durability; the
+// others wait for it. extra adds options (eventbus.WithLogger, say).
+func (n NATS) Connect(ctx context.Context, service eventbus.Service, name string, extra ...eventbus.Option) (*nats.Conn, jetstream.JetStream, error) {
 	opts, err := n.options()
 	if err != nil {
 		return nil, nil, err
 	}
-	return eventbus.Connect(ctx, n.NATSURL, name, eventbus.WithStream(n.Stream), eventbus.AsService(service), eventbus.WithNATSOptions(opts...))
+	d, err := n.Durability()
+	if err != nil {
+		return nil, nil, err
+	}
+	all := append([]eventbus.Option{eventbus.WithStream(n.Stream), eventbus.AsService(service), eventbus.WithNATSOptions(opts...), eventbus.WithDurability(d)}, extra...)
+	return eventbus.Connect(ctx, n.NATSURL, name, all...)
 }
 
 // options turns the credentials and TLS settings into connection options.

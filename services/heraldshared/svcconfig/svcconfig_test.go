@@ -4,7 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
 )
@@ -48,5 +54,23 @@ func TestOpsAddrAndAdmin(t *testing.T) {
 	}
 	if (svcconfig.Admin{}).Validate() == nil {
 		t.Error("an empty admin token passed Validate")
+	}
+}
+
+func TestNATSDurability(t *testing.T) {
+	t.Parallel()
+	d, err := (svcconfig.NATS{}).Durability()
+	if err != nil || d != eventbus.DefaultDurability() {
+		t.Errorf("zero NATS: Durability = %+v, %v; want the default", d, err)
+	}
+	d, err = (svcconfig.NATS{StreamReplicas: 3, StreamStorage: "memory", StreamDuplicateWindow: 2 * time.Minute}).Durability()
+	want := eventbus.Durability{Replicas: 3, Storage: jetstream.MemoryStorage, DuplicateWindow: 2 * time.Minute}
+	if err != nil || d != want {
+		t.Errorf("Durability = %+v, %v; want %+v", d, err, want)
+	}
+	for _, n := range []svcconfig.NATS{{StreamStorage: "disk"}, {StreamReplicas: 7}, {StreamReplicas: -1}, {StreamDuplicateWindow: -time.Second}} {
+		if _, err := n.Durability(); err == nil || !strings.Contains(err.Error(), "HERALD_STREAM_") {
+			t.Errorf("%+v: Durability error = %v, want one naming the variable", n, err)
+		}
 	}
 }

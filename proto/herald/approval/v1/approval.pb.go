@@ -210,6 +210,62 @@ func (ApprovalState) EnumDescriptor() ([]byte, []int) {
 	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
 }
 
+// WebhookEvent is what happened to a post that a subscription can be told about.
+type WebhookEvent int32
+
+const (
+	WebhookEvent_WEBHOOK_EVENT_UNSPECIFIED WebhookEvent = 0
+	WebhookEvent_WEBHOOK_EVENT_PUBLISHED   WebhookEvent = 1
+	WebhookEvent_WEBHOOK_EVENT_REJECTED    WebhookEvent = 2
+	WebhookEvent_WEBHOOK_EVENT_FAILED      WebhookEvent = 3
+	WebhookEvent_WEBHOOK_EVENT_EXPIRED     WebhookEvent = 4
+)
+
+// Enum value maps for WebhookEvent.
+var (
+	WebhookEvent_name = map[int32]string{
+		0: "WEBHOOK_EVENT_UNSPECIFIED",
+		1: "WEBHOOK_EVENT_PUBLISHED",
+		2: "WEBHOOK_EVENT_REJECTED",
+		3: "WEBHOOK_EVENT_FAILED",
+		4: "WEBHOOK_EVENT_EXPIRED",
+	}
+	WebhookEvent_value = map[string]int32{
+		"WEBHOOK_EVENT_UNSPECIFIED": 0,
+		"WEBHOOK_EVENT_PUBLISHED":   1,
+		"WEBHOOK_EVENT_REJECTED":    2,
+		"WEBHOOK_EVENT_FAILED":      3,
+		"WEBHOOK_EVENT_EXPIRED":     4,
+	}
+)
+
+func (x WebhookEvent) Enum() *WebhookEvent {
+	p := new(WebhookEvent)
+	*p = x
+	return p
+}
+
+func (x WebhookEvent) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebhookEvent) Descriptor() protoreflect.EnumDescriptor {
+	return file_herald_approval_v1_approval_proto_enumTypes[3].Descriptor()
+}
+
+func (WebhookEvent) Type() protoreflect.EnumType {
+	return &file_herald_approval_v1_approval_proto_enumTypes[3]
+}
+
+func (x WebhookEvent) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebhookEvent.Descriptor instead.
+func (WebhookEvent) EnumDescriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
+}
+
 // Post is a department's request to publish, with what became of it.
 type Post struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -3153,6 +3209,487 @@ func (x *GetPolicyResponse) GetAsks() []string {
 	return nil
 }
 
+// Subscription is a department's webhook subscription. Its secret is never part of it.
+type Subscription struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	DepartmentId string                 `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	Url          string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Events       []WebhookEvent         `protobuf:"varint,4,rep,packed,name=events,proto3,enum=herald.approval.v1.WebhookEvent" json:"events,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// failing_since is set once a delivery used up its attempts; the next delivered one clears it.
+	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	LastError     string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscription) Reset() {
+	*x = Subscription{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscription) ProtoMessage() {}
+
+func (x *Subscription) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
+func (*Subscription) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *Subscription) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Subscription) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *Subscription) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Subscription) GetEvents() []WebhookEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Subscription) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Subscription) GetFailingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailingSince
+	}
+	return nil
+}
+
+func (x *Subscription) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+type CreateSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Events        []WebhookEvent         `protobuf:"varint,3,rep,packed,name=events,proto3,enum=herald.approval.v1.WebhookEvent" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionRequest) Reset() {
+	*x = CreateSubscriptionRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionRequest) ProtoMessage() {}
+
+func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *CreateSubscriptionRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetEvents() []WebhookEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type CreateSubscriptionResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Subscription *Subscription          `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// secret is the whsec_ signing secret (Standard Webhooks), returned this once only.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionResponse) Reset() {
+	*x = CreateSubscriptionResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionResponse) ProtoMessage() {}
+
+func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListSubscriptionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsRequest) Reset() {
+	*x = ListSubscriptionsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListSubscriptionsRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+type ListSubscriptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscriptions []*Subscription        `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsResponse) Reset() {
+	*x = ListSubscriptionsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+type DeleteSubscriptionRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId   string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	SubscriptionId string                 `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionRequest) Reset() {
+	*x = DeleteSubscriptionRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionRequest) ProtoMessage() {}
+
+func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *DeleteSubscriptionRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *DeleteSubscriptionRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+type DeleteSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionResponse) Reset() {
+	*x = DeleteSubscriptionResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionResponse) ProtoMessage() {}
+
+func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{59}
+}
+
+type ListWebhookSubscriptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// department_id, when set, lists only that department's.
+	DepartmentId string `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	// failing_only lists only subscriptions whose deliveries are failing.
+	FailingOnly   bool `protobuf:"varint,2,opt,name=failing_only,json=failingOnly,proto3" json:"failing_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookSubscriptionsRequest) Reset() {
+	*x = ListWebhookSubscriptionsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListWebhookSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListWebhookSubscriptionsRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *ListWebhookSubscriptionsRequest) GetFailingOnly() bool {
+	if x != nil {
+		return x.FailingOnly
+	}
+	return false
+}
+
+type ListWebhookSubscriptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscriptions []*Subscription        `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookSubscriptionsResponse) Reset() {
+	*x = ListWebhookSubscriptionsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListWebhookSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListWebhookSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
 var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
@@ -3354,7 +3891,37 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\x129\n" +
 	"\n" +
 	"updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
-	"\x04asks\x18\x03 \x03(\tR\x04asks*\xf6\x01\n" +
+	"\x04asks\x18\x03 \x03(\tR\x04asks\"\xaa\x02\n" +
+	"\fSubscription\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x128\n" +
+	"\x06events\x18\x04 \x03(\x0e2 .herald.approval.v1.WebhookEventR\x06events\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12?\n" +
+	"\rfailing_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\"\x8c\x01\n" +
+	"\x19CreateSubscriptionRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x128\n" +
+	"\x06events\x18\x03 \x03(\x0e2 .herald.approval.v1.WebhookEventR\x06events\"z\n" +
+	"\x1aCreateSubscriptionResponse\x12D\n" +
+	"\fsubscription\x18\x01 \x01(\v2 .herald.approval.v1.SubscriptionR\fsubscription\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"?\n" +
+	"\x18ListSubscriptionsRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\"c\n" +
+	"\x19ListSubscriptionsResponse\x12F\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2 .herald.approval.v1.SubscriptionR\rsubscriptions\"i\n" +
+	"\x19DeleteSubscriptionRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12'\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\"\x1c\n" +
+	"\x1aDeleteSubscriptionResponse\"i\n" +
+	"\x1fListWebhookSubscriptionsRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12!\n" +
+	"\ffailing_only\x18\x02 \x01(\bR\vfailingOnly\"j\n" +
+	" ListWebhookSubscriptionsResponse\x12F\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2 .herald.approval.v1.SubscriptionR\rsubscriptions*\xf6\x01\n" +
 	"\n" +
 	"PostStatus\x12\x1b\n" +
 	"\x17POST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3377,7 +3944,13 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x16APPROVAL_STATE_EXPIRED\x10\x03\x12\x19\n" +
 	"\x15APPROVAL_STATE_CLOSED\x10\x04\x12\x1b\n" +
 	"\x17APPROVAL_STATE_REPLACED\x10\x05\x12\x1c\n" +
-	"\x18APPROVAL_STATE_CANCELLED\x10\x062\xa2\x05\n" +
+	"\x18APPROVAL_STATE_CANCELLED\x10\x06*\x9b\x01\n" +
+	"\fWebhookEvent\x12\x1d\n" +
+	"\x19WEBHOOK_EVENT_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17WEBHOOK_EVENT_PUBLISHED\x10\x01\x12\x1a\n" +
+	"\x16WEBHOOK_EVENT_REJECTED\x10\x02\x12\x18\n" +
+	"\x14WEBHOOK_EVENT_FAILED\x10\x03\x12\x19\n" +
+	"\x15WEBHOOK_EVENT_EXPIRED\x10\x042\xfe\a\n" +
 	"\x0fApprovalService\x12R\n" +
 	"\aGetPost\x12\".herald.approval.v1.GetPostRequest\x1a#.herald.approval.v1.GetPostResponse\x12X\n" +
 	"\tListPosts\x12$.herald.approval.v1.ListPostsRequest\x1a%.herald.approval.v1.ListPostsResponse\x12^\n" +
@@ -3386,7 +3959,10 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse\x12g\n" +
 	"\x0eCountUndecided\x12).herald.approval.v1.CountUndecidedRequest\x1a*.herald.approval.v1.CountUndecidedResponse\x12[\n" +
 	"\n" +
-	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse2\xb8\f\n" +
+	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse\x12s\n" +
+	"\x12CreateSubscription\x12-.herald.approval.v1.CreateSubscriptionRequest\x1a..herald.approval.v1.CreateSubscriptionResponse\x12p\n" +
+	"\x11ListSubscriptions\x12,.herald.approval.v1.ListSubscriptionsRequest\x1a-.herald.approval.v1.ListSubscriptionsResponse\x12s\n" +
+	"\x12DeleteSubscription\x12-.herald.approval.v1.DeleteSubscriptionRequest\x1a..herald.approval.v1.DeleteSubscriptionResponse2\xc0\r\n" +
 	"\fAdminService\x12m\n" +
 	"\x10CreateDepartment\x12+.herald.approval.v1.CreateDepartmentRequest\x1a,.herald.approval.v1.CreateDepartmentResponse\x12j\n" +
 	"\x0fListDepartments\x12*.herald.approval.v1.ListDepartmentsRequest\x1a+.herald.approval.v1.ListDepartmentsResponse\x12a\n" +
@@ -3403,7 +3979,8 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"CancelPost\x121.herald.approval.v1.AdminServiceCancelPostRequest\x1a2.herald.approval.v1.AdminServiceCancelPostResponse\x12j\n" +
 	"\x0fResendApprovals\x12*.herald.approval.v1.ResendApprovalsRequest\x1a+.herald.approval.v1.ResendApprovalsResponse\x12X\n" +
 	"\tSetPolicy\x12$.herald.approval.v1.SetPolicyRequest\x1a%.herald.approval.v1.SetPolicyResponse\x12X\n" +
-	"\tGetPolicy\x12$.herald.approval.v1.GetPolicyRequest\x1a%.herald.approval.v1.GetPolicyResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
+	"\tGetPolicy\x12$.herald.approval.v1.GetPolicyRequest\x1a%.herald.approval.v1.GetPolicyResponse\x12\x85\x01\n" +
+	"\x18ListWebhookSubscriptions\x123.herald.approval.v1.ListWebhookSubscriptionsRequest\x1a4.herald.approval.v1.ListWebhookSubscriptionsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
 
 var (
 	file_herald_approval_v1_approval_proto_rawDescOnce sync.Once
@@ -3417,165 +3994,190 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 	return file_herald_approval_v1_approval_proto_rawDescData
 }
 
-var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
-	(PostStatus)(0),                        // 0: herald.approval.v1.PostStatus
-	(Outcome)(0),                           // 1: herald.approval.v1.Outcome
-	(ApprovalState)(0),                     // 2: herald.approval.v1.ApprovalState
-	(*Post)(nil),                           // 3: herald.approval.v1.Post
-	(*Decision)(nil),                       // 4: herald.approval.v1.Decision
-	(*Publication)(nil),                    // 5: herald.approval.v1.Publication
-	(*GetPostRequest)(nil),                 // 6: herald.approval.v1.GetPostRequest
-	(*GetPostResponse)(nil),                // 7: herald.approval.v1.GetPostResponse
-	(*ListPostsRequest)(nil),               // 8: herald.approval.v1.ListPostsRequest
-	(*ListPostsResponse)(nil),              // 9: herald.approval.v1.ListPostsResponse
-	(*GetApprovalRequest)(nil),             // 10: herald.approval.v1.GetApprovalRequest
-	(*GetApprovalResponse)(nil),            // 11: herald.approval.v1.GetApprovalResponse
-	(*DecideRequest)(nil),                  // 12: herald.approval.v1.DecideRequest
-	(*DecideResponse)(nil),                 // 13: herald.approval.v1.DecideResponse
-	(*AuthenticateKeyRequest)(nil),         // 14: herald.approval.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),        // 15: herald.approval.v1.AuthenticateKeyResponse
-	(*DepartmentLimits)(nil),               // 16: herald.approval.v1.DepartmentLimits
-	(*SetDepartmentLimitsRequest)(nil),     // 17: herald.approval.v1.SetDepartmentLimitsRequest
-	(*SetDepartmentLimitsResponse)(nil),    // 18: herald.approval.v1.SetDepartmentLimitsResponse
-	(*GetDepartmentLimitsRequest)(nil),     // 19: herald.approval.v1.GetDepartmentLimitsRequest
-	(*GetDepartmentLimitsResponse)(nil),    // 20: herald.approval.v1.GetDepartmentLimitsResponse
-	(*CountUndecidedRequest)(nil),          // 21: herald.approval.v1.CountUndecidedRequest
-	(*CountUndecidedResponse)(nil),         // 22: herald.approval.v1.CountUndecidedResponse
-	(*Department)(nil),                     // 23: herald.approval.v1.Department
-	(*CreateDepartmentRequest)(nil),        // 24: herald.approval.v1.CreateDepartmentRequest
-	(*CreateDepartmentResponse)(nil),       // 25: herald.approval.v1.CreateDepartmentResponse
-	(*ListDepartmentsRequest)(nil),         // 26: herald.approval.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),        // 27: herald.approval.v1.ListDepartmentsResponse
-	(*APIKey)(nil),                         // 28: herald.approval.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),            // 29: herald.approval.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),           // 30: herald.approval.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),             // 31: herald.approval.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),            // 32: herald.approval.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),            // 33: herald.approval.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),           // 34: herald.approval.v1.RevokeAPIKeyResponse
-	(*Approver)(nil),                       // 35: herald.approval.v1.Approver
-	(*CreateApproverRequest)(nil),          // 36: herald.approval.v1.CreateApproverRequest
-	(*CreateApproverResponse)(nil),         // 37: herald.approval.v1.CreateApproverResponse
-	(*ListApproversRequest)(nil),           // 38: herald.approval.v1.ListApproversRequest
-	(*ListApproversResponse)(nil),          // 39: herald.approval.v1.ListApproversResponse
-	(*RemoveApproverRequest)(nil),          // 40: herald.approval.v1.RemoveApproverRequest
-	(*RemoveApproverResponse)(nil),         // 41: herald.approval.v1.RemoveApproverResponse
-	(*ListAuditEventsRequest)(nil),         // 42: herald.approval.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                     // 43: herald.approval.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),        // 44: herald.approval.v1.ListAuditEventsResponse
-	(*CancelPostRequest)(nil),              // 45: herald.approval.v1.CancelPostRequest
-	(*CancelPostResponse)(nil),             // 46: herald.approval.v1.CancelPostResponse
-	(*AdminServiceCancelPostRequest)(nil),  // 47: herald.approval.v1.AdminServiceCancelPostRequest
-	(*AdminServiceCancelPostResponse)(nil), // 48: herald.approval.v1.AdminServiceCancelPostResponse
-	(*ResendApprovalsRequest)(nil),         // 49: herald.approval.v1.ResendApprovalsRequest
-	(*ResendApprovalsResponse)(nil),        // 50: herald.approval.v1.ResendApprovalsResponse
-	(*Policy)(nil),                         // 51: herald.approval.v1.Policy
-	(*SetPolicyRequest)(nil),               // 52: herald.approval.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),              // 53: herald.approval.v1.SetPolicyResponse
-	(*GetPolicyRequest)(nil),               // 54: herald.approval.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),              // 55: herald.approval.v1.GetPolicyResponse
-	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 57: google.protobuf.Duration
+	(PostStatus)(0),                          // 0: herald.approval.v1.PostStatus
+	(Outcome)(0),                             // 1: herald.approval.v1.Outcome
+	(ApprovalState)(0),                       // 2: herald.approval.v1.ApprovalState
+	(WebhookEvent)(0),                        // 3: herald.approval.v1.WebhookEvent
+	(*Post)(nil),                             // 4: herald.approval.v1.Post
+	(*Decision)(nil),                         // 5: herald.approval.v1.Decision
+	(*Publication)(nil),                      // 6: herald.approval.v1.Publication
+	(*GetPostRequest)(nil),                   // 7: herald.approval.v1.GetPostRequest
+	(*GetPostResponse)(nil),                  // 8: herald.approval.v1.GetPostResponse
+	(*ListPostsRequest)(nil),                 // 9: herald.approval.v1.ListPostsRequest
+	(*ListPostsResponse)(nil),                // 10: herald.approval.v1.ListPostsResponse
+	(*GetApprovalRequest)(nil),               // 11: herald.approval.v1.GetApprovalRequest
+	(*GetApprovalResponse)(nil),              // 12: herald.approval.v1.GetApprovalResponse
+	(*DecideRequest)(nil),                    // 13: herald.approval.v1.DecideRequest
+	(*DecideResponse)(nil),                   // 14: herald.approval.v1.DecideResponse
+	(*AuthenticateKeyRequest)(nil),           // 15: herald.approval.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),          // 16: herald.approval.v1.AuthenticateKeyResponse
+	(*DepartmentLimits)(nil),                 // 17: herald.approval.v1.DepartmentLimits
+	(*SetDepartmentLimitsRequest)(nil),       // 18: herald.approval.v1.SetDepartmentLimitsRequest
+	(*SetDepartmentLimitsResponse)(nil),      // 19: herald.approval.v1.SetDepartmentLimitsResponse
+	(*GetDepartmentLimitsRequest)(nil),       // 20: herald.approval.v1.GetDepartmentLimitsRequest
+	(*GetDepartmentLimitsResponse)(nil),      // 21: herald.approval.v1.GetDepartmentLimitsResponse
+	(*CountUndecidedRequest)(nil),            // 22: herald.approval.v1.CountUndecidedRequest
+	(*CountUndecidedResponse)(nil),           // 23: herald.approval.v1.CountUndecidedResponse
+	(*Department)(nil),                       // 24: herald.approval.v1.Department
+	(*CreateDepartmentRequest)(nil),          // 25: herald.approval.v1.CreateDepartmentRequest
+	(*CreateDepartmentResponse)(nil),         // 26: herald.approval.v1.CreateDepartmentResponse
+	(*ListDepartmentsRequest)(nil),           // 27: herald.approval.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),          // 28: herald.approval.v1.ListDepartmentsResponse
+	(*APIKey)(nil),                           // 29: herald.approval.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),              // 30: herald.approval.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),             // 31: herald.approval.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),               // 32: herald.approval.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),              // 33: herald.approval.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),              // 34: herald.approval.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),             // 35: herald.approval.v1.RevokeAPIKeyResponse
+	(*Approver)(nil),                         // 36: herald.approval.v1.Approver
+	(*CreateApproverRequest)(nil),            // 37: herald.approval.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),           // 38: herald.approval.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),             // 39: herald.approval.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),            // 40: herald.approval.v1.ListApproversResponse
+	(*RemoveApproverRequest)(nil),            // 41: herald.approval.v1.RemoveApproverRequest
+	(*RemoveApproverResponse)(nil),           // 42: herald.approval.v1.RemoveApproverResponse
+	(*ListAuditEventsRequest)(nil),           // 43: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                       // 44: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),          // 45: herald.approval.v1.ListAuditEventsResponse
+	(*CancelPostRequest)(nil),                // 46: herald.approval.v1.CancelPostRequest
+	(*CancelPostResponse)(nil),               // 47: herald.approval.v1.CancelPostResponse
+	(*AdminServiceCancelPostRequest)(nil),    // 48: herald.approval.v1.AdminServiceCancelPostRequest
+	(*AdminServiceCancelPostResponse)(nil),   // 49: herald.approval.v1.AdminServiceCancelPostResponse
+	(*ResendApprovalsRequest)(nil),           // 50: herald.approval.v1.ResendApprovalsRequest
+	(*ResendApprovalsResponse)(nil),          // 51: herald.approval.v1.ResendApprovalsResponse
+	(*Policy)(nil),                           // 52: herald.approval.v1.Policy
+	(*SetPolicyRequest)(nil),                 // 53: herald.approval.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),                // 54: herald.approval.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),                 // 55: herald.approval.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),                // 56: herald.approval.v1.GetPolicyResponse
+	(*Subscription)(nil),                     // 57: herald.approval.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),        // 58: herald.approval.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),       // 59: herald.approval.v1.CreateSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),         // 60: herald.approval.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),        // 61: herald.approval.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),        // 62: herald.approval.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),       // 63: herald.approval.v1.DeleteSubscriptionResponse
+	(*ListWebhookSubscriptionsRequest)(nil),  // 64: herald.approval.v1.ListWebhookSubscriptionsRequest
+	(*ListWebhookSubscriptionsResponse)(nil), // 65: herald.approval.v1.ListWebhookSubscriptionsResponse
+	(*timestamppb.Timestamp)(nil),            // 66: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 67: google.protobuf.Duration
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	56, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	56, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
-	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
-	56, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
+	66, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	66, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
+	6,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
+	66, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
 	1,  // 7: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	56, // 8: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	56, // 9: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
+	66, // 8: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	66, // 9: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	4,  // 10: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
 	0,  // 11: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
-	3,  // 12: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
-	3,  // 13: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
+	4,  // 12: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
+	4,  // 13: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
 	2,  // 14: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	56, // 15: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	66, // 15: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 16: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
-	3,  // 17: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	16, // 18: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 19: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 20: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 21: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 22: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 23: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	56, // 24: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	23, // 25: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	23, // 26: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	56, // 27: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	56, // 28: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	28, // 29: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	28, // 30: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	28, // 31: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	56, // 32: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	35, // 33: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	35, // 34: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	56, // 35: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	4,  // 17: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
+	17, // 18: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 19: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 20: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 21: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 22: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	17, // 23: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	66, // 24: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	24, // 25: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	24, // 26: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	66, // 27: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	66, // 28: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	29, // 29: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	29, // 30: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	29, // 31: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	66, // 32: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	36, // 33: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	36, // 34: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	66, // 35: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
 	0,  // 36: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
 	0,  // 37: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	43, // 38: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	3,  // 39: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
-	3,  // 40: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
-	57, // 41: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
-	51, // 42: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
-	51, // 43: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	56, // 44: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	51, // 45: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	56, // 46: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 47: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 48: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 49: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 50: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 51: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	21, // 52: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
-	45, // 53: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
-	24, // 54: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	26, // 55: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	29, // 56: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	31, // 57: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	33, // 58: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	36, // 59: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	38, // 60: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	40, // 61: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	42, // 62: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	17, // 63: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
-	19, // 64: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
-	47, // 65: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
-	49, // 66: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
-	52, // 67: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
-	54, // 68: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
-	7,  // 69: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 70: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 71: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 72: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 73: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	22, // 74: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
-	46, // 75: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
-	25, // 76: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	27, // 77: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	30, // 78: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	32, // 79: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	34, // 80: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	37, // 81: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	39, // 82: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	41, // 83: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	44, // 84: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	18, // 85: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
-	20, // 86: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
-	48, // 87: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
-	50, // 88: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
-	53, // 89: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
-	55, // 90: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
-	69, // [69:91] is the sub-list for method output_type
-	47, // [47:69] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	44, // 38: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	4,  // 39: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
+	4,  // 40: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
+	67, // 41: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
+	52, // 42: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
+	52, // 43: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	66, // 44: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	52, // 45: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	66, // 46: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 47: herald.approval.v1.Subscription.events:type_name -> herald.approval.v1.WebhookEvent
+	66, // 48: herald.approval.v1.Subscription.created_at:type_name -> google.protobuf.Timestamp
+	66, // 49: herald.approval.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
+	3,  // 50: herald.approval.v1.CreateSubscriptionRequest.events:type_name -> herald.approval.v1.WebhookEvent
+	57, // 51: herald.approval.v1.CreateSubscriptionResponse.subscription:type_name -> herald.approval.v1.Subscription
+	57, // 52: herald.approval.v1.ListSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
+	57, // 53: herald.approval.v1.ListWebhookSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
+	7,  // 54: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	9,  // 55: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	11, // 56: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	13, // 57: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	15, // 58: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	22, // 59: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
+	46, // 60: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
+	58, // 61: herald.approval.v1.ApprovalService.CreateSubscription:input_type -> herald.approval.v1.CreateSubscriptionRequest
+	60, // 62: herald.approval.v1.ApprovalService.ListSubscriptions:input_type -> herald.approval.v1.ListSubscriptionsRequest
+	62, // 63: herald.approval.v1.ApprovalService.DeleteSubscription:input_type -> herald.approval.v1.DeleteSubscriptionRequest
+	25, // 64: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	27, // 65: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	30, // 66: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	32, // 67: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	34, // 68: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	37, // 69: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	39, // 70: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	41, // 71: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	43, // 72: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	18, // 73: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
+	20, // 74: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
+	48, // 75: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
+	50, // 76: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
+	53, // 77: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
+	55, // 78: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
+	64, // 79: herald.approval.v1.AdminService.ListWebhookSubscriptions:input_type -> herald.approval.v1.ListWebhookSubscriptionsRequest
+	8,  // 80: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	10, // 81: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	12, // 82: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	14, // 83: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	16, // 84: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	23, // 85: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
+	47, // 86: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
+	59, // 87: herald.approval.v1.ApprovalService.CreateSubscription:output_type -> herald.approval.v1.CreateSubscriptionResponse
+	61, // 88: herald.approval.v1.ApprovalService.ListSubscriptions:output_type -> herald.approval.v1.ListSubscriptionsResponse
+	63, // 89: herald.approval.v1.ApprovalService.DeleteSubscription:output_type -> herald.approval.v1.DeleteSubscriptionResponse
+	26, // 90: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	28, // 91: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	31, // 92: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	33, // 93: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	35, // 94: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	38, // 95: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	40, // 96: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	42, // 97: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	45, // 98: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	19, // 99: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
+	21, // 100: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
+	49, // 101: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
+	51, // 102: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
+	54, // 103: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
+	56, // 104: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
+	65, // 105: herald.approval.v1.AdminService.ListWebhookSubscriptions:output_type -> herald.approval.v1.ListWebhookSubscriptionsResponse
+	80, // [80:106] is the sub-list for method output_type
+	54, // [54:80] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -3588,8 +4190,8 @@ func file_herald_approval_v1_approval_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   53,
+			NumEnums:      4,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -191,6 +191,8 @@ const (
 	OutboxTeamsRequest OutboxKind = "teams_request"
 	// OutboxTeamsOutcome posts what became of the post PostID to its department's Teams webhook.
 	OutboxTeamsOutcome OutboxKind = "teams_outcome"
+	// Kinds starting with "webhook_" (webhook_published, webhook_rejected, webhook_failed,
+	// webhook_expired) fan that event of the post PostID out to its department's webhook subscribers.
 )
 
 // OutboxItem is work to do after a transaction committed: written in the same transaction, so a crash
@@ -241,6 +243,9 @@ var (
 	// or was revoked before the request was stored. It always comes wrapped with ErrInvalid too: redelivery
 	// cannot fix it.
 	ErrKeyRefused = errors.New("the request's API key is not valid for it")
+	// ErrWebhooksOff means this Herald was started without webhook deliveries, so it takes no
+	// subscriptions.
+	ErrWebhooksOff = errors.New("webhook triggers are not enabled on this Herald")
 )
 
 // closedError is an ErrClosed with its own message.

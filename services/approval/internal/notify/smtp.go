@@ -13,16 +13,35 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 )
 
-// SMTP sends approval emails through an SMTP server.
+// SMTP sends approval emails through an SMTP server, over a small pool of connections it keeps open: a
+// new connection per email (TCP, EHLO, STARTTLS, AUTH) cost more than the email itself. At most
+// MaxConnections emails are sent at once; callers beyond that wait for a connection.
 type SMTP struct {
-	host string
-	opts []gomail.Option
-	from string
+	host   string
+	from   string
+	client *gomail.Client // the settings; it dials a connection per pool slot and holds none itself
+	// slots holds a token per connection that may be open; idle holds the open ones not in use.
+	slots chan struct{}
+	idle  chan *pooledConn
 }
+
+// pooledConn is an open SMTP connection and when it was last used.
+type pooledConn struct {
+	c        *smtp.Client
+	lastUsed time.Time
+}
+
+// DefaultMaxConnections is how many SMTP connections a mailer keeps when NewSMTP is not told.
+const DefaultMaxConnections = 4
+
+// maxIdle is how long a connection may sit unused and still be reused. Servers drop idle sessions (RFC
+// 5321 suggests five minutes); well below that, a reused connection is rarely a dead one.
+const maxIdle = 30 * time.Second
 
 var _ approval.Mailer = (*SMTP)(nil)
 
@@ -31,6 +50,14 @@ var _ approval.Mailer = (*SMTP)(nil)
 // TLS, smtp+plain:// never uses TLS (a local development server). User and password in the URL enable
 // PLAIN authentication.
 func NewSMTP(rawURL, from string) (*SMTP, error) {
+	return NewSMTPPool(rawURL, from, DefaultMaxConnections)
+}
+
+// NewSMTPPool is NewSMTP with at most maxConns connections open at once (zero or less: the default).
+func NewSMTPPool(rawURL, from string, maxConns int) (*SMTP, error) {
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnections
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// Not err itself: a *url.Error quotes the whole URL, password included.
@@ -71,10 +98,11 @@ func NewSMTP(rawURL, from string) (*SMTP, error) {
 		from = "Herald <herald@localhost>"
 	}
 	// Validate the options once now, so a bad configuration fails at start rather than at the first email.
-	if _, err := gomail.NewClient(u.Hostname(), opts...); err != nil {
+	client, err := gomail.NewClient(u.Hostname(), opts...)
+	if err != nil {
 		return nil, fmt.Errorf("smtp client: %w", err)
 	}
-	return &SMTP{host: u.Hostname(), opts: opts, from: from}, nil
+	return &SMTP{host: u.Hostname(), from: from, client: client, slots: make(chan struct{}, maxConns), idle: make(chan *pooledConn, maxConns)}, nil
 }
 
 // SendApprovalRequest implements approval.Mailer.
@@ -102,15 +130,78 @@ func (s *SMTP) SendApprovalRequest(ctx context.Context, e approval.ApprovalEmail
 	}
 	m.SetBodyString(gomail.TypeTextPlain, text.String())
 	m.AddAlternativeString(gomail.TypeTextHTML, html.String())
-	// A client per message: go-mail clients hold one connection and are not meant for concurrent use.
-	c, err := gomail.NewClient(s.host, s.opts...)
-	if err != nil {
-		return fmt.Errorf("smtp client: %w", err)
-	}
-	if err := c.DialAndSendWithContext(ctx, m); err != nil {
+	if err := s.send(ctx, m); err != nil {
 		return fmt.Errorf("send to %s: %w", e.To, err)
 	}
 	return nil
+}
+
+// send sends m over a pooled connection. A reused connection that turns out dead before anything was
+// sent (the server dropped it while idle) is replaced by a fresh one once; any other failure is returned
+// and the connection dropped, so the next email starts on a clean session.
+func (s *SMTP) send(ctx context.Context, m *gomail.Msg) error {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.slots }()
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := s.conn(ctx)
+		if err != nil {
+			return err
+		}
+		err = s.client.SendWithSMTPClient(pc.c, m)
+		if err == nil {
+			pc.lastUsed = time.Now()
+			s.idle <- pc // never blocks: there are as many idle places as slots
+			return nil
+		}
+		_ = s.client.CloseWithSMTPClient(pc.c)
+		if m.IsDelivered() {
+			// The server took the message; only the session reset after it failed.
+			return nil
+		}
+		var se *gomail.SendError
+		if reused && attempt == 0 && errors.As(err, &se) && se.Reason == gomail.ErrConnCheck {
+			continue // nothing was sent on the dead connection
+		}
+		return err
+	}
+}
+
+// conn returns an idle connection, or a new one when none is idle (or the idle one sat too long), and
+// whether it was reused. The caller holds a slot.
+func (s *SMTP) conn(ctx context.Context) (*pooledConn, bool, error) {
+	for {
+		select {
+		case pc := <-s.idle:
+			if time.Since(pc.lastUsed) < maxIdle {
+				return pc, true, nil
+			}
+			_ = s.client.CloseWithSMTPClient(pc.c)
+			continue
+		default:
+		}
+		c, err := s.client.DialToSMTPClientWithContext(ctx)
+		if err != nil {
+			return nil, false, fmt.Errorf("dial: %w", err)
+		}
+		return &pooledConn{c: c}, false, nil
+	}
+}
+
+// Close closes the idle connections. Emails sent after Close open new ones.
+func (s *SMTP) Close() error {
+	var errs []error
+	for {
+		select {
+		case pc := <-s.idle:
+			errs = append(errs, s.client.CloseWithSMTPClient(pc.c))
+		default:
+			return errors.Join(errs...)
+		}
+	}
 }
 
 var textBody = texttemplate.Must(texttemplate.New("text").Parse(`{{.RequestedBy}} ({{.DepartmentName}}) asks to publish this post:
