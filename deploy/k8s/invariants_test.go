@@ -149,6 +149,11 @@ func checkPod(d *appsv1.Deployment) []error {
 	}
 	for _, c := range spec.Containers {
 		cfail := func(format string, a ...any) { fail("container "+c.Name+": "+format, a...) }
+		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds < 1 {
+			cfail("no preStop sleep: it would be stopped while the Service still sends it requests")
+		} else if grace := spec.TerminationGracePeriodSeconds; grace == nil || *grace < c.Lifecycle.PreStop.Sleep.Seconds+20 {
+			cfail("terminationGracePeriodSeconds leaves less than 20 s to drain after the preStop sleep")
+		}
 		for _, p := range []struct {
 			name  string
 			probe *corev1.Probe
