@@ -59,6 +59,11 @@ func TestImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Read before the build, which labels the images with the revision checked out when it starts.
+	revision, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
 	repo := "localhost/herald-imagetest"
 	version := fmt.Sprintf("test-%d", time.Now().UnixNano())
 	cmd := exec.Command(filepath.Join(root, "scripts/images.sh"))
@@ -69,10 +74,6 @@ func TestImages(t *testing.T) {
 		t.Fatalf("scripts/images.sh: %v\n%s", err, out)
 	}
 	t.Logf("scripts/images.sh built the three images in %s:\n%s", time.Since(start).Round(time.Second), out)
-	revision, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, svc := range []string{"gateway", "approval", "publisher"} {
 		image := repo + "/herald-" + svc + ":" + version
 		t.Cleanup(func() { _ = exec.Command(eng, "rmi", "--force", image).Run() })
