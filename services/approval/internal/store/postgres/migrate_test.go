@@ -85,3 +85,25 @@ func TestOutboxMigrationConvertsQueuedRows(t *testing.T) {
 		t.Errorf("email after migrating down: subject %q, msg_id %q, %v", subject, msgID, err)
 	}
 }
+
+// TestReplicasMigrateAFreshSchemaTogether starts four stores at once on a schema nobody created yet, as
+// replicas rolled out together do: each must open (one migrates, the others wait for it and find the
+// schema current) instead of failing on tables another is creating.
+func TestReplicasMigrateAFreshSchemaTogether(t *testing.T) {
+	schema := pgtest.NewSchemaName(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			s, err := Open(context.Background(), pgtest.BaseURL(), schema)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("a replica could not open the store: %v", err)
+		}
+	}
+}

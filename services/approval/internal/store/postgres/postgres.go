@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/mediajson"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres/pgdb"
+	"github.com/heraldhq/herald/services/heraldshared/pgmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -63,7 +64,7 @@ func createSchema(ctx context.Context, cc *pgx.ConnConfig, schema string) error 
 		return fmt.Errorf("connect to postgres: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil && !pgmigrate.LostCreateRace(err) {
 		return fmt.Errorf("create schema %s: %w", schema, err)
 	}
 	return nil
@@ -76,7 +77,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	locker, err := pgmigrate.Locker("herald-approval", pool.Config().ConnConfig.RuntimeParams["search_path"])
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

@@ -13,10 +13,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/mediacol"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres/pgdb"
+	"github.com/heraldhq/herald/services/heraldshared/pgmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -44,7 +46,7 @@ func Open(ctx context.Context, url, schema string) (*Store, error) {
 		}
 		_, err = conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
 		conn.Close(ctx)
-		if err != nil {
+		if err != nil && !pgmigrate.LostCreateRace(err) {
 			return nil, fmt.Errorf("create schema %s: %w", schema, err)
 		}
 		cfg.ConnConfig.RuntimeParams["search_path"] = schema
@@ -56,9 +58,13 @@ func Open(ctx context.Context, url, schema string) (*Store, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	sub, err := fs.Sub(migrations, "migrations")
+	var locker lock.SessionLocker
+	if err == nil {
+		locker, err = pgmigrate.Locker("herald-publisher", cfg.ConnConfig.RuntimeParams["search_path"])
+	}
 	if err == nil {
 		var p *goose.Provider
-		if p, err = goose.NewProvider(goose.DialectPostgres, db, sub); err == nil {
+		if p, err = goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker)); err == nil {
 			_, err = p.Up(ctx)
 		}
 	}
