@@ -15,10 +15,10 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/heraldhq/herald/services/heraldshared/pgmigrate"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
 	"github.com/heraldhq/herald/services/publisher/internal/store/mediacol"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres/pgdb"
-	"github.com/heraldhq/herald/services/heraldshared/pgmigrate"
 )
 
 //go:embed migrations/*.sql
