@@ -52,8 +52,6 @@ func (s *Service) RunOutbox(ctx context.Context, poll time.Duration) error {
 func (s *Service) DrainOutbox(ctx context.Context) error {
 	for {
 		now := s.now()
-		// A batch of four rounds: each item may take an SMTP or webhook timeout (15 s), so four rounds end
-		// well inside the 5-minute lease and no other replica claims an item this one is still sending.
 		items, err := s.store.ClaimOutbox(ctx, now, now.Add(s.cfg.OutboxLease), 4*s.cfg.OutboxConcurrency)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
@@ -61,10 +59,42 @@ func (s *Service) DrainOutbox(ctx context.Context) error {
 		if len(items) == 0 {
 			return nil
 		}
-		if err := s.work(ctx, items); err != nil {
+		if err := s.workLeased(ctx, items); err != nil {
 			return err
 		}
 	}
+}
+
+// workLeased works a claimed batch while renewing its lease every third of it. The lease is short (a
+// replica killed mid-batch leaves its items to the others within cfg.OutboxLease) and a batch may take
+// longer than one (SMTP timeouts), so a live worker keeps what it claimed as long as it is working on it.
+func (s *Service) workLeased(ctx context.Context, items []OutboxItem) error {
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	done := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(s.cfg.OutboxLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				now := s.now()
+				if _, err := s.store.ExtendOutboxLease(ctx, ids, now, now.Add(s.cfg.OutboxLease)); err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "extend outbox lease; another replica may take the batch over", "items", len(ids), "err", err)
+				}
+			}
+		}
+	}()
+	err := s.work(ctx, items)
+	close(done)
+	<-renewed
+	return err
 }
 
 // work delivers claimed items and records the results. An item left unrecorded (the process died, or the

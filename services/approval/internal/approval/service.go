@@ -59,6 +59,10 @@ type KeyRevocations interface {
 	KeyRevoked(ctx context.Context, k APIKey) error
 }
 
+// DefaultOutboxLease is the outbox lease when the Config names none: short, so that the emails of a
+// replica that died go out from another within seconds.
+const DefaultOutboxLease = 30 * time.Second
+
 // Config tunes a Service.
 type Config struct {
 	// PublicURL is the gateway's public base URL; approval links point at {PublicURL}/approvals/{token}.
@@ -67,8 +71,9 @@ type Config struct {
 	// its links work. Approvers who have not answered are reminded at half and at nine tenths of it.
 	TokenTTL time.Duration
 	// OutboxLease is how long a claimed outbox item is left to the replica that claimed it before another
-	// may take it over (when the first died mid-delivery). It must exceed the longest delivery (an SMTP
-	// exchange with its timeouts); zero means five minutes.
+	// may take it over (when the first died mid-delivery): the delay a crash adds to an email. The worker
+	// renews it every third of it while it works, so it need not cover a slow batch; zero means
+	// DefaultOutboxLease.
 	OutboxLease time.Duration
 	// OutboxConcurrency is how many outbox items (emails, announcements, cards) are delivered at once;
 	// zero means DefaultOutboxConcurrency. The mailer bounds its own connections besides.
@@ -130,7 +135,7 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		cfg.OutboxConcurrency = DefaultOutboxConcurrency
 	}
 	if cfg.OutboxLease <= 0 {
-		cfg.OutboxLease = 5 * time.Minute
+		cfg.OutboxLease = DefaultOutboxLease
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1), wakeHooks: make(chan struct{}, 1)}, nil

@@ -38,6 +38,8 @@ type fixture struct {
 	js    jetstream.JetStream
 	dept  approval.Department
 	now   *time.Time
+	// smtpURL is the mailbox's (or the given) SMTP server.
+	smtpURL string
 	// keys trusts the key the service seals approvals with, as the publisher's keyring does.
 	keys *seal.Keyring
 }
@@ -109,7 +111,7 @@ func setupSMTP(t *testing.T, smtpURL string, adjust func(*approval.Config)) fixt
 			t.Fatal(err)
 		}
 	}
-	return fixture{svc: svc, mail: mb, store: store, js: js, dept: dept, now: &now, keys: keys}
+	return fixture{svc: svc, mail: mb, store: store, js: js, dept: dept, now: &now, keys: keys, smtpURL: smtpURL}
 }
 
 func (f fixture) request(t *testing.T, text string) string {

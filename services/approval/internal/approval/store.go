@@ -174,6 +174,10 @@ type Store interface {
 	// so each item is worked on once; an item whose worker died is claimable again once its lease ends.
 	ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]OutboxItem, error)
 	DeleteOutbox(ctx context.Context, id int64) error
+	// ExtendOutboxLease moves the lease of the claimed items ids that are still leased at now to until, so
+	// a live worker keeps a batch that takes longer than one lease; items whose lease already ended are left
+	// to whoever claims them. It returns how many it extended.
+	ExtendOutboxLease(ctx context.Context, ids []int64, now, until time.Time) (int, error)
 	// FinishOutbox settles claimed items in one transaction: an item without Err is deleted, one with Err is
 	// deferred as DeferOutbox does.
 	FinishOutbox(ctx context.Context, rs []OutboxResult) error

@@ -363,8 +363,9 @@ func (s *Service) DrainWebhooks(ctx context.Context) error {
 	}
 	for {
 		now := s.now()
-		// Ten a lease, one after another: each may take the 15-second timeout, and ten end well inside it.
-		ds, err := s.store.ClaimWebhookDeliveries(ctx, now, now.Add(s.cfg.OutboxLease), 10)
+		// As many a lease as end well inside it, one after another, each allowed the 15-second timeout
+		// twice over (one with the default 30-second lease, ten with a 5-minute one).
+		ds, err := s.store.ClaimWebhookDeliveries(ctx, now, now.Add(s.cfg.OutboxLease), max(1, int(s.cfg.OutboxLease/(30*time.Second))))
 		if err != nil {
 			return fmt.Errorf("claim webhook deliveries: %w", err)
 		}

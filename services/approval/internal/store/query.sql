@@ -188,6 +188,12 @@ SELECT * FROM outbox WHERE next_attempt_at <= sqlc.arg(now) ORDER BY next_attemp
 -- name: DeleteOutbox :exec
 DELETE FROM outbox WHERE id = sqlc.arg(id);
 
+-- ExtendOutboxLease renews the lease of an item still leased (a worker alive and still sending keeps its
+-- batch); an item whose lease already ended may be another replica's now and is left alone.
+-- name: ExtendOutboxLease :execrows
+UPDATE outbox SET lease_until = sqlc.arg(lease_until)
+WHERE id = sqlc.arg(id) AND lease_until > sqlc.arg(now);
+
 -- A deferred item gives up its lease: it is due again at next_attempt_at, for any replica.
 -- name: DeferOutbox :exec
 UPDATE outbox SET attempts = attempts + 1, lease_until = 0, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)

@@ -659,6 +659,23 @@ func (s *Store) DeleteOutbox(ctx context.Context, id int64) error {
 	return s.q.DeleteOutbox(ctx, id)
 }
 
+// ExtendOutboxLease implements approval.Store.
+func (s *Store) ExtendOutboxLease(ctx context.Context, ids []int64, now, until time.Time) (int, error) {
+	extended := 0
+	err := s.inTx(ctx, func(q *pgdb.Queries) error {
+		extended = 0 // a retried transaction counts afresh
+		for _, id := range ids {
+			n, err := q.ExtendOutboxLease(ctx, pgdb.ExtendOutboxLeaseParams{ID: id, Now: micros(now), LeaseUntil: micros(until)})
+			if err != nil {
+				return fmt.Errorf("extend lease of outbox item %d: %w", id, err)
+			}
+			extended += int(n)
+		}
+		return nil
+	})
+	return extended, err
+}
+
 // FinishOutbox implements approval.Store.
 func (s *Store) FinishOutbox(ctx context.Context, rs []approval.OutboxResult) error {
 	return s.inTx(ctx, func(q *pgdb.Queries) error {

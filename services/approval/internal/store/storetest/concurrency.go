@@ -398,3 +398,31 @@ func testWaitingPosts(t *testing.T, s approval.Store) {
 		t.Errorf("outbox = %+v, %v; want one email", due, err)
 	}
 }
+
+// testExtendOutboxLease: a live worker's renewal keeps its items from other claimers past the first lease;
+// an item whose lease already ended is not renewed (another replica may have it now).
+func testExtendOutboxLease(t *testing.T, s approval.Store) {
+	ctx := context.Background()
+	hr := department(t, s, "HR")
+	p := newPost(hr, at)
+	createPost(t, s, p,
+		approval.OutboxItem{Kind: approval.OutboxApprovalEmail, PostID: p.ID, ApproverID: "a", CreatedAt: at, NextAttemptAt: at},
+	)
+	claimed, err := s.ClaimOutbox(ctx, at, at.Add(30*time.Second), 10)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim = %+v, %v; want the item", claimed, err)
+	}
+	ids := []int64{claimed[0].ID}
+	if n, err := s.ExtendOutboxLease(ctx, ids, at.Add(10*time.Second), at.Add(40*time.Second)); err != nil || n != 1 {
+		t.Fatalf("renewal during the lease = %d, %v; want 1", n, err)
+	}
+	if again, err := s.ClaimOutbox(ctx, at.Add(35*time.Second), at.Add(time.Hour), 10); err != nil || len(again) != 0 {
+		t.Fatalf("claim after the first lease but inside the renewed one = %+v, %v; want nothing", again, err)
+	}
+	if n, err := s.ExtendOutboxLease(ctx, ids, at.Add(41*time.Second), at.Add(time.Minute)); err != nil || n != 0 {
+		t.Fatalf("renewal after the lease ended = %d, %v; want 0", n, err)
+	}
+	if got, err := s.ClaimOutbox(ctx, at.Add(41*time.Second), at.Add(time.Hour), 10); err != nil || len(got) != 1 {
+		t.Fatalf("claim after the renewed lease ended = %+v, %v; want the item", got, err)
+	}
+}

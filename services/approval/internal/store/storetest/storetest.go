@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"DepartmentLimits":    testDepartmentLimits,
 		"CountUndecided":      testCountUndecided,
 		"Subscriptions":       testSubscriptions,
+		"ExtendOutboxLease":   testExtendOutboxLease,
 		"WebhookDeliveries":   testWebhookDeliveries,
 		"CreatePosts":         testCreatePosts,
 		"TokensAndResults":    testTokensAndOutboxResults,

@@ -369,6 +369,27 @@ func (q *Queries) DueOutbox(ctx context.Context, arg DueOutboxParams) ([]Outbox,
 	return items, nil
 }
 
+const extendOutboxLease = `-- name: ExtendOutboxLease :execrows
+UPDATE outbox SET lease_until = ?1
+WHERE id = ?2 AND lease_until > ?3
+`
+
+type ExtendOutboxLeaseParams struct {
+	LeaseUntil int64
+	ID         int64
+	Now        int64
+}
+
+// ExtendOutboxLease renews the lease of an item still leased (a worker alive and still sending keeps its
+// batch); an item whose lease already ended may be another replica's now and is left alone.
+func (q *Queries) ExtendOutboxLease(ctx context.Context, arg ExtendOutboxLeaseParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, extendOutboxLease, arg.LeaseUntil, arg.ID, arg.Now)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const fanOutWebhook = `-- name: FanOutWebhook :execrows
 INSERT INTO webhook_deliveries (subscription_id, outbox_id, post_id, event, body, created_at, next_attempt_at)
 SELECT s.id, ?1, ?2, ?3, ?4, ?5, ?5
