@@ -32,6 +32,7 @@ import (
 	"github.com/heraldhq/herald/services/publisher/internal/events"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+	"github.com/heraldhq/herald/services/publisher/internal/ratewindow"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres"
 	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/publisher/internal/xapi"
@@ -189,11 +190,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, fmt.Errorf("HERALD_APPROVAL_PUBLIC_KEYS_FILE: %w", err)
 	}
 	log.Info("event seals", "signing_key", signer.KeyID(), "trusted_approval_keys", approvalKeys.KeyIDs())
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServicePublisher, "herald-publisher", eventbus.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	// Every replica posting for the account spends one rate-limit window, kept in JetStream.
+	rateKV, err := s.js.KeyValue(ctx, eventbus.RateBucket(cfg.Stream))
+	if err != nil {
+		return nil, fmt.Errorf("rate-limit bucket %s (the approval service creates it): %w", eventbus.RateBucket(cfg.Stream), err)
+	}
+	window, err := ratewindow.New(rateKV, ratewindow.AccountKey("x", creds.AccessToken))
+	if err != nil {
+		return nil, err
+	}
 	var client xChannel
 	if cfg.XChannel == "v1.1" {
-		client, err = xapi.NewV1(cfg.XAPIBase, creds, cfg.XTimeout)
+		client, err = xapi.NewV1(cfg.XAPIBase, creds, cfg.XTimeout, xapi.WithSharedWindow(window))
 	} else {
-		client, err = xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
+		client, err = xapi.New(cfg.XAPIBase, creds, cfg.XTimeout, xapi.WithSharedWindow(window))
 	}
 	if err != nil {
 		return nil, err
@@ -222,9 +235,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		func(ctx context.Context, dir string) (closableStore, error) {
 			return sqlite.Open(ctx, filepath.Join(dir, "publisher.db"))
 		}); err != nil {
-		return nil, err
-	}
-	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServicePublisher, "herald-publisher", eventbus.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
