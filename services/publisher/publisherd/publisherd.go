@@ -43,6 +43,7 @@ import (
 type Config struct {
 	svcconfig.Database
 	svcconfig.NATS
+	svcconfig.Shutdown
 	svcconfig.Admin
 	// Ops serves /healthz, /readyz and /metrics on HERALD_PUBLISHER_HTTP_ADDR (DefaultOpsAddr when unset).
 	svcconfig.Ops `envPrefix:"HERALD_PUBLISHER_"`
@@ -164,6 +165,8 @@ type Service struct {
 	lis    net.Listener
 	ops    *http.Server
 	opsLis net.Listener
+	// drain turns /readyz false when a stop begins.
+	drain ops.Drain
 }
 
 // New builds the publisher and checks the X credentials against the API. Nothing runs until Run.
@@ -282,7 +285,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	grpcMetrics.InitializeMetrics(s.grpc)
 	// The ledger has no Ping: listing one row shows that it answers.
 	ping := func(ctx context.Context) error { _, err := s.store.List(ctx, 1); return err }
-	s.ops = &http.Server{Handler: ops.Handler(reg, ops.Ready(s.nc, ping)), ReadHeaderTimeout: 10 * time.Second}
+	s.ops = &http.Server{Handler: ops.Handler(reg, s.drain.Ready(ops.Ready(s.nc, ping))), ReadHeaderTimeout: 10 * time.Second}
 	if s.lis, err = ops.Listen(cfg.Listener, cfg.GRPCAddr); err != nil {
 		return nil, err
 	}
@@ -303,7 +306,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		servers := ops.GRPCService{GRPC: s.grpc, Health: s.health, GRPCListener: s.lis, HTTP: s.ops, HTTPListener: s.opsLis}
+		servers := ops.GRPCService{GRPC: s.grpc, Health: s.health, GRPCListener: s.lis, HTTP: s.ops, HTTPListener: s.opsLis,
+			Drain: &s.drain, Delay: s.cfg.ShutdownDelay}
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {
