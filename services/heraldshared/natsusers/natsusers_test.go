@@ -166,6 +166,7 @@ func checkGrants(t *testing.T, url string) {
 
 	// Only the approval service may create the idempotency bucket; the gateway may use it and no other.
 	checkIdempotencyBucket(t, gateway, approval, publisher)
+	checkRateBucket(t, gateway, approval, publisher)
 
 	// What each service must be able to do.
 	if _, err := gateway.js.Publish(ctx(t), eventbus.SubjectRequested, []byte("request")); err != nil {
@@ -425,5 +426,41 @@ func TestClusterConfiguration(t *testing.T) {
 		if _, err := gateway.js.CreateStream(short(t), eventbus.StreamConfig("OTHER")); err == nil {
 			t.Errorf("the gateway created a stream through %s", s.Name())
 		}
+	}
+}
+
+// checkRateBucket: the approval service creates the publishers' rate bucket, the publisher swaps its
+// windows there through the ratewindow package's calls, and the gateway may not touch it.
+func checkRateBucket(t *testing.T, gateway, approval, publisher client) {
+	t.Helper()
+	cfg := eventbus.DefaultDurability().RateBucket(stream)
+	if _, err := publisher.js.CreateKeyValue(short(t), cfg); err == nil {
+		t.Error("the publisher created the rate bucket")
+	}
+	if _, err := approval.js.CreateKeyValue(ctx(t), cfg); err != nil {
+		t.Fatalf("the approval service cannot create the rate bucket: %v", err)
+	}
+	kv, err := publisher.js.KeyValue(ctx(t), cfg.Bucket)
+	if err != nil {
+		t.Fatalf("the publisher cannot bind to the rate bucket: %v", err)
+	}
+	rev, err := kv.Create(ctx(t), "x.account", []byte(`{"limit":5,"remaining":4}`))
+	if err != nil {
+		t.Fatalf("the publisher cannot write a window: %v", err)
+	}
+	if _, err := kv.Update(ctx(t), "x.account", []byte(`{"limit":5,"remaining":3}`), rev); err != nil {
+		t.Fatalf("the publisher cannot swap a window: %v", err)
+	}
+	if e, err := kv.Get(ctx(t), "x.account"); err != nil || !strings.Contains(string(e.Value()), `"remaining":3`) {
+		t.Fatalf("the publisher reads its window as %v, %v", e, err)
+	}
+	if _, err := gateway.js.KeyValue(short(t), cfg.Bucket); err == nil {
+		t.Error("the gateway bound to the publishers' rate bucket")
+	}
+	if _, err := gateway.js.Publish(short(t), "$KV."+cfg.Bucket+".x.account", []byte(`{"remaining":100}`)); err == nil {
+		t.Error("the gateway wrote a rate window")
+	}
+	if err := publisher.js.DeleteKeyValue(short(t), cfg.Bucket); err == nil {
+		t.Error("the publisher deleted the rate bucket")
 	}
 }
