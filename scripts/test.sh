@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(proto services/heraldshared services/approval services/publisher gateway deploy scripts/testsummary)
+modules=(proto services/heraldshared services/approval services/publisher gateway deploy deploy/k8s scripts/testsummary)
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -22,12 +22,12 @@ step "go vet"
 for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
 
 step "buf lint"
-go tool buf lint
+scripts/buf lint
 
 step "generated code is up to date"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go tool buf generate --output "$tmp"
+scripts/buf generate --output "$tmp"
 diff -r -x '*.proto' -x go.mod -x go.sum "$tmp/proto" proto || { echo "generated protobuf code is stale: run scripts/generate.sh and commit"; exit 1; }
 echo "protobuf code matches proto/"
 go tool sqlc diff || { echo "generated sqlc code is stale: run scripts/generate.sh and commit"; exit 1; }

@@ -5,8 +5,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -194,10 +198,11 @@ func decide(t *testing.T, link, decision, comment string) response {
 }
 
 type sandboxTweet struct {
-	ID              string `json:"id"`
-	Text            string `json:"text"`
-	ConsumerKey     string `json:"consumer_key"`
-	SignatureMethod string `json:"signature_method"`
+	Media           []string `json:"media"`
+	ID              string   `json:"id"`
+	Text            string   `json:"text"`
+	ConsumerKey     string   `json:"consumer_key"`
+	SignatureMethod string   `json:"signature_method"`
 }
 
 func tweetsWithText(t *testing.T, st *stack.Stack, text string) []sandboxTweet {
@@ -264,6 +269,67 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 		// A department's request id leads from the gateway into the approval service's handling.
 		if !regexp.MustCompile(`service=approval .*request_id=flow-run-7`).MatchString(text) {
 			t.Errorf("the approval service's logs do not carry the request id the department sent")
+		}
+	})
+
+	t.Run("a post with a picture shows it to the approver and posts it", func(t *testing.T) {
+		text := fmt.Sprintf("Our new office, pictured %d", time.Now().UnixNano())
+		var img bytes.Buffer
+		pic := image.NewRGBA(image.Rect(0, 0, 8, 8))
+		pic.Set(3, 3, color.RGBA{R: 200, A: 255})
+		if err := png.Encode(&img, pic); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(map[string]any{"tweet": text, "requestedby": "jo@contoso.example",
+			"media": []map[string]string{{"$content-type": "image/png", "$content": base64.StdEncoding.EncodeToString(img.Bytes())}}})
+		r := postJSON(t, st, key, string(body))
+		if r.status != http.StatusAccepted {
+			t.Fatalf("POST /v1/posts with a picture = %d %s", r.status, r.body)
+		}
+		link := approvalLink(t, st, text)
+		// The email carries the picture.
+		var msgs []struct {
+			Text        string `json:"text"`
+			Attachments []struct {
+				ContentType string `json:"content_type"`
+				Size        int    `json:"size"`
+			} `json:"attachments"`
+		}
+		_ = json.Unmarshal(do(t, "GET", st.Info.MailboxURL+"/api/messages", nil, nil).body, &msgs)
+		attached := false
+		for _, m := range msgs {
+			if strings.Contains(m.Text, text) && len(m.Attachments) == 1 && m.Attachments[0].ContentType == "image/png" && m.Attachments[0].Size == img.Len() {
+				attached = true
+			}
+		}
+		if !attached {
+			t.Error("the approval email does not carry the picture")
+		}
+		// The page shows it from the gateway itself.
+		page := do(t, "GET", link, nil, nil)
+		if !bytes.Contains(page.body, []byte(`<img src="/approvals/`)) {
+			t.Fatalf("the approval page shows no picture:\n%s", page.body)
+		}
+		shown := do(t, "GET", link+"/media/0", nil, nil)
+		if shown.status != http.StatusOK || !bytes.Equal(shown.body, img.Bytes()) || shown.header.Get("Content-Type") != "image/png" || shown.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("the page's picture: %d %v", shown.status, shown.header)
+		}
+		if d := decide(t, link, "approve", ""); d.status != http.StatusOK {
+			t.Fatalf("approve: %d\n%s", d.status, d.body)
+		}
+		if final := pollFinal(t, st, key, r.header.Get("Location")); final.json(t)["status"] != "published" {
+			t.Fatalf("final status %s, want published", final.body)
+		}
+		tweets := tweetsWithText(t, st, text)
+		if len(tweets) != 1 || len(tweets[0].Media) != 1 {
+			t.Fatalf("sandbox tweets with the text: %+v, want one with one picture", tweets)
+		}
+		posted := do(t, "GET", st.Info.SandboxURL+"/_sandbox/media/"+tweets[0].Media[0], nil, nil)
+		if !bytes.Equal(posted.body, img.Bytes()) {
+			t.Error("the sandbox holds other bytes than the picture the department sent")
+		}
+		if page := do(t, "GET", st.Info.SandboxURL+"/", nil, nil); !bytes.Contains(page.body, []byte(`src="/_sandbox/media/`+tweets[0].Media[0]+`"`)) {
+			t.Error("the sandbox timeline page does not show the picture")
 		}
 	})
 
@@ -496,7 +562,7 @@ func TestApproveRejectAndBadInput(t *testing.T) {
 			{"NUL in the tweet", "POST", "/v1/posts", `{"tweet": "a\u0000b", "requestedby": "jo"}`, json, 400, "invalid_request", "tweet"},
 			{"CR LF in requestedby", "POST", "/v1/posts", `{"tweet": "hi", "requestedby": "jo\r\nBcc: all@contoso.example"}`, json, 400, "invalid_request", "requestedby"},
 			{"bidirectional override in the tweet", "POST", "/v1/posts", `{"tweet": "see \u202Efdp.exe", "requestedby": "jo"}`, json, 400, "invalid_request", "tweet"},
-			{"oversized body", "POST", "/v1/posts", `{"tweet": "` + strings.Repeat("a", 2<<20) + `", "requestedby": "jo"}`, json, 413, "too_large", ""},
+			{"oversized body", "POST", "/v1/posts", `{"tweet": "` + strings.Repeat("a", 29<<20) + `", "requestedby": "jo"}`, json, 413, "too_large", ""},
 			{"wrong content type", "POST", "/v1/posts", `tweet=hi`, map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-API-Key": key}, 415, "unsupported_media_type", ""},
 			{"no API key", "POST", "/v1/posts", `{"tweet": "hi", "requestedby": "jo"}`, map[string]string{"Content-Type": "application/json"}, 401, "unauthorized", ""},
 			{"wrong API key", "POST", "/v1/posts", `{"tweet": "hi", "requestedby": "jo"}`, map[string]string{"Content-Type": "application/json", "X-API-Key": "hk_wrong"}, 401, "unauthorized", ""},

@@ -119,7 +119,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		Addrs:     [5]string{"127.0.0.1:8080", "127.0.0.1:9090", "127.0.0.1:9091", "127.0.0.1:9190", "127.0.0.1:9191"},
 		Consumers: [2]string{"herald-approval", "herald-publisher"},
 		// The services' own defaults.
-		TTL: "72h0m0s", MailFrom: "Herald <herald@localhost>", DataDir: ".herald", MaxBody: 1 << 20,
+		TTL: "72h0m0s", MailFrom: "Herald <herald@localhost>", DataDir: ".herald", MaxBody: 28 << 20,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseConfig with nothing set (-want +got):\n%s", diff)

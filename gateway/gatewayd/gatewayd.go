@@ -27,6 +27,7 @@ import (
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/grpcauth"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
@@ -55,8 +56,10 @@ type Config struct {
 	GatewayToken string `env:"HERALD_GATEWAY_TOKEN,unset"`
 	// CSRFKey signs approval forms. Set the same value on every replica; if empty, a random key is made
 	// at start and forms opened before a restart must be reloaded.
-	CSRFKey      string        `env:"HERALD_CSRF_KEY,unset"`
-	MaxBodyBytes int64         `env:"HERALD_MAX_BODY_BYTES" envDefault:"1048576"`
+	CSRFKey string `env:"HERALD_CSRF_KEY,unset"`
+	// MaxBodyBytes bounds a POST /v1/posts body. The default, 28 MiB, holds four 5 MB pictures in base64
+	// (4 x 6.67 MiB) or one 15 MB GIF (20 MiB) with the JSON around them.
+	MaxBodyBytes int64         `env:"HERALD_MAX_BODY_BYTES" envDefault:"29360128"`
 	KeyCacheTTL  time.Duration `env:"HERALD_KEY_CACHE_TTL" envDefault:"30s"`
 	// RetryAfter is the polling hint while a post is being published; RetryAfterPending while a person
 	// has to decide.
@@ -188,7 +191,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	in, err := intake.New(pub)
+	// The approval service creates the media bucket before the stream, too.
+	pictures, err := media.Open(ctx, js, eventbus.MediaBucket(cfg.Stream))
+	if err != nil {
+		return nil, err
+	}
+	in, err := intake.New(pub, pictures)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +242,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	handler, err := httpapi.New(
 		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, RetryAfterPending: cfg.RetryAfterPending,
 			Replicas: cfg.Replicas, CSRFKey: csrf, PublicURL: cfg.PublicURL, TrustedProxies: proxies, XAccount: cfg.XAccount},
-		httpapi.Deps{Intake: in, Keys: keys, Idempotency: idem, Approvals: approvals, Log: log, Registry: reg, Ready: s.drain.Ready(ops.Ready(nc, nil))},
+		httpapi.Deps{Intake: in, Keys: keys, Idempotency: idem, Approvals: approvals, Media: pictures, Log: log, Registry: reg, Ready: s.drain.Ready(ops.Ready(nc, nil))},
 	)
 	if err != nil {
 		return nil, err

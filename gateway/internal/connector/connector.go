@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/tweetlen"
 )
 
@@ -171,12 +172,12 @@ func paths() obj {
 }
 
 var errorDescriptions = map[string]string{
-	"400": "The request is wrong: malformed JSON, an unknown field, a missing tweet or requester, or a tweet longer than X allows (the message gives the counted length). Do not retry unchanged.",
+	"400": "The request is wrong: malformed JSON, an unknown field, a missing tweet or requester, a tweet longer than X allows (the message gives the counted length), or a picture that is not valid base64, not the declared type, one too many (at most 4) or a GIF beside others (the target names the picture). Do not retry unchanged.",
 	"401": "The API key is missing, unknown or revoked.",
 	"404": "No such post, or it belongs to another department.",
 	"409": "A request with the same Idempotency-Key and the same tweet is still being handled; retry after Retry-After seconds (1) to get its answer.",
-	"413": "The body is larger than the gateway accepts.",
-	"415": "The body is not JSON (send Content-Type: application/json).",
+	"413": "The body is larger than the gateway accepts, or a picture is larger than X takes (5 MB, 15 MB for a GIF; the target names it).",
+	"415": "The body is not JSON (send Content-Type: application/json), or a picture's type is one X does not take (the target names it).",
 	"422": "This Idempotency-Key was already used for a different tweet (or requester). Do not retry unchanged.",
 	"429": "Slow down: this API key requested more posts a minute than its department may (code rate_limited), this department has as many posts waiting for a decision as it may (code too_many_undecided), or this address sent too many invalid keys; nothing was queued. Retry after Retry-After seconds.",
 	"503": "Herald cannot take the request right now and nothing was queued; retry after Retry-After seconds.",
@@ -215,6 +216,19 @@ func definitions() obj {
 					"minLength", 1, "x-ms-visibility", "important"),
 				"requestedby": str("Requested by", "Who in the department asks for this post (a name or email address); the approver sees it.",
 					"minLength", 1, "maxLength", 200, "x-ms-visibility", "important"),
+				"media": obj{
+					"type": "array", "maxItems": media.MaxItems, "x-ms-summary": "Pictures", "x-ms-visibility": "advanced",
+					"description": "Up to 4 pictures posted with the tweet (JPEG, PNG or WEBP of at most 5 MB each), or one GIF of at most 15 MB alone. The approver sees them before deciding.",
+					"items": obj{
+						"type":     "object",
+						"required": []string{"$content-type", "$content"},
+						"properties": obj{
+							"$content-type": str("Content type", "The picture's type: image/jpeg, image/png, image/gif or image/webp. It must match the bytes.",
+								"enum", []string{media.JPEG, media.PNG, media.GIF, media.WEBP}),
+							"$content": obj{"type": "string", "format": "byte", "x-ms-summary": "Picture", "description": "The picture's bytes, base64-encoded (a file content from an earlier step)."},
+						},
+					},
+				},
 			},
 		},
 		"Post": obj{

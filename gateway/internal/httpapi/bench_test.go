@@ -21,6 +21,7 @@ import (
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
 )
@@ -60,9 +61,13 @@ func BenchmarkGatewayIntake(b *testing.B) {
 	defer conn.Close()
 	approvals := approvalv1.NewApprovalServiceClient(conn)
 	keys, _ := keyauth.New(approvals, time.Minute)
-	in, _ := intake.New(pub)
+	pics, err := media.Open(context.Background(), js, eventbus.MediaBucket(""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, _ := intake.New(pub, pics)
 	h, err := httpapi.New(httpapi.Config{CSRFKey: make([]byte, 32)}, httpapi.Deps{
-		Intake: in, Keys: keys, Idempotency: idemStore(b, js), Approvals: approvals, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
+		Intake: in, Keys: keys, Idempotency: idemStore(b, js), Approvals: approvals, Media: pics, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 		Ready: func(context.Context) error { return nil },
 	})
 	if err != nil {

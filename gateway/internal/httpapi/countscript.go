@@ -38,6 +38,7 @@ var countScriptHash = func() string {
 }()
 
 // contentSecurityPolicy allows no external asset; the only script is countScript, by its hash.
-var contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; script-src " + countScriptHash + "; form-action 'self'; frame-ancestors 'none'"
+// Pictures come from the gateway itself (img-src 'self'), never from elsewhere.
+var contentSecurityPolicy = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src " + countScriptHash + "; form-action 'self'; frame-ancestors 'none'"
 
 var countScriptJS = template.JS(countScript)

@@ -32,7 +32,8 @@ func TestDecodePostBodyRefusesWhatALenientDecoderRepairs(t *testing.T) {
 		{"requester is an object", `{"tweet":"Hi","requestedby":{}}`, "invalid_json", "requestedby"},
 		{"cut short", `{"tweet":"Hi"`, "invalid_json", ""},
 		{"empty", ``, "invalid_json", ""},
-		{"media", `{"tweet":"Hi","requestedby":"jo","media":[{"$content":"AA=="}]}`, "unsupported", "media"},
+		{"a media item's unknown field", `{"tweet":"Hi","requestedby":"jo","media":[{"$content":"AA==","$Content-Type":"image/png"}]}`, "unknown_field", "$Content-Type"},
+		{"a media item twice named", `{"tweet":"Hi","requestedby":"jo","media":[{"$content":"AA==","$content":"AB=="}]}`, "duplicate_field", "$content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

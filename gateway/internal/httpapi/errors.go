@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 )
 
 // apiError is an error with the HTTP answer it deserves.
@@ -39,9 +41,22 @@ func toAPIError(err error) *apiError {
 	var ae *apiError
 	var ve *intake.ValidationError
 	var te *keyauth.ThrottledError
+	var me *media.CheckError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &me):
+		// A picture's problem, naming the picture: a type X does not take is 415, too many bytes 413,
+		// anything else (bytes that are not what they say, too many pictures, a GIF beside others) 400.
+		target := fmt.Sprintf("media[%d]", me.Index)
+		switch me.Problem {
+		case media.Unsupported:
+			return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: me.Error(), Target: target}
+		case media.TooLarge:
+			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: me.Error(), Target: target}
+		default:
+			return badRequest("invalid_media", me.Error(), target)
+		}
 	case errors.As(err, &ve):
 		return badRequest("invalid_request", ve.Target+" "+ve.Message, ve.Target)
 	case errors.As(err, &te):
@@ -67,6 +82,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: status.Convert(err).Message()}
 	case codes.InvalidArgument:
 		return badRequest("invalid_request", status.Convert(err).Message(), "")
+	case codes.Unimplemented:
+		return &apiError{Status: http.StatusNotImplemented, Code: "not_implemented", Message: status.Convert(err).Message()}
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Herald's approval service is unavailable. Retry later."}
 	}

@@ -37,6 +37,7 @@ import (
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
 	"github.com/heraldhq/herald/services/heraldshared/testenv/natstest"
@@ -50,7 +51,9 @@ const (
 	financeID  = "d-finance"
 
 	openLink = "tok-open"
-	usedLink = "tok-used"
+	// mediaLink shows fakeApprovals.mediaPost.
+	mediaLink = "tok-media"
+	usedLink  = "tok-used"
 	// racedLink shows an open form, but another approver decides the post before this one submits.
 	racedLink = "tok-raced"
 	// publishedLink was used to approve the post, which is now published; closedLink's post was rejected
@@ -89,6 +92,8 @@ var (
 type fakeApprovals struct {
 	approvalv1.UnimplementedApprovalServiceServer
 	posts map[string]*approvalv1.Post
+	// mediaPost is what mediaLink shows: a pending post with pictures.
+	mediaPost *approvalv1.Post
 
 	mu        sync.Mutex
 	decisions []*approvalv1.DecideRequest
@@ -181,6 +186,10 @@ func (f *fakeApprovals) GetApproval(_ context.Context, req *approvalv1.GetApprov
 		resp.State = approvalv1.ApprovalState_APPROVAL_STATE_OPEN
 	case usedLink:
 		resp.State = approvalv1.ApprovalState_APPROVAL_STATE_USED
+	case mediaLink:
+		f.mu.Lock()
+		resp.State, resp.Post = approvalv1.ApprovalState_APPROVAL_STATE_OPEN, f.mediaPost
+		f.mu.Unlock()
 	case publishedLink:
 		resp.State, resp.Post = approvalv1.ApprovalState_APPROVAL_STATE_USED, f.posts[publishedID]
 	case closedLink:
@@ -216,6 +225,7 @@ type env struct {
 	handler   http.Handler
 	approvals *fakeApprovals
 	js        jetstream.JetStream
+	media     *media.Store
 }
 
 // options change what setup builds.
@@ -230,6 +240,8 @@ type options struct {
 	trustedProxies []netip.Prefix
 	// xAccount is the gateway's HERALD_X_ACCOUNT.
 	xAccount string
+	// maxBody is the body limit; 1024 when zero.
+	maxBody int64
 }
 
 func setup(t *testing.T, opt options) *env {
@@ -259,10 +271,14 @@ func setup(t *testing.T, opt options) *env {
 		t.Fatal(err)
 	}
 	idem := idemStore(t, js)
+	pics, err := media.Open(context.Background(), js, eventbus.MediaBucket(""))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if opt.natsDown {
 		nc.Close()
 	}
-	in, err := intake.New(pub)
+	in, err := intake.New(pub, pics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,13 +289,16 @@ func setup(t *testing.T, opt options) *env {
 	if opt.ready == nil {
 		opt.ready = func(context.Context) error { return nil }
 	}
-	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: 1024, RetryAfter: 5 * time.Second, RetryAfterPending: time.Minute, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies, XAccount: opt.xAccount}, httpapi.Deps{
-		Intake: in, Keys: keys, Idempotency: idem, Approvals: client, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
+	if opt.maxBody == 0 {
+		opt.maxBody = 1024
+	}
+	h, err := httpapi.New(httpapi.Config{MaxBodyBytes: opt.maxBody, RetryAfter: 5 * time.Second, RetryAfterPending: time.Minute, CSRFKey: []byte(strings.Repeat("k", 32)), PublicURL: opt.publicURL, TrustedProxies: opt.trustedProxies, XAccount: opt.xAccount}, httpapi.Deps{
+		Intake: in, Keys: keys, Idempotency: idem, Approvals: client, Media: pics, Ready: opt.ready, Log: slog.New(slog.DiscardHandler), Registry: ops.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{handler: h, approvals: fake, js: js}
+	return &env{handler: h, approvals: fake, js: js, media: pics}
 }
 
 // serve runs one request through the handler.
@@ -439,8 +458,8 @@ func TestPostsRoutes(t *testing.T) {
 			wantStatus: 400, wantJSON: errJSON("invalid_request", "tweet is 281 characters long as X counts them (a URL counts 23, CJK characters and emoji 2); X allows at most 280", "tweet"),
 		},
 		{
-			name: "media", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "x", "requestedby": "jo", "media": [{"url": "https://example.com/a.png"}]}`,
-			wantStatus: 400, wantJSON: errJSON("unsupported", "media attachments are not supported yet; send text only", "media"),
+			name: "media by URL", method: "POST", target: "/v1/posts", header: hrJSON(), body: `{"tweet": "x", "requestedby": "jo", "media": [{"url": "https://example.com/a.png"}]}`,
+			wantStatus: 400, wantJSON: errJSON("unknown_field", `unknown field "url" in a media item; its fields are $content-type and $content`, "url"),
 		},
 		{
 			name: "no API key", method: "POST", target: "/v1/posts", header: hdr("Content-Type", "application/json"), body: `{"tweet": "x", "requestedby": "jo"}`,

@@ -3,6 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,47 +26,28 @@ import (
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/heraldshared/media"
+	"github.com/heraldhq/herald/services/heraldshared/postresult"
 )
 
 // postRequest is the connector's request body; the field names come from the original Power Automate
 // exercise and stay.
 type postRequest struct {
-	Tweet       *string        `json:"tweet"`
-	RequestedBy *string        `json:"requestedby"`
-	Media       jsontext.Value `json:"media"`
+	Tweet       *string     `json:"tweet"`
+	RequestedBy *string     `json:"requestedby"`
+	Media       []mediaItem `json:"media"`
 }
 
-// postView is how a post looks to the department that asked for it.
-type postView struct {
-	ID            string           `json:"id"`
-	Status        string           `json:"status"`
-	Tweet         string           `json:"tweet,omitempty"`
-	RequestedBy   string           `json:"requestedby,omitempty"`
-	CreatedAt     *time.Time       `json:"created_at,omitempty"`
-	Decision      *decisionView    `json:"decision,omitempty"`
-	Publication   *publicationView `json:"publication,omitempty"`
-	FailureReason string           `json:"failure_reason,omitempty"`
-	// FinalTweet is the text published when an approver edited it (Tweet stays the requested one).
-	FinalTweet string `json:"final_tweet,omitempty"`
-	// StatusDetail says what a pending post waits for when nobody could be asked yet.
-	StatusDetail string `json:"status_detail,omitempty"`
-	// Decisions are every approver's answers, in the all and quorum modes.
-	Decisions []decisionView `json:"decisions,omitempty"`
+// mediaItem is one picture, in the shape Power Automate gives binary parameters: the bytes in base64 and
+// their type.
+type mediaItem struct {
+	ContentType *string `json:"$content-type"`
+	Content     *string `json:"$content"`
 }
 
-type decisionView struct {
-	Outcome   string    `json:"outcome"`
-	Approver  string    `json:"approver"`
-	DecidedAt time.Time `json:"decided_at"`
-	Comment   string    `json:"comment"`
-}
-
-type publicationView struct {
-	Channel     string     `json:"channel"`
-	RemoteID    string     `json:"remote_id"`
-	URL         string     `json:"url"`
-	PublishedAt *time.Time `json:"published_at,omitempty"`
-}
+// postView is how a post looks to the department that asked for it: the result object webhook
+// deliveries carry too (postresult holds its one definition).
+type postView = postresult.Result
 
 // authenticate finds the department from the X-API-Key header or, for platforms that can only add query
 // parameters, api_key.
@@ -120,7 +104,13 @@ func firstAnswer(id string, req intake.Request) postView {
 func (s *server) createIdempotent(w http.ResponseWriter, r *http.Request, dept keyauth.Department, req intake.Request) {
 	ctx := r.Context()
 	id := intake.PostID(dept.ID, req.IdempotencyKey)
-	claim, replay, err := s.deps.Idempotency.Claim(ctx, id, dept.ID, idempotency.BodyHash(req.Tweet, req.RequestedBy))
+	// The pictures are part of the body: the same key with other pictures is another request (422).
+	fields := []string{req.Tweet, req.RequestedBy}
+	for _, a := range req.Media {
+		sum := sha256.Sum256(a.Data)
+		fields = append(fields, a.ContentType, hex.EncodeToString(sum[:]))
+	}
+	claim, replay, err := s.deps.Idempotency.Claim(ctx, id, dept.ID, idempotency.BodyHash(fields...))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -180,10 +170,24 @@ func (s *server) recorded(r *http.Request, dept keyauth.Department, id string, r
 	if err != nil {
 		return false, err
 	}
-	if p := resp.GetPost(); p.GetText() != req.Tweet || p.GetRequestedBy() != strings.TrimSpace(req.RequestedBy) {
+	if p := resp.GetPost(); p.GetText() != req.Tweet || p.GetRequestedBy() != strings.TrimSpace(req.RequestedBy) || !sameMedia(p.GetMedia(), req.Media) {
 		return false, idempotency.ErrMismatch
 	}
 	return true, nil
+}
+
+// sameMedia reports whether a recorded post's pictures are the request's, by type and hash, in order.
+func sameMedia(recorded []*approvalv1.PostMedia, sent []intake.Attachment) bool {
+	if len(recorded) != len(sent) {
+		return false
+	}
+	for i, m := range recorded {
+		sum := sha256.Sum256(sent[i].Data)
+		if m.GetContentType() != sent[i].ContentType || !bytes.Equal(m.GetSha256(), sum[:]) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkLimits refuses, with 429 and a Retry-After, a request past the API key's rate or the department's
@@ -243,7 +247,13 @@ func (s *server) decodePost(w http.ResponseWriter, r *http.Request) (intake.Requ
 	if pr.RequestedBy != nil {
 		req.RequestedBy = *pr.RequestedBy
 	}
-	return req, intake.Validate(req)
+	if err := intake.Validate(req); err != nil {
+		return intake.Request{}, err
+	}
+	if req.Media, err = decodeMedia(pr.Media); err != nil {
+		return intake.Request{}, err
+	}
+	return req, nil
 }
 
 // decodePostBody decodes the body strictly: field names match exactly, a repeated name, an unknown name,
@@ -258,15 +268,50 @@ func decodePostBody(body []byte) (postRequest, error) {
 	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return postRequest{}, badRequest("invalid_json", "the body must hold exactly one JSON object", "")
 	}
-	if len(pr.Media) > 0 && pr.Media.Kind() != 'n' && string(pr.Media) != "[]" {
-		return postRequest{}, badRequest("unsupported", "media attachments are not supported yet; send text only", "media")
-	}
 	return pr, nil
+}
+
+// decodeMedia decodes and checks the pictures: each has a type X takes, base64 that decodes, bytes that
+// are the declared type, within X's size for it; together at most media.MaxItems, a GIF alone. Nothing
+// is repaired: a picture whose bytes are not what it says is refused, never relabelled.
+func decodeMedia(items []mediaItem) ([]intake.Attachment, error) {
+	types := make([]string, len(items))
+	for i, it := range items {
+		if it.ContentType == nil || it.Content == nil {
+			return nil, badRequest("invalid_media", fmt.Sprintf("media[%d] needs both $content-type and $content", i), fmt.Sprintf("media[%d]", i))
+		}
+		types[i] = *it.ContentType
+	}
+	if err := media.CheckSet(types); err != nil {
+		return nil, err
+	}
+	out := make([]intake.Attachment, len(items))
+	for i, it := range items {
+		target := fmt.Sprintf("media[%d]", i)
+		if !media.Supported(*it.ContentType) {
+			return nil, media.Check(i, *it.ContentType, nil)
+		}
+		// Bounded before decoding: the body limit bounds the sum, this bounds each.
+		if max := media.MaxBytes(*it.ContentType); base64.StdEncoding.DecodedLen(len(*it.Content)) > max+2 {
+			return nil, &media.CheckError{Index: i, Problem: media.TooLarge,
+				Message: fmt.Sprintf("is larger than the %d bytes (%d MB) X takes for %s", max, max/(1024*1024), *it.ContentType)}
+		}
+		data, err := base64.StdEncoding.Strict().DecodeString(*it.Content)
+		if err != nil {
+			return nil, badRequest("invalid_media", fmt.Sprintf("media[%d]: $content is not valid base64 (standard alphabet, padded): %v", i, err), target)
+		}
+		if err := media.Check(i, *it.ContentType, data); err != nil {
+			return nil, err
+		}
+		out[i] = intake.Attachment{ContentType: *it.ContentType, Data: data}
+	}
+	return out, nil
 }
 
 // postFields says what each field of the body must be, for error messages that name JSON kinds rather
 // than Go types.
-var postFields = map[string]string{"tweet": "a string", "requestedby": "a string", "media": "an array"}
+var postFields = map[string]string{"tweet": "a string", "requestedby": "a string", "media": "an array",
+	"$content-type": "a string", "$content": "a string (base64)"}
 
 // jsonError turns a decoding error into a 400 that says what is wrong and where, in JSON's terms.
 func jsonError(err error) error {
@@ -282,6 +327,9 @@ func jsonError(err error) error {
 		return badRequest("invalid_json", fmt.Sprintf("malformed JSON at byte %d: %s", syn.ByteOffset, strings.TrimPrefix(syn.Err.Error(), "jsontext: ")), "")
 	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
 		field := sem.JSONPointer.LastToken()
+		if strings.HasPrefix(string(sem.JSONPointer), "/media/") {
+			return badRequest("unknown_field", fmt.Sprintf("unknown field %q in a media item; its fields are $content-type and $content", field), field)
+		}
 		return badRequest("unknown_field", fmt.Sprintf("unknown field %q; the fields are tweet, requestedby and media (names are case-sensitive)", field), field)
 	case errors.As(err, &sem) && sem.JSONPointer == "":
 		return badRequest("invalid_json", "the body must be a JSON object", "")
@@ -429,43 +477,11 @@ func (s *server) accepted(w http.ResponseWriter, status int, v postView) {
 	writeJSON(w, status, v)
 }
 
-// statusNames and outcomeNames are the one place where the approval service's enums become the
-// connector API's strings; the tests hold them to every value of the generated enums.
-var statusNames = map[approvalv1.PostStatus]string{
-	approvalv1.PostStatus_POST_STATUS_PENDING:   "pending",
-	approvalv1.PostStatus_POST_STATUS_APPROVED:  "approved",
-	approvalv1.PostStatus_POST_STATUS_REJECTED:  "rejected",
-	approvalv1.PostStatus_POST_STATUS_PUBLISHED: "published",
-	approvalv1.PostStatus_POST_STATUS_FAILED:    "failed",
-	approvalv1.PostStatus_POST_STATUS_UNKNOWN:   "unknown",
-	approvalv1.PostStatus_POST_STATUS_EXPIRED:   "expired",
-	approvalv1.PostStatus_POST_STATUS_CANCELLED: "cancelled",
-}
+// statusNames and outcomeNames are postresult's, the one place where the approval service's enums become
+// the connector API's strings.
+var (
+	statusNames  = postresult.StatusNames
+	outcomeNames = postresult.OutcomeNames
+)
 
-var outcomeNames = map[approvalv1.Outcome]string{
-	approvalv1.Outcome_OUTCOME_APPROVE: "approved",
-	approvalv1.Outcome_OUTCOME_REJECT:  "rejected",
-}
-
-func toView(p *approvalv1.Post) postView {
-	v := postView{ID: p.GetId(), Status: statusNames[p.GetStatus()], Tweet: p.GetText(), RequestedBy: p.GetRequestedBy(), FailureReason: p.GetFailureReason()}
-	if p.GetCreatedAt() != nil {
-		t := p.GetCreatedAt().AsTime()
-		v.CreatedAt = &t
-	}
-	if d := p.GetDecision(); d != nil {
-		v.Decision = &decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()}
-	}
-	v.FinalTweet, v.StatusDetail = p.GetFinalText(), p.GetWaitingFor()
-	for _, d := range p.GetDecisions() {
-		v.Decisions = append(v.Decisions, decisionView{Outcome: outcomeNames[d.GetOutcome()], Approver: d.GetApprover(), DecidedAt: d.GetDecidedAt().AsTime(), Comment: d.GetComment()})
-	}
-	if pub := p.GetPublication(); pub != nil {
-		v.Publication = &publicationView{Channel: pub.GetChannel(), RemoteID: pub.GetRemoteId(), URL: pub.GetUrl()}
-		if pub.GetPublishedAt() != nil {
-			t := pub.GetPublishedAt().AsTime()
-			v.Publication.PublishedAt = &t
-		}
-	}
-	return v
-}
+func toView(p *approvalv1.Post) postView { return postresult.FromProto(p) }

@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/gateway/internal/intake"
 	"github.com/heraldhq/herald/gateway/internal/keyauth"
 	approvalv1 "github.com/heraldhq/herald/proto/herald/approval/v1"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/requestid"
 )
@@ -59,6 +60,8 @@ type Deps struct {
 	// Idempotency claims Idempotency-Keys in the bucket every replica shares.
 	Idempotency *idempotency.Store
 	Approvals   approvalv1.ApprovalServiceClient
+	// Media reads the pictures of posts for the approval page.
+	Media MediaReader
 	// Ready reports whether the gateway can take requests (NATS connected, say).
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger
@@ -66,6 +69,11 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Now is the clock of the rate limits; nil means time.Now.
 	Now func() time.Time
+}
+
+// MediaReader reads a picture, refusing bytes that do not match its hash; *media.Store implements it.
+type MediaReader interface {
+	Get(ctx context.Context, ref media.Ref) ([]byte, error)
 }
 
 type server struct {
@@ -82,7 +90,7 @@ type server struct {
 
 // New returns the gateway's HTTP handler.
 func New(cfg Config, deps Deps) (http.Handler, error) {
-	if deps.Intake == nil || deps.Keys == nil || deps.Idempotency == nil || deps.Approvals == nil || deps.Ready == nil || deps.Log == nil || deps.Registry == nil {
+	if deps.Intake == nil || deps.Keys == nil || deps.Idempotency == nil || deps.Approvals == nil || deps.Media == nil || deps.Ready == nil || deps.Log == nil || deps.Registry == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
 	if len(cfg.CSRFKey) < 32 {
@@ -127,8 +135,12 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.route(mux, "POST /v1/posts", s.createPost)
 	s.route(mux, "GET /v1/posts/{id}", s.getPost)
 	s.route(mux, "DELETE /v1/posts/{id}", s.cancelPost)
+	s.route(mux, "POST /v1/subscriptions", s.createSubscription)
+	s.route(mux, "GET /v1/subscriptions", s.listSubscriptions)
+	s.route(mux, "DELETE /v1/subscriptions/{id}", s.deleteSubscription)
 	s.route(mux, "GET /openapi.json", s.openAPI)
 	s.route(mux, "GET /approvals/{token}", s.showApproval)
+	s.route(mux, "GET /approvals/{token}/media/{index}", s.showMedia)
 	// Where a Teams card's button leads: approvers decide through their own emailed links, never a shared one.
 	s.route(mux, "GET /approvals/{$}", func(w http.ResponseWriter, _ *http.Request) {
 		s.render(w, http.StatusOK, "result.html", approvalPage{Message: "Each approver decides through the personal link in the email Herald sent them: open \"Approval needed\" in your mailbox."})

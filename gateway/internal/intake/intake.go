@@ -18,6 +18,7 @@ import (
 	eventsv1 "github.com/heraldhq/herald/proto/herald/events/v1"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
 	"github.com/heraldhq/herald/services/heraldshared/humantext"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/tweetlen"
 )
 
@@ -33,6 +34,19 @@ type Request struct {
 	// the department's input. The approval service records it and refuses a request whose key it does not
 	// know for the department, or that was revoked before the request was stored.
 	APIKeyID string
+	// Media are the pictures to post with the text, checked already (media.Check, media.CheckSet).
+	Media []Attachment
+}
+
+// Attachment is one picture of a request.
+type Attachment struct {
+	ContentType string
+	Data        []byte
+}
+
+// MediaStore keeps the pictures of requests; *media.Store implements it.
+type MediaStore interface {
+	Put(ctx context.Context, name, contentType string, data []byte) (media.Ref, error)
 }
 
 // ValidationError says which input is wrong and why.
@@ -75,16 +89,17 @@ func Validate(r Request) error {
 
 // Intake accepts post requests.
 type Intake struct {
-	pub *eventbus.Publisher
-	now func() time.Time
+	pub   *eventbus.Publisher
+	media MediaStore
+	now   func() time.Time
 }
 
-// New returns an Intake publishing through pub.
-func New(pub *eventbus.Publisher) (*Intake, error) {
-	if pub == nil {
-		return nil, errors.New("intake: nil publisher")
+// New returns an Intake publishing through pub and storing pictures in store.
+func New(pub *eventbus.Publisher, store MediaStore) (*Intake, error) {
+	if pub == nil || store == nil {
+		return nil, errors.New("intake: nil publisher or media store")
 	}
-	return &Intake{pub: pub, now: time.Now}, nil
+	return &Intake{pub: pub, media: store, now: time.Now}, nil
 }
 
 // idempotencySpace namespaces the post ids derived from Idempotency-Keys.
@@ -106,10 +121,23 @@ func (in *Intake) Submit(ctx context.Context, departmentID string, r Request) (s
 	if err := Validate(r); err != nil {
 		return "", err
 	}
+	if len(r.Media) > media.MaxItems {
+		return "", &ValidationError{"media", fmt.Sprintf("holds %d pictures; a post takes at most %d", len(r.Media), media.MaxItems)}
+	}
 	id := PostID(departmentID, r.IdempotencyKey)
 	ev := &eventsv1.PostRequested{
 		PostId: id, DepartmentId: departmentID, Text: r.Tweet, RequestedBy: strings.TrimSpace(r.RequestedBy),
 		RequestedAt: timestamppb.New(in.now()), IdempotencyKey: r.IdempotencyKey, ApiKeyId: r.APIKeyID,
+	}
+	// The pictures first, so that the request never names an object that is not stored. Objects of a
+	// request that then fails to publish are left for the retention sweep, which deletes the pictures of
+	// posts the approval service never heard of once they are older than the retention period.
+	for i, a := range r.Media {
+		ref, err := in.media.Put(ctx, media.ObjectName(id, i), a.ContentType, a.Data)
+		if err != nil {
+			return "", fmt.Errorf("submit %s: %w: %w", id, eventbus.ErrUnavailable, err)
+		}
+		ev.Media = append(ev.Media, &eventsv1.MediaRef{ObjectName: ref.Name, Sha256: ref.SHA256[:], ContentType: ref.ContentType, Size: ref.Size})
 	}
 	if err := in.pub.PublishProto(ctx, eventbus.SubjectRequested, eventbus.MsgID(id, "requested"), ev); err != nil {
 		return "", fmt.Errorf("submit %s: %w", id, err)

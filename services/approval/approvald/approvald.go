@@ -28,7 +28,9 @@ import (
 	"github.com/heraldhq/herald/services/approval/internal/notify"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
+	"github.com/heraldhq/herald/services/approval/internal/webhook"
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/seal"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
@@ -80,7 +82,21 @@ type Config struct {
 	// not sealed by one of them are refused. Required.
 	PublisherKeysFile string `env:"HERALD_PUBLISHER_PUBLIC_KEYS_FILE"`
 
+	// WebhookAllowHTTP lets webhook subscriptions use plain http notification URLs (https only
+	// otherwise): for a receiver inside a network the operator trusts, never across the internet.
+	WebhookAllowHTTP bool `env:"HERALD_WEBHOOK_ALLOW_HTTP" envDefault:"false"`
+	// WebhookAllowLoopback lets webhook deliveries reach loopback addresses (the local stack's demo).
+	// Private, link-local (the cloud metadata address) and the other non-public ranges stay refused.
+	WebhookAllowLoopback bool `env:"HERALD_WEBHOOK_ALLOW_LOOPBACK" envDefault:"false"`
+	// WebhookMaxAttempts is how often a webhook delivery is tried before it is given up and its
+	// subscription marked failing.
+	WebhookMaxAttempts int `env:"HERALD_WEBHOOK_MAX_ATTEMPTS" envDefault:"10"`
+
 	// Listener, if set, is used instead of listening on GRPCAddr.
+	// MediaRetention is how long the pictures of a finished post (published, failed, rejected, expired,
+	// cancelled) are kept in the media bucket; see approval.Service.SweepMedia.
+	MediaRetention time.Duration `env:"HERALD_MEDIA_RETENTION" envDefault:"720h"`
+
 	Listener net.Listener `env:"-"`
 }
 
@@ -93,6 +109,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := c.Admin.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MediaRetention < time.Hour {
+		errs = append(errs, errors.New("HERALD_MEDIA_RETENTION must be at least 1h"))
 	}
 	if c.GatewayToken == "" {
 		errs = append(errs, errors.New("HERALD_GATEWAY_TOKEN is required"))
@@ -129,6 +148,42 @@ type Service struct {
 	opsLis net.Listener
 	// drain turns /readyz false when a stop begins.
 	drain ops.Drain
+	media  mediaBucket
+}
+
+// mediaBucket adapts the media store to the domain's MediaBucket.
+type mediaBucket struct{ store *media.Store }
+
+func (b mediaBucket) List(ctx context.Context) ([]approval.StoredMedia, error) {
+	objs, err := b.store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]approval.StoredMedia, len(objs))
+	for i, o := range objs {
+		out[i] = approval.StoredMedia{Name: o.Name, PostID: o.PostID, StoredAt: time.UnixMicro(o.ModTime)}
+	}
+	return out, nil
+}
+
+func (b mediaBucket) Delete(ctx context.Context, name string) error { return b.store.Delete(ctx, name) }
+
+// sweepMedia runs the media retention sweep at start and then hourly until ctx ends. A failed sweep is
+// logged and tried again at the next hour: nothing is lost by keeping pictures a little longer.
+func (s *Service) sweepMedia(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.domain.SweepMedia(ctx, s.media, s.cfg.MediaRetention)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "media retention sweep failed", "err", err, "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // New builds the service and everything it depends on. Nothing runs until Run.
@@ -158,10 +213,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	// Connect created the media bucket with the stream.
+	pictures, err := media.Open(ctx, s.js, eventbus.MediaBucket(cfg.Stream))
+	if err != nil {
+		return nil, err
+	}
+	s.media = mediaBucket{pictures}
 	mailer, err := notify.NewSMTP(cfg.SMTPURL, cfg.MailFrom)
 	if err != nil {
 		return nil, err
 	}
+	mailer.WithMedia(pictures)
 	signer, err := seal.LoadSigner(cfg.SealKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("HERALD_APPROVAL_SEAL_KEY_FILE: %w", err)
@@ -179,13 +241,28 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	reg := ops.NewRegistry()
+	webhookResults := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_webhook_deliveries_total",
+		Help: "Webhook delivery attempts by result: delivered (2xx), retry (failed, tried again later), gave_up (failed its last attempt; the subscription is marked failing).",
+	}, []string{"result"})
+	for _, r := range []approval.WebhookResult{approval.WebhookDelivered, approval.WebhookRetry, approval.WebhookGaveUp} {
+		webhookResults.WithLabelValues(string(r))
+	}
+	reg.MustRegister(webhookResults)
+	webhooks := &approval.WebhookConfig{
+		Sender:      webhook.NewSender(webhook.Guard{AllowHTTP: cfg.WebhookAllowHTTP, AllowLoopback: cfg.WebhookAllowLoopback}),
+		Payload:     webhook.Payload,
+		MaxAttempts: cfg.WebhookMaxAttempts,
+		Observe:     func(r approval.WebhookResult) { webhookResults.WithLabelValues(string(r)).Inc() },
+	}
 	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{
+		Webhooks:  webhooks,
 		PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations, Teams: notify.NewTeamsWebhook(nil),
 		DefaultLimits: approval.Limits{PostsPerMinute: cfg.PostsPerMinute, MaxUndecided: cfg.MaxUndecided},
 	}, log); err != nil {
 		return nil, err
 	}
-	reg := ops.NewRegistry()
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_approval_refused_events_total",
 		Help: "Events refused because their seal is missing, from an unknown key or does not verify, by subject and reason.",
@@ -203,6 +280,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		n, err := domain.CountWaiting(ctx)
 		if err != nil {
 			log.Warn("count posts waiting for an approver", "err", err)
+			return math.NaN()
+		}
+		return float64(n)
+	}))
+	reg.MustRegister(&stateCollector{store: s.store, now: time.Now, log: log}, eventbus.NewLagCollector(s.js, cfg.Stream, cfg.Consumer, events.Subjects(), log))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_webhook_deliveries_pending",
+		Help: "Webhook deliveries waiting to go out, retries included (every replica reports the same number).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := domain.CountWebhookDeliveries(ctx)
+		if err != nil {
+			log.Warn("count webhook deliveries", "err", err)
 			return math.NaN()
 		}
 		return float64(n)
@@ -261,6 +352,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return eventbus.Consume(gctx, s.js, cfg, s.events, s.log)
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
+	g.Go(func() error { return s.domain.RunWebhooks(gctx, time.Second) })
+	g.Go(func() error { return s.sweepMedia(gctx) })
 	s.log.Info("approval service listening", "grpc", s.lis.Addr().String(), "ops_http", s.opsLis.Addr().String())
 	return g.Wait()
 }

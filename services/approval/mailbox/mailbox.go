@@ -38,6 +38,8 @@ type Message struct {
 	Text     string    `json:"text"`
 	HTML     string    `json:"html"`
 	Received time.Time `json:"received"`
+	// Attachments are the pictures the message carries (their types and sizes), in order.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Mailbox receives mail over SMTP and keeps it in memory and, if it has a directory, on disk.
@@ -229,6 +231,16 @@ func walk(contentType, encoding string, body io.Reader, msg *Message) error {
 		msg.Text += string(b)
 	case "text/html":
 		msg.HTML += string(b)
+	default:
+		if strings.HasPrefix(mediaType, "image/") {
+			msg.Attachments = append(msg.Attachments, Attachment{ContentType: mediaType, Size: len(b)})
+		}
 	}
 	return nil
+}
+
+// Attachment is a picture attached to a message.
+type Attachment struct {
+	ContentType string `json:"content_type"`
+	Size        int    `json:"size"`
 }

@@ -91,6 +91,82 @@ const DefaultMaxDeliveries = 10
 // Each subject gets its own durable consumer, named Durable-<last subject token>: NATS servers before 2.10
 // (Debian's among them) refuse a consumer with several filter subjects.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h Handler, log *slog.Logger) error {
+	return consume(ctx, js, cfg, log, func(name string, cfg ConsumerConfig) (jetstream.MessageHandler, func(time.Duration) bool) {
+		return func(msg jetstream.Msg) { handle(ctx, name, cfg, msg, h, log) }, func(time.Duration) bool { return true }
+	})
+}
+
+// BatchHandler processes several messages at once and returns an error for each, in order, meaning what
+// Handler's error means for its message. The batch shares one HandlerTimeout.
+type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) []error
+
+// ConsumeBatches is Consume for a handler that takes messages in batches of up to maxBatch: the messages
+// that arrived while the previous batch was being handled. A lone message is handled at once, without
+// waiting for company, so batching costs no latency: batches grow only when messages come faster than
+// they are handled. Each message is settled on its own after h returns (acknowledged, redelivered later
+// or given up), so a message that fails does not take the rest of its batch with it.
+func ConsumeBatches(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, maxBatch int, h BatchHandler, log *slog.Logger) error {
+	if maxBatch <= 0 {
+		return errors.New("eventbus: batch size must be positive")
+	}
+	return consume(ctx, js, cfg, log, func(name string, cfg ConsumerConfig) (jetstream.MessageHandler, func(time.Duration) bool) {
+		return batcher(ctx, name, cfg, maxBatch, h, log)
+	})
+}
+
+// batcher returns the message callback that queues messages for one goroutine handling them in batches,
+// and the function that, once no more messages come, lets that goroutine finish the queue and waits for
+// it (up to wait; false if it is still busy then).
+func batcher(ctx context.Context, name string, cfg ConsumerConfig, maxBatch int, h BatchHandler, log *slog.Logger) (jetstream.MessageHandler, func(time.Duration) bool) {
+	queue := make(chan jetstream.Msg, maxBatch)
+	quit, done := make(chan struct{}), make(chan struct{})
+	take := func(batch []jetstream.Msg) []jetstream.Msg {
+		for len(batch) < maxBatch {
+			select {
+			case msg := <-queue:
+				batch = append(batch, msg)
+			default:
+				return batch
+			}
+		}
+		return batch
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case msg := <-queue:
+				handleBatch(ctx, name, cfg, take([]jetstream.Msg{msg}), h, log)
+			case <-quit:
+				for batch := take(nil); len(batch) > 0; batch = take(nil) {
+					handleBatch(ctx, name, cfg, batch, h, log)
+				}
+				return
+			}
+		}
+	}()
+	deliver := func(msg jetstream.Msg) {
+		select {
+		case queue <- msg:
+		case <-quit: // stopping without a drain: unacknowledged, the message is redelivered later
+		}
+	}
+	finish := func(wait time.Duration) bool {
+		close(quit)
+		select {
+		case <-done:
+			return true
+		case <-time.After(wait):
+			return false
+		}
+	}
+	return deliver, finish
+}
+
+// consume creates the durable consumers and runs the callbacks newHandler makes for each until ctx ends.
+// The second function newHandler returns is called once its consumer delivers no more, to finish what
+// was handed over and not handled yet, within the time it is given.
+func consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, log *slog.Logger, newHandler func(name string, cfg ConsumerConfig) (jetstream.MessageHandler, func(time.Duration) bool)) error {
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = 30 * time.Second
 	}
@@ -98,6 +174,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 		cfg.MaxDeliveries = DefaultMaxDeliveries
 	}
 	var running []jetstream.ConsumeContext
+	var finishers []func(time.Duration) bool
 	stopAll := func() {
 		for _, cc := range running {
 			if js.Conn().IsConnected() {
@@ -106,13 +183,17 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 				cc.Stop() // nothing to drain through a dead connection
 			}
 		}
-		deadline := time.After(cfg.HandlerTimeout)
+		deadline := time.Now().Add(cfg.HandlerTimeout)
 		for _, cc := range running {
 			select {
 			case <-cc.Closed():
-			case <-deadline:
+			case <-time.After(time.Until(deadline)):
 				log.Warn("consumer did not drain in time", "consumer", cfg.Durable)
-				return
+			}
+		}
+		for _, finish := range finishers {
+			if !finish(max(time.Until(deadline), 0)) {
+				log.Warn("consumer did not finish its messages in time", "consumer", cfg.Durable)
 			}
 		}
 	}
@@ -134,18 +215,38 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 			}
 			return fmt.Errorf("consumer %s: %w", name, err)
 		}
-		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			handle(ctx, name, cfg, msg, h, log)
-		})
+		h, finish := newHandler(name, cfg)
+		cc, err := cons.Consume(h)
 		if err != nil {
+			finish(0)
 			stopAll()
 			return fmt.Errorf("consume %s: %w", name, err)
 		}
 		running = append(running, cc)
+		finishers = append(finishers, finish)
 	}
 	<-ctx.Done()
 	stopAll()
 	return nil
+}
+
+// handleBatch runs h on a batch and settles each message by its result.
+func handleBatch(parent context.Context, consumer string, cfg ConsumerConfig, msgs []jetstream.Msg, h BatchHandler, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cfg.HandlerTimeout)
+	defer cancel()
+	errs := h(ctx, msgs)
+	if len(errs) != len(msgs) {
+		err := fmt.Errorf("batch handler returned %d results for %d messages", len(errs), len(msgs))
+		errs = make([]error, len(msgs))
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	log.Debug("batch handled", "consumer", consumer, "messages", len(msgs))
+	for i, msg := range msgs {
+		mctx, l, delivered := messageContext(ctx, consumer, msg, log)
+		settle(mctx, cfg, msg, errs[i], delivered, l)
+	}
 }
 
 func handle(parent context.Context, consumer string, cfg ConsumerConfig, msg jetstream.Msg, h Handler, log *slog.Logger) {
@@ -153,6 +254,13 @@ func handle(parent context.Context, consumer string, cfg ConsumerConfig, msg jet
 	// graceful stop instead of being abandoned half-way.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cfg.HandlerTimeout)
 	defer cancel()
+	ctx, l, delivered := messageContext(ctx, consumer, msg, log)
+	settle(ctx, cfg, msg, h(ctx, msg), delivered, l)
+}
+
+// messageContext returns ctx with msg's request id, a logger that names msg, and how often msg was
+// delivered.
+func messageContext(ctx context.Context, consumer string, msg jetstream.Msg, log *slog.Logger) (context.Context, *slog.Logger, uint64) {
 	meta, _ := msg.Metadata()
 	delivered := uint64(1)
 	if meta != nil {
@@ -163,7 +271,11 @@ func handle(parent context.Context, consumer string, cfg ConsumerConfig, msg jet
 		ctx = requestid.WithID(ctx, id)
 		l = l.With("request_id", id)
 	}
-	err := h(ctx, msg)
+	return ctx, l, delivered
+}
+
+// settle acknowledges msg, asks for its redelivery, or gives it up, by its handler's result err.
+func settle(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, err error, delivered uint64, l *slog.Logger) {
 	switch {
 	case err == nil:
 		if err := msg.Ack(); err != nil {

@@ -148,6 +148,22 @@ func (d Durability) RateBucket(stream string) jetstream.KeyValueConfig {
 	})
 }
 
+// MediaBucket is the name of the object store bucket that holds the pictures of post requests, one per
+// stream (Stream when empty). The gateway puts them, the publisher and the approval service read them,
+// and only the approval service deletes them (its retention sweep; see package media).
+func MediaBucket(stream string) string { return streamName(stream) + "_MEDIA" }
+
+// MediaBucketConfig is the configuration of the media bucket of stream. No time to live: a bucket TTL
+// would delete the pictures of a post still waiting for its approvers (or for ops to settle it), so the
+// approval service, which knows each post's state, deletes them instead.
+func MediaBucketConfig(stream string) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
+		Bucket:      MediaBucket(stream),
+		Description: "Herald post requests' pictures",
+		Storage:     jetstream.FileStorage,
+	}
+}
+
 // ErrUnavailable is returned when JetStream could not be reached or did not acknowledge a message in time.
 // Callers must not tell anyone the message was accepted.
 var ErrUnavailable = errors.New("event bus unavailable")
@@ -202,6 +218,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, stream string, d 
 		return err
 	}
 	if err := EnsureKeyValue(ctx, js, d.RateBucket(stream), log); err != nil {
+		return err
+	}
+	if err := EnsureObjectStore(ctx, js, d.ObjectStore(MediaBucketConfig(stream)), log); err != nil {
 		return err
 	}
 	return EnsureStream(ctx, js, d.Stream(stream), log)

@@ -308,3 +308,121 @@ func TestNamedStream(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConsumeBatchesSettlesEachMessage publishes messages while the first batch is held up: the rest
+// arrive in batches of at most the limit, each message is handled once, a poison message in a batch is
+// given up alone, and every other message of its batch is acknowledged (nothing is redelivered).
+func TestConsumeBatchesSettlesEachMessage(t *testing.T) {
+	servers(t, func(t *testing.T, url string) {
+		js := connect(t, url)
+		pub, _ := eventbus.NewPublisher(js, 5*time.Second)
+		subject := subjectFor(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+
+		const n, maxBatch = 40, 8
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var batches []int
+		var given []string
+		release := make(chan struct{})
+		handler := func(_ context.Context, msgs []jetstream.Msg) []error {
+			if len(batches) == 0 {
+				<-release // the first batch waits until every message is on its way
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			batches = append(batches, len(msgs))
+			errs := make([]error, len(msgs))
+			for i, msg := range msgs {
+				seen[string(msg.Data())]++
+				if string(msg.Data()) == "poison" {
+					errs[i] = eventbus.Permanent(errors.New("cannot decode"))
+				}
+			}
+			return errs
+		}
+		giveUp := func(_ context.Context, msg jetstream.Msg, _ error) error {
+			mu.Lock()
+			defer mu.Unlock()
+			given = append(given, string(msg.Data()))
+			return nil
+		}
+		durable := "test-" + uuid.NewString()[:8]
+		cfg := eventbus.ConsumerConfig{Durable: durable, Subjects: []string{subject}, HandlerTimeout: 5 * time.Second, GiveUp: giveUp}
+		errc := make(chan error, 1)
+		go func() {
+			errc <- eventbus.ConsumeBatches(ctx, js, cfg, maxBatch, handler, slog.New(slog.DiscardHandler))
+		}()
+		for i := range n {
+			body := fmt.Sprintf("message %d", i)
+			if i == n/2 {
+				body = "poison"
+			}
+			if err := pub.Publish(ctx, subject, uuid.NewString(), []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		name := eventbus.ConsumerName(durable, subject)
+		var cons jetstream.Consumer
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var info *jetstream.ConsumerInfo
+			if cons == nil {
+				cons, _ = js.Consumer(ctx, eventbus.Stream, name)
+			}
+			if cons != nil {
+				if info, _ = cons.Info(ctx); info != nil && info.NumAckPending == n {
+					break // every message delivered, none acknowledged: they wait behind the first batch
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("messages not delivered in time: %+v", info)
+			}
+			runtime.Gosched()
+		}
+		close(release)
+		for {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.NumAckPending == 0 && info.NumPending == 0 {
+				if info.NumRedelivered != 0 {
+					t.Errorf("%d messages redelivered, want none", info.NumRedelivered)
+				}
+				break
+			}
+			if time.Now().After(deadline.Add(10 * time.Second)) {
+				t.Fatalf("messages still pending: %+v", info)
+			}
+			runtime.Gosched()
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) != n {
+			t.Errorf("%d distinct messages handled, want %d", len(seen), n)
+		}
+		for body, times := range seen {
+			if times != 1 {
+				t.Errorf("%q handled %d times, want once", body, times)
+			}
+		}
+		if len(batches) >= n/2 {
+			t.Errorf("%d batches for %d messages (%v): they were not batched", len(batches), n, batches)
+		}
+		for _, size := range batches {
+			if size > maxBatch {
+				t.Errorf("a batch of %d messages, over the limit of %d", size, maxBatch)
+			}
+		}
+		if diff := cmp.Diff([]string{"poison"}, given); diff != "" {
+			t.Errorf("given up (-want +got):\n%s", diff)
+		}
+		_ = js.DeleteConsumer(context.Background(), eventbus.Stream, name)
+	})
+}

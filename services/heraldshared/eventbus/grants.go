@@ -111,6 +111,7 @@ func GrantsFor(s Service, stream, durable string) (Grants, error) {
 		g.Publish = append(g.Publish, api+"STREAM.INFO."+rateStream, api+"DIRECT.GET."+rateStream+".>",
 			api+"STREAM.MSG.GET."+rateStream, "$KV."+rateBucket+".>")
 	}
+	g.Publish = append(g.Publish, mediaGrants(s, stream)...)
 	for _, subject := range s.Consumes() {
 		name := ConsumerName(durable, subject)
 		g.Publish = append(g.Publish,
@@ -127,4 +128,33 @@ func GrantsFor(s Service, stream, durable string) (Grants, error) {
 		g.Subscribe = append(g.Subscribe, SubjectKeysRevoked)
 	}
 	return g, nil
+}
+
+// mediaGrants are the JetStream calls service needs on the media bucket (an object store: stream
+// OBJ_<bucket>, chunks under $O.<bucket>.C.>, metadata under $O.<bucket>.M.>). Every service reads: the
+// gateway for the approval page, the approval service for the email, the publisher to post. Reading an
+// object binds to the bucket, reads its metadata (direct or through the stream API), and pulls its chunks
+// through an ordered consumer whose flow-control replies go to $JS.FC. Only the gateway writes objects;
+// only the approval service deletes them (a metadata tombstone and a purge of the object's chunks), in its
+// retention sweep, and manages the bucket. The publisher writes nothing there.
+func mediaGrants(s Service, stream string) []string {
+	api := "$JS.API."
+	bucket := MediaBucket(stream)
+	objStream := "OBJ_" + bucket
+	g := []string{
+		api + "STREAM.INFO." + objStream,
+		api + "DIRECT.GET." + objStream + ".>",
+		api + "STREAM.MSG.GET." + objStream,
+		api + "CONSUMER.CREATE." + objStream + ".>",
+		api + "CONSUMER.DELETE." + objStream + ".>",
+		"$JS.FC." + objStream + ".>",
+	}
+	switch s {
+	case ServiceGateway:
+		g = append(g, "$O."+bucket+".C.>", "$O."+bucket+".M.>")
+	case ServiceApproval:
+		g = append(g, api+"STREAM.CREATE."+objStream, api+"STREAM.UPDATE."+objStream,
+			api+"STREAM.PURGE."+objStream, "$O."+bucket+".M.>")
+	}
+	return g
 }

@@ -2,6 +2,7 @@ package natsusers_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/natsusers"
 )
 
@@ -167,6 +169,9 @@ func checkGrants(t *testing.T, url string) {
 	// Only the approval service may create the idempotency bucket; the gateway may use it and no other.
 	checkIdempotencyBucket(t, gateway, approval, publisher)
 	checkRateBucket(t, gateway, approval, publisher)
+	// Only the approval service may create the media bucket; the gateway writes, everyone reads, only the
+	// approval service deletes.
+	checkMediaBucket(t, gateway, approval, publisher)
 
 	// What each service must be able to do.
 	if _, err := gateway.js.Publish(ctx(t), eventbus.SubjectRequested, []byte("request")); err != nil {
@@ -315,6 +320,68 @@ func checkIdempotencyBucket(t *testing.T, gateway, approval, publisher client) {
 	}
 	if _, err := gateway.js.Publish(short(t), "$KV.OTHER.key", []byte("x")); err == nil {
 		t.Error("the gateway wrote to a bucket that is not its own")
+	}
+}
+
+// checkMediaBucket shows that the gateway can store and read pictures, the publisher and the approval
+// service can read them, nobody but the gateway can store one, the publisher cannot delete one, and the
+// approval service can (its retention sweep).
+func checkMediaBucket(t *testing.T, gateway, approval, publisher client) {
+	t.Helper()
+	cfg := eventbus.MediaBucketConfig(stream)
+	if _, err := gateway.js.CreateObjectStore(short(t), cfg); err == nil {
+		t.Error("the gateway created the media bucket")
+	}
+	if _, err := approval.js.CreateObjectStore(ctx(t), cfg); err != nil {
+		t.Fatalf("the approval service cannot create the media bucket: %v", err)
+	}
+	open := func(c client, who string) *media.Store {
+		t.Helper()
+		s, err := media.Open(ctx(t), c.js, cfg.Bucket)
+		if err != nil {
+			t.Fatalf("the %s cannot bind to the media bucket: %v", who, err)
+		}
+		return s
+	}
+	gw, ap, pub := open(gateway, "gateway"), open(approval, "approval service"), open(publisher, "publisher")
+	name := media.ObjectName("0190a0a0-0000-7000-8000-000000000001", 0)
+	ref, err := gw.Put(ctx(t), name, media.PNG, []byte("\x89PNG\r\n\x1a\npicture"))
+	if err != nil {
+		t.Fatalf("the gateway cannot store a picture: %v", err)
+	}
+	for who, s := range map[string]*media.Store{"gateway": gw, "approval service": ap, "publisher": pub} {
+		if _, err := s.Get(ctx(t), ref); err != nil {
+			t.Errorf("the %s cannot read a picture: %v", who, err)
+		}
+	}
+	// Each under its own name: the approval service may write metadata (its deletions are tombstones
+	// there), so a failed attempt of one could leave a record the other's Put then finds.
+	for i, who := range []string{"approval service", "publisher"} {
+		s := map[string]*media.Store{"approval service": ap, "publisher": pub}[who]
+		forged := media.ObjectName("0190a0a0-0000-7000-8000-000000000002", i)
+		if _, err := s.Put(short(t), forged, media.PNG, []byte("forged")); err == nil {
+			t.Errorf("the %s stored a picture", who)
+		}
+		if _, err := gw.Get(ctx(t), media.Ref{Name: forged, SHA256: sha256.Sum256([]byte("forged")), Size: 6}); err == nil {
+			t.Errorf("a picture the %s tried to store can be read", who)
+		}
+	}
+	if err := pub.Delete(short(t), name); err == nil {
+		if _, gerr := gw.Get(ctx(t), ref); gerr != nil {
+			t.Errorf("the publisher deleted a picture: %v", gerr)
+		}
+	}
+	if _, err := gw.Get(ctx(t), ref); err != nil {
+		t.Fatalf("the picture is gone before the approval service deleted it: %v", err)
+	}
+	if err := ap.Delete(ctx(t), name); err != nil {
+		t.Fatalf("the approval service cannot delete a picture: %v", err)
+	}
+	if _, err := gw.Get(ctx(t), ref); !errors.Is(err, media.ErrNotFound) {
+		t.Errorf("reading a deleted picture = %v, want ErrNotFound", err)
+	}
+	if err := gateway.js.DeleteObjectStore(short(t), cfg.Bucket); err == nil {
+		t.Error("the gateway deleted the media bucket")
 	}
 }
 

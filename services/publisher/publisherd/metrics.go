@@ -27,8 +27,8 @@ func newCountingChannel(ch ledger.Channel, reg prometheus.Registerer) (*counting
 }
 
 // Post implements ledger.Channel.
-func (c *countingChannel) Post(ctx context.Context, text string) (ledger.Result, error) {
-	res, err := c.Channel.Post(ctx, text)
+func (c *countingChannel) Post(ctx context.Context, text string, pics []ledger.Attachment) (ledger.Result, error) {
+	res, err := c.Channel.Post(ctx, text, pics)
 	outcome := "published"
 	var ce *ledger.ChannelError
 	switch {

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/heraldhq/herald/services/heraldshared/eventbus"
+	"github.com/heraldhq/herald/services/heraldshared/media"
 	"github.com/heraldhq/herald/services/heraldshared/ops"
 	"github.com/heraldhq/herald/services/heraldshared/seal"
 	"github.com/heraldhq/herald/services/heraldshared/svcconfig"
@@ -245,6 +246,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	reg := ops.NewRegistry()
+	reg.MustRegister(rateCollector{state: client.RateState}, eventbus.NewLagCollector(s.js, cfg.Stream, cfg.Consumer, events.Subjects(), log))
 	channel, err := newCountingChannel(client, reg)
 	if err != nil {
 		return nil, err
@@ -253,7 +255,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	var ledgerOpts []ledger.Option
+	// The approval service created the media bucket with the stream, which Connect waited for.
+	pictures, err := media.Open(ctx, s.js, eventbus.MediaBucket(cfg.Stream))
+	if err != nil {
+		return nil, err
+	}
+	ledgerOpts := []ledger.Option{ledger.WithMedia(mediaSource{pictures})}
 	if cfg.CrashHook != nil {
 		ledgerOpts = append(ledgerOpts, ledger.WithHook(cfg.CrashHook))
 	}
@@ -326,4 +333,16 @@ func (s *Service) close() {
 	if s.store != nil {
 		s.store.Close()
 	}
+}
+
+// mediaSource reads approved pictures from the media bucket for the ledger, whose ErrMediaUnusable stands
+// for a picture that is gone or does not match the sealed hash.
+type mediaSource struct{ store *media.Store }
+
+func (m mediaSource) Get(ctx context.Context, pic ledger.Media) ([]byte, error) {
+	data, err := m.store.Get(ctx, media.Ref{Name: pic.Name, SHA256: pic.SHA256, ContentType: pic.ContentType, Size: pic.Size})
+	if errors.Is(err, media.ErrTampered) || errors.Is(err, media.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", ledger.ErrMediaUnusable, err)
+	}
+	return data, err
 }

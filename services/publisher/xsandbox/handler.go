@@ -18,6 +18,11 @@ import (
 func (s *Sandbox) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2/tweets", s.authorized(s.postTweet))
+	mux.HandleFunc("POST /2/media/upload/initialize", s.authorized(s.mediaInit))
+	mux.HandleFunc("POST /2/media/upload/{id}/append", s.authorized(s.mediaAppend))
+	mux.HandleFunc("POST /2/media/upload/{id}/finalize", s.authorized(s.mediaFinalize))
+	mux.HandleFunc("GET /2/media/upload", s.authorized(s.mediaStatus))
+	mux.HandleFunc("GET /_sandbox/media/{id}", s.mediaBytes)
 	mux.HandleFunc("GET /2/users/me", s.authorized(func(w http.ResponseWriter, r *http.Request, _ string) {
 		writeJSON(w, http.StatusOK, map[string]any{"data": map[string]string{"id": userID, "name": "Contoso (sandbox)", "username": s.cfg.Username}})
 	}))
@@ -56,7 +61,7 @@ func (s *Sandbox) Handler() http.Handler {
 		tweets := s.Tweets()
 		slices.Reverse(tweets)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'")
 		served := s.Served()
 		slices.Reverse(served)
 		_ = page.Execute(w, map[string]any{"Username": s.cfg.Username, "Tweets": tweets, "Served": served})
@@ -109,14 +114,25 @@ func (s *Sandbox) verify(r *http.Request, form url.Values) (string, bool) {
 
 func (s *Sandbox) postTweet(w http.ResponseWriter, r *http.Request, consumerKey string) {
 	var body struct {
-		Text *string `json:"text"`
+		Text  *string `json:"text"`
+		Media *struct {
+			MediaIDs []string `json:"media_ids"`
+		} `json:"media"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&body); err != nil || body.Text == nil {
 		writeJSON(w, http.StatusBadRequest, problem{Title: "Invalid Request", Detail: "One or more parameters to your request was invalid.",
 			Type: "https://api.twitter.com/2/problems/invalid-request", Errors: []problemEntry{{Message: "$.text: is missing but it is required"}}})
 		return
 	}
-	t, status, prob, rl, fault := s.create(*body.Text, consumerKey)
+	var mediaIDs []string
+	if body.Media != nil {
+		mediaIDs = body.Media.MediaIDs
+		if msg, ok := s.attachable(mediaIDs); !ok {
+			invalidRequest(w, msg)
+			return
+		}
+	}
+	t, status, prob, rl, fault := s.createWithMedia(*body.Text, consumerKey, mediaIDs)
 	if s.applyFault(w, r, t, fault) {
 		return
 	}
@@ -251,7 +267,7 @@ var page = template.Must(template.New("page").Parse(`<!doctype html><html><head>
 .tweet{border:1px solid #ddd;border-radius:12px;padding:1em;margin:1em 0;white-space:pre-wrap}.meta{color:#666;font-size:.9em}</style></head><body>
 <h1>@{{.Username}} <small class="meta">X API sandbox</small></h1>
 <p class="meta">What Herald's publisher posted through the sandbox's X API v2, newest first.</p>
-{{range .Tweets}}<div class="tweet">{{.Text}}<div class="meta">#{{.ID}} · {{.CreatedAt.Format "2006-01-02 15:04:05 MST"}} · signed by consumer {{.ConsumerKey}}</div></div>
+{{range .Tweets}}<div class="tweet">{{.Text}}{{range .Media}}<img class="media" src="/_sandbox/media/{{.}}" alt="picture" style="display:block;max-width:100%;margin-top:.5em">{{end}}<div class="meta">#{{.ID}} · {{.CreatedAt.Format "2006-01-02 15:04:05 MST"}} · signed by consumer {{.ConsumerKey}}</div></div>
 {{else}}<p><em>Nothing posted yet.</em></p>{{end}}
 {{if .Served}}<h2>Faults served</h2><p class="meta">Injected with POST /_sandbox/faults, newest first.</p><ul>
 {{range .Served}}<li class="meta">{{.At.Format "15:04:05.000"}} · {{.Mode}}{{if .Status}} {{.Status}}{{end}}{{if .TweetID}} · created #{{.TweetID}}{{else}} · nothing created{{end}}</li>

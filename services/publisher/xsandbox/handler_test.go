@@ -95,7 +95,7 @@ func TestPageShowsServedFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Post(context.Background(), "Served a fault"); err == nil {
+	if _, err := cl.Post(context.Background(), "Served a fault", nil); err == nil {
 		t.Fatal("the fault was not applied")
 	}
 	served := sb.Served()

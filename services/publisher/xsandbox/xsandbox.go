@@ -56,6 +56,8 @@ type Tweet struct {
 	// ConsumerKey and SignatureMethod are from the request's verified OAuth 1.0a header.
 	ConsumerKey     string `json:"consumer_key"`
 	SignatureMethod string `json:"signature_method"`
+	// Media are the ids of the pictures posted with the text.
+	Media []string `json:"media,omitempty"`
 }
 
 // Fault makes the next Count POST /2/tweets requests fail. Mode says how; without one the request is
@@ -136,6 +138,8 @@ type Sandbox struct {
 	log *slog.Logger
 	now func() time.Time
 
+	uploads *uploads
+
 	mu          sync.Mutex
 	tweets      []Tweet
 	nextID      uint64
@@ -160,7 +164,7 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 	if cfg.TweetsPerWindow <= 0 {
 		cfg.TweetsPerWindow = 100
 	}
-	s := &Sandbox{cfg: cfg, log: log, now: time.Now, nextID: 1850000000000000100}
+	s := &Sandbox{cfg: cfg, log: log, now: time.Now, nextID: 1850000000000000100, uploads: newUploads()}
 	if cfg.Now != nil {
 		s.now = cfg.Now
 	}
@@ -238,6 +242,11 @@ type problemEntry struct {
 // create applies X's rules to a new tweet; it returns the tweet or the status and problem X would answer,
 // and the fault to apply to the answer, if any.
 func (s *Sandbox) create(text, consumerKey string) (Tweet, int, *problem, rateState, *Fault) {
+	return s.createWithMedia(text, consumerKey, nil)
+}
+
+// createWithMedia is create for a tweet with pictures (their media ids, checked already).
+func (s *Sandbox) createWithMedia(text, consumerKey string, mediaIDs []string) (Tweet, int, *problem, rateState, *Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.postCalls++
@@ -267,7 +276,7 @@ func (s *Sandbox) create(text, consumerKey string) (Tweet, int, *problem, rateSt
 			return Tweet{}, f.Status, &problem{Title: http2Title(f.Status), Detail: http2Title(f.Status), Type: "about:blank", Status: f.Status}, rl, fault
 		}
 	}
-	t, status, prob, rl := s.createLocked(now, text, consumerKey, rl)
+	t, status, prob, rl := s.createLocked(now, text, consumerKey, rl, mediaIDs)
 	if fault != nil {
 		s.serve(ServedFault{At: now.UTC(), Mode: fault.Mode, Status: fault.Status, TweetID: t.ID})
 		if prob == nil && fault.Mode == ModeCreateThenStatus {
@@ -285,7 +294,7 @@ func (s *Sandbox) serve(f ServedFault) {
 	}
 }
 
-func (s *Sandbox) createLocked(now time.Time, text, consumerKey string, rl rateState) (Tweet, int, *problem, rateState) {
+func (s *Sandbox) createLocked(now time.Time, text, consumerKey string, rl rateState, mediaIDs []string) (Tweet, int, *problem, rateState) {
 	if s.used >= s.cfg.TweetsPerWindow {
 		return Tweet{}, 429, &problem{Title: "Too Many Requests", Detail: "Too Many Requests", Type: "about:blank", Status: 429}, rl
 	}
@@ -304,7 +313,12 @@ func (s *Sandbox) createLocked(now time.Time, text, consumerKey string, rl rateS
 		}
 	}
 	id := strconv.FormatUint(s.nextID, 10)
-	t := Tweet{ID: id, Text: text, XText: xText(text, id), CreatedAt: now.UTC(), ConsumerKey: consumerKey, SignatureMethod: "HMAC-SHA1"}
+	t := Tweet{ID: id, Text: text, XText: xText(text, id), CreatedAt: now.UTC(), ConsumerKey: consumerKey, SignatureMethod: "HMAC-SHA1", Media: mediaIDs}
+	if len(mediaIDs) > 0 {
+		// X shows a post with pictures with a link to them at the end of its text.
+		sum := sha256.Sum256([]byte(id + "/media"))
+		t.XText += " https://t.co/" + base64.RawURLEncoding.EncodeToString(sum[:])[:10]
+	}
 	s.nextID++
 	s.tweets = append(s.tweets, t)
 	if err := s.save(); err != nil {

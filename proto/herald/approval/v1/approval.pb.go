@@ -210,6 +210,62 @@ func (ApprovalState) EnumDescriptor() ([]byte, []int) {
 	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
 }
 
+// WebhookEvent is what happened to a post that a subscription can be told about.
+type WebhookEvent int32
+
+const (
+	WebhookEvent_WEBHOOK_EVENT_UNSPECIFIED WebhookEvent = 0
+	WebhookEvent_WEBHOOK_EVENT_PUBLISHED   WebhookEvent = 1
+	WebhookEvent_WEBHOOK_EVENT_REJECTED    WebhookEvent = 2
+	WebhookEvent_WEBHOOK_EVENT_FAILED      WebhookEvent = 3
+	WebhookEvent_WEBHOOK_EVENT_EXPIRED     WebhookEvent = 4
+)
+
+// Enum value maps for WebhookEvent.
+var (
+	WebhookEvent_name = map[int32]string{
+		0: "WEBHOOK_EVENT_UNSPECIFIED",
+		1: "WEBHOOK_EVENT_PUBLISHED",
+		2: "WEBHOOK_EVENT_REJECTED",
+		3: "WEBHOOK_EVENT_FAILED",
+		4: "WEBHOOK_EVENT_EXPIRED",
+	}
+	WebhookEvent_value = map[string]int32{
+		"WEBHOOK_EVENT_UNSPECIFIED": 0,
+		"WEBHOOK_EVENT_PUBLISHED":   1,
+		"WEBHOOK_EVENT_REJECTED":    2,
+		"WEBHOOK_EVENT_FAILED":      3,
+		"WEBHOOK_EVENT_EXPIRED":     4,
+	}
+)
+
+func (x WebhookEvent) Enum() *WebhookEvent {
+	p := new(WebhookEvent)
+	*p = x
+	return p
+}
+
+func (x WebhookEvent) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebhookEvent) Descriptor() protoreflect.EnumDescriptor {
+	return file_herald_approval_v1_approval_proto_enumTypes[3].Descriptor()
+}
+
+func (WebhookEvent) Type() protoreflect.EnumType {
+	return &file_herald_approval_v1_approval_proto_enumTypes[3]
+}
+
+func (x WebhookEvent) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebhookEvent.Descriptor instead.
+func (WebhookEvent) EnumDescriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
+}
+
 // Post is a department's request to publish, with what became of it.
 type Post struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -235,7 +291,10 @@ type Post struct {
 	// What a pending post waits for when nobody could be asked yet: "waiting for an approver to be added".
 	WaitingFor string `protobuf:"bytes,14,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
 	// The policy mode the approvers were asked under: first, all or quorum:N.
-	Mode          string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mode string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The pictures posted with the text, in order. The bytes are in the media bucket under object_name;
+	// whoever serves them checks them against sha256.
+	Media         []*PostMedia `protobuf:"bytes,16,rep,name=media,proto3" json:"media,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,6 +434,84 @@ func (x *Post) GetMode() string {
 	return ""
 }
 
+func (x *Post) GetMedia() []*PostMedia {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+// PostMedia is one picture of a post, as stored in the media bucket.
+type PostMedia struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ObjectName string                 `protobuf:"bytes,1,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
+	// SHA-256 of the picture's bytes (32 bytes).
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// image/jpeg, image/png, image/gif or image/webp.
+	ContentType   string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Size          int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostMedia) Reset() {
+	*x = PostMedia{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostMedia) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostMedia) ProtoMessage() {}
+
+func (x *PostMedia) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostMedia.ProtoReflect.Descriptor instead.
+func (*PostMedia) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PostMedia) GetObjectName() string {
+	if x != nil {
+		return x.ObjectName
+	}
+	return ""
+}
+
+func (x *PostMedia) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *PostMedia) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *PostMedia) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // Decision is the approver's decision that settled a post.
 type Decision struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -391,7 +528,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +540,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[1]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +553,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{1}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Decision) GetOutcome() Outcome {
@@ -467,7 +604,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +616,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[2]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +629,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{2}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Publication) GetChannel() string {
@@ -535,7 +672,7 @@ type GetPostRequest struct {
 
 func (x *GetPostRequest) Reset() {
 	*x = GetPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +684,7 @@ func (x *GetPostRequest) String() string {
 func (*GetPostRequest) ProtoMessage() {}
 
 func (x *GetPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[3]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +697,7 @@ func (x *GetPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPostRequest.ProtoReflect.Descriptor instead.
 func (*GetPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{3}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetPostRequest) GetPostId() string {
@@ -586,7 +723,7 @@ type GetPostResponse struct {
 
 func (x *GetPostResponse) Reset() {
 	*x = GetPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +735,7 @@ func (x *GetPostResponse) String() string {
 func (*GetPostResponse) ProtoMessage() {}
 
 func (x *GetPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[4]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +748,7 @@ func (x *GetPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPostResponse.ProtoReflect.Descriptor instead.
 func (*GetPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{4}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetPostResponse) GetPost() *Post {
@@ -638,7 +775,7 @@ type ListPostsRequest struct {
 
 func (x *ListPostsRequest) Reset() {
 	*x = ListPostsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +787,7 @@ func (x *ListPostsRequest) String() string {
 func (*ListPostsRequest) ProtoMessage() {}
 
 func (x *ListPostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[5]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +800,7 @@ func (x *ListPostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostsRequest.ProtoReflect.Descriptor instead.
 func (*ListPostsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{5}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPostsRequest) GetDepartmentId() string {
@@ -703,7 +840,7 @@ type ListPostsResponse struct {
 
 func (x *ListPostsResponse) Reset() {
 	*x = ListPostsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +852,7 @@ func (x *ListPostsResponse) String() string {
 func (*ListPostsResponse) ProtoMessage() {}
 
 func (x *ListPostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[6]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +865,7 @@ func (x *ListPostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPostsResponse.ProtoReflect.Descriptor instead.
 func (*ListPostsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{6}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPostsResponse) GetPosts() []*Post {
@@ -748,7 +885,7 @@ type GetApprovalRequest struct {
 
 func (x *GetApprovalRequest) Reset() {
 	*x = GetApprovalRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +897,7 @@ func (x *GetApprovalRequest) String() string {
 func (*GetApprovalRequest) ProtoMessage() {}
 
 func (x *GetApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[7]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +910,7 @@ func (x *GetApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApprovalRequest.ProtoReflect.Descriptor instead.
 func (*GetApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{7}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetApprovalRequest) GetToken() string {
@@ -797,7 +934,7 @@ type GetApprovalResponse struct {
 
 func (x *GetApprovalResponse) Reset() {
 	*x = GetApprovalResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +946,7 @@ func (x *GetApprovalResponse) String() string {
 func (*GetApprovalResponse) ProtoMessage() {}
 
 func (x *GetApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[8]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +959,7 @@ func (x *GetApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApprovalResponse.ProtoReflect.Descriptor instead.
 func (*GetApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{8}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetApprovalResponse) GetPost() *Post {
@@ -883,7 +1020,7 @@ type DecideRequest struct {
 
 func (x *DecideRequest) Reset() {
 	*x = DecideRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1032,7 @@ func (x *DecideRequest) String() string {
 func (*DecideRequest) ProtoMessage() {}
 
 func (x *DecideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[9]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1045,7 @@ func (x *DecideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideRequest.ProtoReflect.Descriptor instead.
 func (*DecideRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{9}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DecideRequest) GetToken() string {
@@ -955,7 +1092,7 @@ type DecideResponse struct {
 
 func (x *DecideResponse) Reset() {
 	*x = DecideResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1104,7 @@ func (x *DecideResponse) String() string {
 func (*DecideResponse) ProtoMessage() {}
 
 func (x *DecideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[10]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1117,7 @@ func (x *DecideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideResponse.ProtoReflect.Descriptor instead.
 func (*DecideResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{10}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DecideResponse) GetPost() *Post {
@@ -999,7 +1136,7 @@ type AuthenticateKeyRequest struct {
 
 func (x *AuthenticateKeyRequest) Reset() {
 	*x = AuthenticateKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1148,7 @@ func (x *AuthenticateKeyRequest) String() string {
 func (*AuthenticateKeyRequest) ProtoMessage() {}
 
 func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[11]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1161,7 @@ func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{11}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuthenticateKeyRequest) GetApiKey() string {
@@ -1047,7 +1184,7 @@ type AuthenticateKeyResponse struct {
 
 func (x *AuthenticateKeyResponse) Reset() {
 	*x = AuthenticateKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1196,7 @@ func (x *AuthenticateKeyResponse) String() string {
 func (*AuthenticateKeyResponse) ProtoMessage() {}
 
 func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[12]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1209,7 @@ func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{12}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthenticateKeyResponse) GetDepartmentId() string {
@@ -1118,7 +1255,7 @@ type DepartmentLimits struct {
 
 func (x *DepartmentLimits) Reset() {
 	*x = DepartmentLimits{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1267,7 @@ func (x *DepartmentLimits) String() string {
 func (*DepartmentLimits) ProtoMessage() {}
 
 func (x *DepartmentLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[13]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1280,7 @@ func (x *DepartmentLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepartmentLimits.ProtoReflect.Descriptor instead.
 func (*DepartmentLimits) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{13}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DepartmentLimits) GetPostsPerMinute() int32 {
@@ -1170,7 +1307,7 @@ type SetDepartmentLimitsRequest struct {
 
 func (x *SetDepartmentLimitsRequest) Reset() {
 	*x = SetDepartmentLimitsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1319,7 @@ func (x *SetDepartmentLimitsRequest) String() string {
 func (*SetDepartmentLimitsRequest) ProtoMessage() {}
 
 func (x *SetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[14]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1332,7 @@ func (x *SetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{14}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetDepartmentLimitsRequest) GetDepartmentId() string {
@@ -1224,7 +1361,7 @@ type SetDepartmentLimitsResponse struct {
 
 func (x *SetDepartmentLimitsResponse) Reset() {
 	*x = SetDepartmentLimitsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1373,7 @@ func (x *SetDepartmentLimitsResponse) String() string {
 func (*SetDepartmentLimitsResponse) ProtoMessage() {}
 
 func (x *SetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[15]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1386,7 @@ func (x *SetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
 func (*SetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{15}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
@@ -1275,7 +1412,7 @@ type GetDepartmentLimitsRequest struct {
 
 func (x *GetDepartmentLimitsRequest) Reset() {
 	*x = GetDepartmentLimitsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1424,7 @@ func (x *GetDepartmentLimitsRequest) String() string {
 func (*GetDepartmentLimitsRequest) ProtoMessage() {}
 
 func (x *GetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[16]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1437,7 @@ func (x *GetDepartmentLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDepartmentLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetDepartmentLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{16}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetDepartmentLimitsRequest) GetDepartmentId() string {
@@ -1320,7 +1457,7 @@ type GetDepartmentLimitsResponse struct {
 
 func (x *GetDepartmentLimitsResponse) Reset() {
 	*x = GetDepartmentLimitsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1469,7 @@ func (x *GetDepartmentLimitsResponse) String() string {
 func (*GetDepartmentLimitsResponse) ProtoMessage() {}
 
 func (x *GetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[17]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1482,7 @@ func (x *GetDepartmentLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDepartmentLimitsResponse.ProtoReflect.Descriptor instead.
 func (*GetDepartmentLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{17}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetDepartmentLimitsResponse) GetLimits() *DepartmentLimits {
@@ -1372,7 +1509,7 @@ type CountUndecidedRequest struct {
 
 func (x *CountUndecidedRequest) Reset() {
 	*x = CountUndecidedRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1521,7 @@ func (x *CountUndecidedRequest) String() string {
 func (*CountUndecidedRequest) ProtoMessage() {}
 
 func (x *CountUndecidedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[18]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1534,7 @@ func (x *CountUndecidedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountUndecidedRequest.ProtoReflect.Descriptor instead.
 func (*CountUndecidedRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{18}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CountUndecidedRequest) GetDepartmentId() string {
@@ -1416,7 +1553,7 @@ type CountUndecidedResponse struct {
 
 func (x *CountUndecidedResponse) Reset() {
 	*x = CountUndecidedResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1565,7 @@ func (x *CountUndecidedResponse) String() string {
 func (*CountUndecidedResponse) ProtoMessage() {}
 
 func (x *CountUndecidedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[19]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1578,7 @@ func (x *CountUndecidedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountUndecidedResponse.ProtoReflect.Descriptor instead.
 func (*CountUndecidedResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{19}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CountUndecidedResponse) GetCount() int32 {
@@ -1462,7 +1599,7 @@ type Department struct {
 
 func (x *Department) Reset() {
 	*x = Department{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1611,7 @@ func (x *Department) String() string {
 func (*Department) ProtoMessage() {}
 
 func (x *Department) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[20]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1624,7 @@ func (x *Department) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Department.ProtoReflect.Descriptor instead.
 func (*Department) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{20}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Department) GetId() string {
@@ -1520,7 +1657,7 @@ type CreateDepartmentRequest struct {
 
 func (x *CreateDepartmentRequest) Reset() {
 	*x = CreateDepartmentRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1669,7 @@ func (x *CreateDepartmentRequest) String() string {
 func (*CreateDepartmentRequest) ProtoMessage() {}
 
 func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[21]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1682,7 @@ func (x *CreateDepartmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{21}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateDepartmentRequest) GetName() string {
@@ -1564,7 +1701,7 @@ type CreateDepartmentResponse struct {
 
 func (x *CreateDepartmentResponse) Reset() {
 	*x = CreateDepartmentResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1713,7 @@ func (x *CreateDepartmentResponse) String() string {
 func (*CreateDepartmentResponse) ProtoMessage() {}
 
 func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[22]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1726,7 @@ func (x *CreateDepartmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDepartmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDepartmentResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{22}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateDepartmentResponse) GetDepartment() *Department {
@@ -1607,7 +1744,7 @@ type ListDepartmentsRequest struct {
 
 func (x *ListDepartmentsRequest) Reset() {
 	*x = ListDepartmentsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1756,7 @@ func (x *ListDepartmentsRequest) String() string {
 func (*ListDepartmentsRequest) ProtoMessage() {}
 
 func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[23]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1769,7 @@ func (x *ListDepartmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{23}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
 }
 
 type ListDepartmentsResponse struct {
@@ -1644,7 +1781,7 @@ type ListDepartmentsResponse struct {
 
 func (x *ListDepartmentsResponse) Reset() {
 	*x = ListDepartmentsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1793,7 @@ func (x *ListDepartmentsResponse) String() string {
 func (*ListDepartmentsResponse) ProtoMessage() {}
 
 func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[24]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1806,7 @@ func (x *ListDepartmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDepartmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDepartmentsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{24}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListDepartmentsResponse) GetDepartments() []*Department {
@@ -1695,7 +1832,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1844,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[25]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1857,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{25}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *APIKey) GetId() string {
@@ -1775,7 +1912,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1924,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[26]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1937,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{26}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAPIKeyRequest) GetDepartmentId() string {
@@ -1828,7 +1965,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1977,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[27]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1990,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{27}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -1879,7 +2016,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2028,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[28]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2041,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{28}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAPIKeysRequest) GetDepartmentId() string {
@@ -1923,7 +2060,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2072,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[29]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2085,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{29}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -1967,7 +2104,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2116,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[30]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2129,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{30}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() string {
@@ -2011,7 +2148,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2160,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[31]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2173,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{31}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -2059,7 +2196,7 @@ type Approver struct {
 
 func (x *Approver) Reset() {
 	*x = Approver{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2208,7 @@ func (x *Approver) String() string {
 func (*Approver) ProtoMessage() {}
 
 func (x *Approver) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[32]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2221,7 @@ func (x *Approver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Approver.ProtoReflect.Descriptor instead.
 func (*Approver) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{32}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Approver) GetId() string {
@@ -2125,7 +2262,7 @@ type CreateApproverRequest struct {
 
 func (x *CreateApproverRequest) Reset() {
 	*x = CreateApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2274,7 @@ func (x *CreateApproverRequest) String() string {
 func (*CreateApproverRequest) ProtoMessage() {}
 
 func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[33]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2287,7 @@ func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverRequest.ProtoReflect.Descriptor instead.
 func (*CreateApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{33}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateApproverRequest) GetEmail() string {
@@ -2176,7 +2313,7 @@ type CreateApproverResponse struct {
 
 func (x *CreateApproverResponse) Reset() {
 	*x = CreateApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2325,7 @@ func (x *CreateApproverResponse) String() string {
 func (*CreateApproverResponse) ProtoMessage() {}
 
 func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[34]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2338,7 @@ func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApproverResponse.ProtoReflect.Descriptor instead.
 func (*CreateApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{34}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateApproverResponse) GetApprover() *Approver {
@@ -2219,7 +2356,7 @@ type ListApproversRequest struct {
 
 func (x *ListApproversRequest) Reset() {
 	*x = ListApproversRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2368,7 @@ func (x *ListApproversRequest) String() string {
 func (*ListApproversRequest) ProtoMessage() {}
 
 func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[35]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2381,7 @@ func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversRequest.ProtoReflect.Descriptor instead.
 func (*ListApproversRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{35}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
 }
 
 type ListApproversResponse struct {
@@ -2256,7 +2393,7 @@ type ListApproversResponse struct {
 
 func (x *ListApproversResponse) Reset() {
 	*x = ListApproversResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2405,7 @@ func (x *ListApproversResponse) String() string {
 func (*ListApproversResponse) ProtoMessage() {}
 
 func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[36]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2418,7 @@ func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApproversResponse.ProtoReflect.Descriptor instead.
 func (*ListApproversResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{36}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListApproversResponse) GetApprovers() []*Approver {
@@ -2300,7 +2437,7 @@ type RemoveApproverRequest struct {
 
 func (x *RemoveApproverRequest) Reset() {
 	*x = RemoveApproverRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2449,7 @@ func (x *RemoveApproverRequest) String() string {
 func (*RemoveApproverRequest) ProtoMessage() {}
 
 func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[37]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2462,7 @@ func (x *RemoveApproverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverRequest.ProtoReflect.Descriptor instead.
 func (*RemoveApproverRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{37}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemoveApproverRequest) GetId() string {
@@ -2343,7 +2480,7 @@ type RemoveApproverResponse struct {
 
 func (x *RemoveApproverResponse) Reset() {
 	*x = RemoveApproverResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2492,7 @@ func (x *RemoveApproverResponse) String() string {
 func (*RemoveApproverResponse) ProtoMessage() {}
 
 func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[38]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2505,7 @@ func (x *RemoveApproverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveApproverResponse.ProtoReflect.Descriptor instead.
 func (*RemoveApproverResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{38}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
 }
 
 type ListAuditEventsRequest struct {
@@ -2380,7 +2517,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2529,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[39]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2542,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{39}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAuditEventsRequest) GetPostId() string {
@@ -2437,7 +2574,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2586,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[40]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2599,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{40}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AuditEvent) GetAt() *timestamppb.Timestamp {
@@ -2530,7 +2667,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2679,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[41]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2692,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{41}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2578,7 +2715,7 @@ type CancelPostRequest struct {
 
 func (x *CancelPostRequest) Reset() {
 	*x = CancelPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2727,7 @@ func (x *CancelPostRequest) String() string {
 func (*CancelPostRequest) ProtoMessage() {}
 
 func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[42]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2740,7 @@ func (x *CancelPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelPostRequest.ProtoReflect.Descriptor instead.
 func (*CancelPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{42}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CancelPostRequest) GetPostId() string {
@@ -2637,7 +2774,7 @@ type CancelPostResponse struct {
 
 func (x *CancelPostResponse) Reset() {
 	*x = CancelPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +2786,7 @@ func (x *CancelPostResponse) String() string {
 func (*CancelPostResponse) ProtoMessage() {}
 
 func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[43]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +2799,7 @@ func (x *CancelPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelPostResponse.ProtoReflect.Descriptor instead.
 func (*CancelPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{43}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CancelPostResponse) GetPost() *Post {
@@ -2681,7 +2818,7 @@ type AdminServiceCancelPostRequest struct {
 
 func (x *AdminServiceCancelPostRequest) Reset() {
 	*x = AdminServiceCancelPostRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2830,7 @@ func (x *AdminServiceCancelPostRequest) String() string {
 func (*AdminServiceCancelPostRequest) ProtoMessage() {}
 
 func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[44]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2843,7 @@ func (x *AdminServiceCancelPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminServiceCancelPostRequest.ProtoReflect.Descriptor instead.
 func (*AdminServiceCancelPostRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{44}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AdminServiceCancelPostRequest) GetPostId() string {
@@ -2725,7 +2862,7 @@ type AdminServiceCancelPostResponse struct {
 
 func (x *AdminServiceCancelPostResponse) Reset() {
 	*x = AdminServiceCancelPostResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2874,7 @@ func (x *AdminServiceCancelPostResponse) String() string {
 func (*AdminServiceCancelPostResponse) ProtoMessage() {}
 
 func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[45]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2887,7 @@ func (x *AdminServiceCancelPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminServiceCancelPostResponse.ProtoReflect.Descriptor instead.
 func (*AdminServiceCancelPostResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{45}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AdminServiceCancelPostResponse) GetPost() *Post {
@@ -2769,7 +2906,7 @@ type ResendApprovalsRequest struct {
 
 func (x *ResendApprovalsRequest) Reset() {
 	*x = ResendApprovalsRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2918,7 @@ func (x *ResendApprovalsRequest) String() string {
 func (*ResendApprovalsRequest) ProtoMessage() {}
 
 func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[46]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2931,7 @@ func (x *ResendApprovalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendApprovalsRequest.ProtoReflect.Descriptor instead.
 func (*ResendApprovalsRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{46}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResendApprovalsRequest) GetPostId() string {
@@ -2814,7 +2951,7 @@ type ResendApprovalsResponse struct {
 
 func (x *ResendApprovalsResponse) Reset() {
 	*x = ResendApprovalsResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2963,7 @@ func (x *ResendApprovalsResponse) String() string {
 func (*ResendApprovalsResponse) ProtoMessage() {}
 
 func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[47]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +2976,7 @@ func (x *ResendApprovalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendApprovalsResponse.ProtoReflect.Descriptor instead.
 func (*ResendApprovalsResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{47}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResendApprovalsResponse) GetApprovers() int32 {
@@ -2871,7 +3008,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3020,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[48]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3033,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{48}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Policy) GetDepartmentId() string {
@@ -2950,7 +3087,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3099,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[49]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3112,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{49}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetPolicyRequest) GetPolicy() *Policy {
@@ -2998,7 +3135,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3147,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[50]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3160,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{50}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetPolicyResponse) GetPolicy() *Policy {
@@ -3056,7 +3193,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3068,7 +3205,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[51]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,7 +3218,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{51}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetPolicyRequest) GetDepartmentId() string {
@@ -3104,7 +3241,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3253,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_approval_v1_approval_proto_msgTypes[52]
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3266,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{52}
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -3153,11 +3290,492 @@ func (x *GetPolicyResponse) GetAsks() []string {
 	return nil
 }
 
+// Subscription is a department's webhook subscription. Its secret is never part of it.
+type Subscription struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	DepartmentId string                 `protobuf:"bytes,2,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	Url          string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Events       []WebhookEvent         `protobuf:"varint,4,rep,packed,name=events,proto3,enum=herald.approval.v1.WebhookEvent" json:"events,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// failing_since is set once a delivery used up its attempts; the next delivered one clears it.
+	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	LastError     string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscription) Reset() {
+	*x = Subscription{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscription) ProtoMessage() {}
+
+func (x *Subscription) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
+func (*Subscription) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *Subscription) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Subscription) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *Subscription) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Subscription) GetEvents() []WebhookEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Subscription) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Subscription) GetFailingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailingSince
+	}
+	return nil
+}
+
+func (x *Subscription) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+type CreateSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Events        []WebhookEvent         `protobuf:"varint,3,rep,packed,name=events,proto3,enum=herald.approval.v1.WebhookEvent" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionRequest) Reset() {
+	*x = CreateSubscriptionRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionRequest) ProtoMessage() {}
+
+func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CreateSubscriptionRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetEvents() []WebhookEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type CreateSubscriptionResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Subscription *Subscription          `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// secret is the whsec_ signing secret (Standard Webhooks), returned this once only.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionResponse) Reset() {
+	*x = CreateSubscriptionResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionResponse) ProtoMessage() {}
+
+func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListSubscriptionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId  string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsRequest) Reset() {
+	*x = ListSubscriptionsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListSubscriptionsRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+type ListSubscriptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscriptions []*Subscription        `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsResponse) Reset() {
+	*x = ListSubscriptionsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+type DeleteSubscriptionRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	DepartmentId   string                 `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	SubscriptionId string                 `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionRequest) Reset() {
+	*x = DeleteSubscriptionRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionRequest) ProtoMessage() {}
+
+func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *DeleteSubscriptionRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *DeleteSubscriptionRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+type DeleteSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionResponse) Reset() {
+	*x = DeleteSubscriptionResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionResponse) ProtoMessage() {}
+
+func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{60}
+}
+
+type ListWebhookSubscriptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// department_id, when set, lists only that department's.
+	DepartmentId string `protobuf:"bytes,1,opt,name=department_id,json=departmentId,proto3" json:"department_id,omitempty"`
+	// failing_only lists only subscriptions whose deliveries are failing.
+	FailingOnly   bool `protobuf:"varint,2,opt,name=failing_only,json=failingOnly,proto3" json:"failing_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookSubscriptionsRequest) Reset() {
+	*x = ListWebhookSubscriptionsRequest{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListWebhookSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListWebhookSubscriptionsRequest) GetDepartmentId() string {
+	if x != nil {
+		return x.DepartmentId
+	}
+	return ""
+}
+
+func (x *ListWebhookSubscriptionsRequest) GetFailingOnly() bool {
+	if x != nil {
+		return x.FailingOnly
+	}
+	return false
+}
+
+type ListWebhookSubscriptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscriptions []*Subscription        `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookSubscriptionsResponse) Reset() {
+	*x = ListWebhookSubscriptionsResponse{}
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListWebhookSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_approval_v1_approval_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_approval_v1_approval_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ListWebhookSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
 var File_herald_approval_v1_approval_proto protoreflect.FileDescriptor
 
 const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\n" +
-	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x05\n" +
+	"!herald/approval/v1/approval.proto\x12\x12herald.approval.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x05\n" +
 	"\x04Post\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -3179,7 +3797,14 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"final_text\x18\r \x01(\tR\tfinalText\x12\x1f\n" +
 	"\vwaiting_for\x18\x0e \x01(\tR\n" +
 	"waitingFor\x12\x12\n" +
-	"\x04mode\x18\x0f \x01(\tR\x04mode\"\xd3\x01\n" +
+	"\x04mode\x18\x0f \x01(\tR\x04mode\x123\n" +
+	"\x05media\x18\x10 \x03(\v2\x1d.herald.approval.v1.PostMediaR\x05media\"{\n" +
+	"\tPostMedia\x12\x1f\n" +
+	"\vobject_name\x18\x01 \x01(\tR\n" +
+	"objectName\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\xd3\x01\n" +
 	"\bDecision\x125\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1b.herald.approval.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\bapprover\x18\x02 \x01(\tR\bapprover\x129\n" +
@@ -3354,7 +3979,37 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x06policy\x18\x01 \x01(\v2\x1a.herald.approval.v1.PolicyR\x06policy\x129\n" +
 	"\n" +
 	"updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
-	"\x04asks\x18\x03 \x03(\tR\x04asks*\xf6\x01\n" +
+	"\x04asks\x18\x03 \x03(\tR\x04asks\"\xaa\x02\n" +
+	"\fSubscription\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x128\n" +
+	"\x06events\x18\x04 \x03(\x0e2 .herald.approval.v1.WebhookEventR\x06events\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12?\n" +
+	"\rfailing_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\"\x8c\x01\n" +
+	"\x19CreateSubscriptionRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x128\n" +
+	"\x06events\x18\x03 \x03(\x0e2 .herald.approval.v1.WebhookEventR\x06events\"z\n" +
+	"\x1aCreateSubscriptionResponse\x12D\n" +
+	"\fsubscription\x18\x01 \x01(\v2 .herald.approval.v1.SubscriptionR\fsubscription\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"?\n" +
+	"\x18ListSubscriptionsRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\"c\n" +
+	"\x19ListSubscriptionsResponse\x12F\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2 .herald.approval.v1.SubscriptionR\rsubscriptions\"i\n" +
+	"\x19DeleteSubscriptionRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12'\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\"\x1c\n" +
+	"\x1aDeleteSubscriptionResponse\"i\n" +
+	"\x1fListWebhookSubscriptionsRequest\x12#\n" +
+	"\rdepartment_id\x18\x01 \x01(\tR\fdepartmentId\x12!\n" +
+	"\ffailing_only\x18\x02 \x01(\bR\vfailingOnly\"j\n" +
+	" ListWebhookSubscriptionsResponse\x12F\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2 .herald.approval.v1.SubscriptionR\rsubscriptions*\xf6\x01\n" +
 	"\n" +
 	"PostStatus\x12\x1b\n" +
 	"\x17POST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3377,7 +4032,13 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x16APPROVAL_STATE_EXPIRED\x10\x03\x12\x19\n" +
 	"\x15APPROVAL_STATE_CLOSED\x10\x04\x12\x1b\n" +
 	"\x17APPROVAL_STATE_REPLACED\x10\x05\x12\x1c\n" +
-	"\x18APPROVAL_STATE_CANCELLED\x10\x062\xa2\x05\n" +
+	"\x18APPROVAL_STATE_CANCELLED\x10\x06*\x9b\x01\n" +
+	"\fWebhookEvent\x12\x1d\n" +
+	"\x19WEBHOOK_EVENT_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17WEBHOOK_EVENT_PUBLISHED\x10\x01\x12\x1a\n" +
+	"\x16WEBHOOK_EVENT_REJECTED\x10\x02\x12\x18\n" +
+	"\x14WEBHOOK_EVENT_FAILED\x10\x03\x12\x19\n" +
+	"\x15WEBHOOK_EVENT_EXPIRED\x10\x042\xfe\a\n" +
 	"\x0fApprovalService\x12R\n" +
 	"\aGetPost\x12\".herald.approval.v1.GetPostRequest\x1a#.herald.approval.v1.GetPostResponse\x12X\n" +
 	"\tListPosts\x12$.herald.approval.v1.ListPostsRequest\x1a%.herald.approval.v1.ListPostsResponse\x12^\n" +
@@ -3386,7 +4047,10 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"\x0fAuthenticateKey\x12*.herald.approval.v1.AuthenticateKeyRequest\x1a+.herald.approval.v1.AuthenticateKeyResponse\x12g\n" +
 	"\x0eCountUndecided\x12).herald.approval.v1.CountUndecidedRequest\x1a*.herald.approval.v1.CountUndecidedResponse\x12[\n" +
 	"\n" +
-	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse2\xb8\f\n" +
+	"CancelPost\x12%.herald.approval.v1.CancelPostRequest\x1a&.herald.approval.v1.CancelPostResponse\x12s\n" +
+	"\x12CreateSubscription\x12-.herald.approval.v1.CreateSubscriptionRequest\x1a..herald.approval.v1.CreateSubscriptionResponse\x12p\n" +
+	"\x11ListSubscriptions\x12,.herald.approval.v1.ListSubscriptionsRequest\x1a-.herald.approval.v1.ListSubscriptionsResponse\x12s\n" +
+	"\x12DeleteSubscription\x12-.herald.approval.v1.DeleteSubscriptionRequest\x1a..herald.approval.v1.DeleteSubscriptionResponse2\xc0\r\n" +
 	"\fAdminService\x12m\n" +
 	"\x10CreateDepartment\x12+.herald.approval.v1.CreateDepartmentRequest\x1a,.herald.approval.v1.CreateDepartmentResponse\x12j\n" +
 	"\x0fListDepartments\x12*.herald.approval.v1.ListDepartmentsRequest\x1a+.herald.approval.v1.ListDepartmentsResponse\x12a\n" +
@@ -3403,7 +4067,8 @@ const file_herald_approval_v1_approval_proto_rawDesc = "" +
 	"CancelPost\x121.herald.approval.v1.AdminServiceCancelPostRequest\x1a2.herald.approval.v1.AdminServiceCancelPostResponse\x12j\n" +
 	"\x0fResendApprovals\x12*.herald.approval.v1.ResendApprovalsRequest\x1a+.herald.approval.v1.ResendApprovalsResponse\x12X\n" +
 	"\tSetPolicy\x12$.herald.approval.v1.SetPolicyRequest\x1a%.herald.approval.v1.SetPolicyResponse\x12X\n" +
-	"\tGetPolicy\x12$.herald.approval.v1.GetPolicyRequest\x1a%.herald.approval.v1.GetPolicyResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
+	"\tGetPolicy\x12$.herald.approval.v1.GetPolicyRequest\x1a%.herald.approval.v1.GetPolicyResponse\x12\x85\x01\n" +
+	"\x18ListWebhookSubscriptions\x123.herald.approval.v1.ListWebhookSubscriptionsRequest\x1a4.herald.approval.v1.ListWebhookSubscriptionsResponseB@Z>github.com/heraldhq/herald/proto/herald/approval/v1;approvalv1b\x06proto3"
 
 var (
 	file_herald_approval_v1_approval_proto_rawDescOnce sync.Once
@@ -3417,165 +4082,192 @@ func file_herald_approval_v1_approval_proto_rawDescGZIP() []byte {
 	return file_herald_approval_v1_approval_proto_rawDescData
 }
 
-var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_herald_approval_v1_approval_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_herald_approval_v1_approval_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_herald_approval_v1_approval_proto_goTypes = []any{
-	(PostStatus)(0),                        // 0: herald.approval.v1.PostStatus
-	(Outcome)(0),                           // 1: herald.approval.v1.Outcome
-	(ApprovalState)(0),                     // 2: herald.approval.v1.ApprovalState
-	(*Post)(nil),                           // 3: herald.approval.v1.Post
-	(*Decision)(nil),                       // 4: herald.approval.v1.Decision
-	(*Publication)(nil),                    // 5: herald.approval.v1.Publication
-	(*GetPostRequest)(nil),                 // 6: herald.approval.v1.GetPostRequest
-	(*GetPostResponse)(nil),                // 7: herald.approval.v1.GetPostResponse
-	(*ListPostsRequest)(nil),               // 8: herald.approval.v1.ListPostsRequest
-	(*ListPostsResponse)(nil),              // 9: herald.approval.v1.ListPostsResponse
-	(*GetApprovalRequest)(nil),             // 10: herald.approval.v1.GetApprovalRequest
-	(*GetApprovalResponse)(nil),            // 11: herald.approval.v1.GetApprovalResponse
-	(*DecideRequest)(nil),                  // 12: herald.approval.v1.DecideRequest
-	(*DecideResponse)(nil),                 // 13: herald.approval.v1.DecideResponse
-	(*AuthenticateKeyRequest)(nil),         // 14: herald.approval.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),        // 15: herald.approval.v1.AuthenticateKeyResponse
-	(*DepartmentLimits)(nil),               // 16: herald.approval.v1.DepartmentLimits
-	(*SetDepartmentLimitsRequest)(nil),     // 17: herald.approval.v1.SetDepartmentLimitsRequest
-	(*SetDepartmentLimitsResponse)(nil),    // 18: herald.approval.v1.SetDepartmentLimitsResponse
-	(*GetDepartmentLimitsRequest)(nil),     // 19: herald.approval.v1.GetDepartmentLimitsRequest
-	(*GetDepartmentLimitsResponse)(nil),    // 20: herald.approval.v1.GetDepartmentLimitsResponse
-	(*CountUndecidedRequest)(nil),          // 21: herald.approval.v1.CountUndecidedRequest
-	(*CountUndecidedResponse)(nil),         // 22: herald.approval.v1.CountUndecidedResponse
-	(*Department)(nil),                     // 23: herald.approval.v1.Department
-	(*CreateDepartmentRequest)(nil),        // 24: herald.approval.v1.CreateDepartmentRequest
-	(*CreateDepartmentResponse)(nil),       // 25: herald.approval.v1.CreateDepartmentResponse
-	(*ListDepartmentsRequest)(nil),         // 26: herald.approval.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),        // 27: herald.approval.v1.ListDepartmentsResponse
-	(*APIKey)(nil),                         // 28: herald.approval.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),            // 29: herald.approval.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),           // 30: herald.approval.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),             // 31: herald.approval.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),            // 32: herald.approval.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),            // 33: herald.approval.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),           // 34: herald.approval.v1.RevokeAPIKeyResponse
-	(*Approver)(nil),                       // 35: herald.approval.v1.Approver
-	(*CreateApproverRequest)(nil),          // 36: herald.approval.v1.CreateApproverRequest
-	(*CreateApproverResponse)(nil),         // 37: herald.approval.v1.CreateApproverResponse
-	(*ListApproversRequest)(nil),           // 38: herald.approval.v1.ListApproversRequest
-	(*ListApproversResponse)(nil),          // 39: herald.approval.v1.ListApproversResponse
-	(*RemoveApproverRequest)(nil),          // 40: herald.approval.v1.RemoveApproverRequest
-	(*RemoveApproverResponse)(nil),         // 41: herald.approval.v1.RemoveApproverResponse
-	(*ListAuditEventsRequest)(nil),         // 42: herald.approval.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                     // 43: herald.approval.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),        // 44: herald.approval.v1.ListAuditEventsResponse
-	(*CancelPostRequest)(nil),              // 45: herald.approval.v1.CancelPostRequest
-	(*CancelPostResponse)(nil),             // 46: herald.approval.v1.CancelPostResponse
-	(*AdminServiceCancelPostRequest)(nil),  // 47: herald.approval.v1.AdminServiceCancelPostRequest
-	(*AdminServiceCancelPostResponse)(nil), // 48: herald.approval.v1.AdminServiceCancelPostResponse
-	(*ResendApprovalsRequest)(nil),         // 49: herald.approval.v1.ResendApprovalsRequest
-	(*ResendApprovalsResponse)(nil),        // 50: herald.approval.v1.ResendApprovalsResponse
-	(*Policy)(nil),                         // 51: herald.approval.v1.Policy
-	(*SetPolicyRequest)(nil),               // 52: herald.approval.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),              // 53: herald.approval.v1.SetPolicyResponse
-	(*GetPolicyRequest)(nil),               // 54: herald.approval.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),              // 55: herald.approval.v1.GetPolicyResponse
-	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 57: google.protobuf.Duration
+	(PostStatus)(0),                          // 0: herald.approval.v1.PostStatus
+	(Outcome)(0),                             // 1: herald.approval.v1.Outcome
+	(ApprovalState)(0),                       // 2: herald.approval.v1.ApprovalState
+	(WebhookEvent)(0),                        // 3: herald.approval.v1.WebhookEvent
+	(*Post)(nil),                             // 4: herald.approval.v1.Post
+	(*PostMedia)(nil),                        // 5: herald.approval.v1.PostMedia
+	(*Decision)(nil),                         // 6: herald.approval.v1.Decision
+	(*Publication)(nil),                      // 7: herald.approval.v1.Publication
+	(*GetPostRequest)(nil),                   // 8: herald.approval.v1.GetPostRequest
+	(*GetPostResponse)(nil),                  // 9: herald.approval.v1.GetPostResponse
+	(*ListPostsRequest)(nil),                 // 10: herald.approval.v1.ListPostsRequest
+	(*ListPostsResponse)(nil),                // 11: herald.approval.v1.ListPostsResponse
+	(*GetApprovalRequest)(nil),               // 12: herald.approval.v1.GetApprovalRequest
+	(*GetApprovalResponse)(nil),              // 13: herald.approval.v1.GetApprovalResponse
+	(*DecideRequest)(nil),                    // 14: herald.approval.v1.DecideRequest
+	(*DecideResponse)(nil),                   // 15: herald.approval.v1.DecideResponse
+	(*AuthenticateKeyRequest)(nil),           // 16: herald.approval.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),          // 17: herald.approval.v1.AuthenticateKeyResponse
+	(*DepartmentLimits)(nil),                 // 18: herald.approval.v1.DepartmentLimits
+	(*SetDepartmentLimitsRequest)(nil),       // 19: herald.approval.v1.SetDepartmentLimitsRequest
+	(*SetDepartmentLimitsResponse)(nil),      // 20: herald.approval.v1.SetDepartmentLimitsResponse
+	(*GetDepartmentLimitsRequest)(nil),       // 21: herald.approval.v1.GetDepartmentLimitsRequest
+	(*GetDepartmentLimitsResponse)(nil),      // 22: herald.approval.v1.GetDepartmentLimitsResponse
+	(*CountUndecidedRequest)(nil),            // 23: herald.approval.v1.CountUndecidedRequest
+	(*CountUndecidedResponse)(nil),           // 24: herald.approval.v1.CountUndecidedResponse
+	(*Department)(nil),                       // 25: herald.approval.v1.Department
+	(*CreateDepartmentRequest)(nil),          // 26: herald.approval.v1.CreateDepartmentRequest
+	(*CreateDepartmentResponse)(nil),         // 27: herald.approval.v1.CreateDepartmentResponse
+	(*ListDepartmentsRequest)(nil),           // 28: herald.approval.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),          // 29: herald.approval.v1.ListDepartmentsResponse
+	(*APIKey)(nil),                           // 30: herald.approval.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),              // 31: herald.approval.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),             // 32: herald.approval.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),               // 33: herald.approval.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),              // 34: herald.approval.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),              // 35: herald.approval.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),             // 36: herald.approval.v1.RevokeAPIKeyResponse
+	(*Approver)(nil),                         // 37: herald.approval.v1.Approver
+	(*CreateApproverRequest)(nil),            // 38: herald.approval.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),           // 39: herald.approval.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),             // 40: herald.approval.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),            // 41: herald.approval.v1.ListApproversResponse
+	(*RemoveApproverRequest)(nil),            // 42: herald.approval.v1.RemoveApproverRequest
+	(*RemoveApproverResponse)(nil),           // 43: herald.approval.v1.RemoveApproverResponse
+	(*ListAuditEventsRequest)(nil),           // 44: herald.approval.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                       // 45: herald.approval.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),          // 46: herald.approval.v1.ListAuditEventsResponse
+	(*CancelPostRequest)(nil),                // 47: herald.approval.v1.CancelPostRequest
+	(*CancelPostResponse)(nil),               // 48: herald.approval.v1.CancelPostResponse
+	(*AdminServiceCancelPostRequest)(nil),    // 49: herald.approval.v1.AdminServiceCancelPostRequest
+	(*AdminServiceCancelPostResponse)(nil),   // 50: herald.approval.v1.AdminServiceCancelPostResponse
+	(*ResendApprovalsRequest)(nil),           // 51: herald.approval.v1.ResendApprovalsRequest
+	(*ResendApprovalsResponse)(nil),          // 52: herald.approval.v1.ResendApprovalsResponse
+	(*Policy)(nil),                           // 53: herald.approval.v1.Policy
+	(*SetPolicyRequest)(nil),                 // 54: herald.approval.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),                // 55: herald.approval.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),                 // 56: herald.approval.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),                // 57: herald.approval.v1.GetPolicyResponse
+	(*Subscription)(nil),                     // 58: herald.approval.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),        // 59: herald.approval.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),       // 60: herald.approval.v1.CreateSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),         // 61: herald.approval.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),        // 62: herald.approval.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),        // 63: herald.approval.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),       // 64: herald.approval.v1.DeleteSubscriptionResponse
+	(*ListWebhookSubscriptionsRequest)(nil),  // 65: herald.approval.v1.ListWebhookSubscriptionsRequest
+	(*ListWebhookSubscriptionsResponse)(nil), // 66: herald.approval.v1.ListWebhookSubscriptionsResponse
+	(*timestamppb.Timestamp)(nil),            // 67: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 68: google.protobuf.Duration
 }
 var file_herald_approval_v1_approval_proto_depIdxs = []int32{
 	0,  // 0: herald.approval.v1.Post.status:type_name -> herald.approval.v1.PostStatus
-	56, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
-	56, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
-	5,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
-	56, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
-	1,  // 7: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
-	56, // 8: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	56, // 9: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
-	0,  // 11: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
-	3,  // 12: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
-	3,  // 13: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
-	2,  // 14: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
-	56, // 15: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 16: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
-	3,  // 17: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
-	16, // 18: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 19: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 20: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 21: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 22: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
-	16, // 23: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
-	56, // 24: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	23, // 25: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
-	23, // 26: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
-	56, // 27: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	56, // 28: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
-	28, // 29: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	28, // 30: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
-	28, // 31: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
-	56, // 32: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
-	35, // 33: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
-	35, // 34: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
-	56, // 35: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	0,  // 36: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
-	0,  // 37: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
-	43, // 38: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
-	3,  // 39: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
-	3,  // 40: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
-	57, // 41: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
-	51, // 42: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
-	51, // 43: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	56, // 44: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	51, // 45: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
-	56, // 46: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 47: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
-	8,  // 48: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
-	10, // 49: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
-	12, // 50: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
-	14, // 51: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
-	21, // 52: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
-	45, // 53: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
-	24, // 54: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
-	26, // 55: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
-	29, // 56: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
-	31, // 57: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
-	33, // 58: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
-	36, // 59: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
-	38, // 60: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
-	40, // 61: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
-	42, // 62: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
-	17, // 63: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
-	19, // 64: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
-	47, // 65: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
-	49, // 66: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
-	52, // 67: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
-	54, // 68: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
-	7,  // 69: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
-	9,  // 70: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
-	11, // 71: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
-	13, // 72: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
-	15, // 73: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
-	22, // 74: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
-	46, // 75: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
-	25, // 76: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
-	27, // 77: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
-	30, // 78: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
-	32, // 79: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
-	34, // 80: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
-	37, // 81: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
-	39, // 82: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
-	41, // 83: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
-	44, // 84: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
-	18, // 85: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
-	20, // 86: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
-	48, // 87: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
-	50, // 88: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
-	53, // 89: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
-	55, // 90: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
-	69, // [69:91] is the sub-list for method output_type
-	47, // [47:69] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	67, // 1: herald.approval.v1.Post.created_at:type_name -> google.protobuf.Timestamp
+	67, // 2: herald.approval.v1.Post.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 3: herald.approval.v1.Post.decision:type_name -> herald.approval.v1.Decision
+	7,  // 4: herald.approval.v1.Post.publication:type_name -> herald.approval.v1.Publication
+	67, // 5: herald.approval.v1.Post.expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 6: herald.approval.v1.Post.decisions:type_name -> herald.approval.v1.Decision
+	5,  // 7: herald.approval.v1.Post.media:type_name -> herald.approval.v1.PostMedia
+	1,  // 8: herald.approval.v1.Decision.outcome:type_name -> herald.approval.v1.Outcome
+	67, // 9: herald.approval.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	67, // 10: herald.approval.v1.Publication.published_at:type_name -> google.protobuf.Timestamp
+	4,  // 11: herald.approval.v1.GetPostResponse.post:type_name -> herald.approval.v1.Post
+	0,  // 12: herald.approval.v1.ListPostsRequest.status:type_name -> herald.approval.v1.PostStatus
+	4,  // 13: herald.approval.v1.ListPostsResponse.posts:type_name -> herald.approval.v1.Post
+	4,  // 14: herald.approval.v1.GetApprovalResponse.post:type_name -> herald.approval.v1.Post
+	2,  // 15: herald.approval.v1.GetApprovalResponse.state:type_name -> herald.approval.v1.ApprovalState
+	67, // 16: herald.approval.v1.GetApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: herald.approval.v1.DecideRequest.outcome:type_name -> herald.approval.v1.Outcome
+	4,  // 18: herald.approval.v1.DecideResponse.post:type_name -> herald.approval.v1.Post
+	18, // 19: herald.approval.v1.AuthenticateKeyResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 20: herald.approval.v1.SetDepartmentLimitsRequest.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 21: herald.approval.v1.SetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 22: herald.approval.v1.SetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 23: herald.approval.v1.GetDepartmentLimitsResponse.limits:type_name -> herald.approval.v1.DepartmentLimits
+	18, // 24: herald.approval.v1.GetDepartmentLimitsResponse.effective:type_name -> herald.approval.v1.DepartmentLimits
+	67, // 25: herald.approval.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	25, // 26: herald.approval.v1.CreateDepartmentResponse.department:type_name -> herald.approval.v1.Department
+	25, // 27: herald.approval.v1.ListDepartmentsResponse.departments:type_name -> herald.approval.v1.Department
+	67, // 28: herald.approval.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	67, // 29: herald.approval.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	30, // 30: herald.approval.v1.CreateAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	30, // 31: herald.approval.v1.ListAPIKeysResponse.api_keys:type_name -> herald.approval.v1.APIKey
+	30, // 32: herald.approval.v1.RevokeAPIKeyResponse.api_key:type_name -> herald.approval.v1.APIKey
+	67, // 33: herald.approval.v1.Approver.created_at:type_name -> google.protobuf.Timestamp
+	37, // 34: herald.approval.v1.CreateApproverResponse.approver:type_name -> herald.approval.v1.Approver
+	37, // 35: herald.approval.v1.ListApproversResponse.approvers:type_name -> herald.approval.v1.Approver
+	67, // 36: herald.approval.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 37: herald.approval.v1.AuditEvent.from_status:type_name -> herald.approval.v1.PostStatus
+	0,  // 38: herald.approval.v1.AuditEvent.to_status:type_name -> herald.approval.v1.PostStatus
+	45, // 39: herald.approval.v1.ListAuditEventsResponse.events:type_name -> herald.approval.v1.AuditEvent
+	4,  // 40: herald.approval.v1.CancelPostResponse.post:type_name -> herald.approval.v1.Post
+	4,  // 41: herald.approval.v1.AdminServiceCancelPostResponse.post:type_name -> herald.approval.v1.Post
+	68, // 42: herald.approval.v1.Policy.expiry:type_name -> google.protobuf.Duration
+	53, // 43: herald.approval.v1.SetPolicyRequest.policy:type_name -> herald.approval.v1.Policy
+	53, // 44: herald.approval.v1.SetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	67, // 45: herald.approval.v1.SetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	53, // 46: herald.approval.v1.GetPolicyResponse.policy:type_name -> herald.approval.v1.Policy
+	67, // 47: herald.approval.v1.GetPolicyResponse.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 48: herald.approval.v1.Subscription.events:type_name -> herald.approval.v1.WebhookEvent
+	67, // 49: herald.approval.v1.Subscription.created_at:type_name -> google.protobuf.Timestamp
+	67, // 50: herald.approval.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
+	3,  // 51: herald.approval.v1.CreateSubscriptionRequest.events:type_name -> herald.approval.v1.WebhookEvent
+	58, // 52: herald.approval.v1.CreateSubscriptionResponse.subscription:type_name -> herald.approval.v1.Subscription
+	58, // 53: herald.approval.v1.ListSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
+	58, // 54: herald.approval.v1.ListWebhookSubscriptionsResponse.subscriptions:type_name -> herald.approval.v1.Subscription
+	8,  // 55: herald.approval.v1.ApprovalService.GetPost:input_type -> herald.approval.v1.GetPostRequest
+	10, // 56: herald.approval.v1.ApprovalService.ListPosts:input_type -> herald.approval.v1.ListPostsRequest
+	12, // 57: herald.approval.v1.ApprovalService.GetApproval:input_type -> herald.approval.v1.GetApprovalRequest
+	14, // 58: herald.approval.v1.ApprovalService.Decide:input_type -> herald.approval.v1.DecideRequest
+	16, // 59: herald.approval.v1.ApprovalService.AuthenticateKey:input_type -> herald.approval.v1.AuthenticateKeyRequest
+	23, // 60: herald.approval.v1.ApprovalService.CountUndecided:input_type -> herald.approval.v1.CountUndecidedRequest
+	47, // 61: herald.approval.v1.ApprovalService.CancelPost:input_type -> herald.approval.v1.CancelPostRequest
+	59, // 62: herald.approval.v1.ApprovalService.CreateSubscription:input_type -> herald.approval.v1.CreateSubscriptionRequest
+	61, // 63: herald.approval.v1.ApprovalService.ListSubscriptions:input_type -> herald.approval.v1.ListSubscriptionsRequest
+	63, // 64: herald.approval.v1.ApprovalService.DeleteSubscription:input_type -> herald.approval.v1.DeleteSubscriptionRequest
+	26, // 65: herald.approval.v1.AdminService.CreateDepartment:input_type -> herald.approval.v1.CreateDepartmentRequest
+	28, // 66: herald.approval.v1.AdminService.ListDepartments:input_type -> herald.approval.v1.ListDepartmentsRequest
+	31, // 67: herald.approval.v1.AdminService.CreateAPIKey:input_type -> herald.approval.v1.CreateAPIKeyRequest
+	33, // 68: herald.approval.v1.AdminService.ListAPIKeys:input_type -> herald.approval.v1.ListAPIKeysRequest
+	35, // 69: herald.approval.v1.AdminService.RevokeAPIKey:input_type -> herald.approval.v1.RevokeAPIKeyRequest
+	38, // 70: herald.approval.v1.AdminService.CreateApprover:input_type -> herald.approval.v1.CreateApproverRequest
+	40, // 71: herald.approval.v1.AdminService.ListApprovers:input_type -> herald.approval.v1.ListApproversRequest
+	42, // 72: herald.approval.v1.AdminService.RemoveApprover:input_type -> herald.approval.v1.RemoveApproverRequest
+	44, // 73: herald.approval.v1.AdminService.ListAuditEvents:input_type -> herald.approval.v1.ListAuditEventsRequest
+	19, // 74: herald.approval.v1.AdminService.SetDepartmentLimits:input_type -> herald.approval.v1.SetDepartmentLimitsRequest
+	21, // 75: herald.approval.v1.AdminService.GetDepartmentLimits:input_type -> herald.approval.v1.GetDepartmentLimitsRequest
+	49, // 76: herald.approval.v1.AdminService.CancelPost:input_type -> herald.approval.v1.AdminServiceCancelPostRequest
+	51, // 77: herald.approval.v1.AdminService.ResendApprovals:input_type -> herald.approval.v1.ResendApprovalsRequest
+	54, // 78: herald.approval.v1.AdminService.SetPolicy:input_type -> herald.approval.v1.SetPolicyRequest
+	56, // 79: herald.approval.v1.AdminService.GetPolicy:input_type -> herald.approval.v1.GetPolicyRequest
+	65, // 80: herald.approval.v1.AdminService.ListWebhookSubscriptions:input_type -> herald.approval.v1.ListWebhookSubscriptionsRequest
+	9,  // 81: herald.approval.v1.ApprovalService.GetPost:output_type -> herald.approval.v1.GetPostResponse
+	11, // 82: herald.approval.v1.ApprovalService.ListPosts:output_type -> herald.approval.v1.ListPostsResponse
+	13, // 83: herald.approval.v1.ApprovalService.GetApproval:output_type -> herald.approval.v1.GetApprovalResponse
+	15, // 84: herald.approval.v1.ApprovalService.Decide:output_type -> herald.approval.v1.DecideResponse
+	17, // 85: herald.approval.v1.ApprovalService.AuthenticateKey:output_type -> herald.approval.v1.AuthenticateKeyResponse
+	24, // 86: herald.approval.v1.ApprovalService.CountUndecided:output_type -> herald.approval.v1.CountUndecidedResponse
+	48, // 87: herald.approval.v1.ApprovalService.CancelPost:output_type -> herald.approval.v1.CancelPostResponse
+	60, // 88: herald.approval.v1.ApprovalService.CreateSubscription:output_type -> herald.approval.v1.CreateSubscriptionResponse
+	62, // 89: herald.approval.v1.ApprovalService.ListSubscriptions:output_type -> herald.approval.v1.ListSubscriptionsResponse
+	64, // 90: herald.approval.v1.ApprovalService.DeleteSubscription:output_type -> herald.approval.v1.DeleteSubscriptionResponse
+	27, // 91: herald.approval.v1.AdminService.CreateDepartment:output_type -> herald.approval.v1.CreateDepartmentResponse
+	29, // 92: herald.approval.v1.AdminService.ListDepartments:output_type -> herald.approval.v1.ListDepartmentsResponse
+	32, // 93: herald.approval.v1.AdminService.CreateAPIKey:output_type -> herald.approval.v1.CreateAPIKeyResponse
+	34, // 94: herald.approval.v1.AdminService.ListAPIKeys:output_type -> herald.approval.v1.ListAPIKeysResponse
+	36, // 95: herald.approval.v1.AdminService.RevokeAPIKey:output_type -> herald.approval.v1.RevokeAPIKeyResponse
+	39, // 96: herald.approval.v1.AdminService.CreateApprover:output_type -> herald.approval.v1.CreateApproverResponse
+	41, // 97: herald.approval.v1.AdminService.ListApprovers:output_type -> herald.approval.v1.ListApproversResponse
+	43, // 98: herald.approval.v1.AdminService.RemoveApprover:output_type -> herald.approval.v1.RemoveApproverResponse
+	46, // 99: herald.approval.v1.AdminService.ListAuditEvents:output_type -> herald.approval.v1.ListAuditEventsResponse
+	20, // 100: herald.approval.v1.AdminService.SetDepartmentLimits:output_type -> herald.approval.v1.SetDepartmentLimitsResponse
+	22, // 101: herald.approval.v1.AdminService.GetDepartmentLimits:output_type -> herald.approval.v1.GetDepartmentLimitsResponse
+	50, // 102: herald.approval.v1.AdminService.CancelPost:output_type -> herald.approval.v1.AdminServiceCancelPostResponse
+	52, // 103: herald.approval.v1.AdminService.ResendApprovals:output_type -> herald.approval.v1.ResendApprovalsResponse
+	55, // 104: herald.approval.v1.AdminService.SetPolicy:output_type -> herald.approval.v1.SetPolicyResponse
+	57, // 105: herald.approval.v1.AdminService.GetPolicy:output_type -> herald.approval.v1.GetPolicyResponse
+	66, // 106: herald.approval.v1.AdminService.ListWebhookSubscriptions:output_type -> herald.approval.v1.ListWebhookSubscriptionsResponse
+	81, // [81:107] is the sub-list for method output_type
+	55, // [55:81] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_herald_approval_v1_approval_proto_init() }
@@ -3588,8 +4280,8 @@ func file_herald_approval_v1_approval_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_approval_v1_approval_proto_rawDesc), len(file_herald_approval_v1_approval_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   53,
+			NumEnums:      4,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

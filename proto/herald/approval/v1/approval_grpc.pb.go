@@ -23,13 +23,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ApprovalService_GetPost_FullMethodName         = "/herald.approval.v1.ApprovalService/GetPost"
-	ApprovalService_ListPosts_FullMethodName       = "/herald.approval.v1.ApprovalService/ListPosts"
-	ApprovalService_GetApproval_FullMethodName     = "/herald.approval.v1.ApprovalService/GetApproval"
-	ApprovalService_Decide_FullMethodName          = "/herald.approval.v1.ApprovalService/Decide"
-	ApprovalService_AuthenticateKey_FullMethodName = "/herald.approval.v1.ApprovalService/AuthenticateKey"
-	ApprovalService_CountUndecided_FullMethodName  = "/herald.approval.v1.ApprovalService/CountUndecided"
-	ApprovalService_CancelPost_FullMethodName      = "/herald.approval.v1.ApprovalService/CancelPost"
+	ApprovalService_GetPost_FullMethodName            = "/herald.approval.v1.ApprovalService/GetPost"
+	ApprovalService_ListPosts_FullMethodName          = "/herald.approval.v1.ApprovalService/ListPosts"
+	ApprovalService_GetApproval_FullMethodName        = "/herald.approval.v1.ApprovalService/GetApproval"
+	ApprovalService_Decide_FullMethodName             = "/herald.approval.v1.ApprovalService/Decide"
+	ApprovalService_AuthenticateKey_FullMethodName    = "/herald.approval.v1.ApprovalService/AuthenticateKey"
+	ApprovalService_CountUndecided_FullMethodName     = "/herald.approval.v1.ApprovalService/CountUndecided"
+	ApprovalService_CancelPost_FullMethodName         = "/herald.approval.v1.ApprovalService/CancelPost"
+	ApprovalService_CreateSubscription_FullMethodName = "/herald.approval.v1.ApprovalService/CreateSubscription"
+	ApprovalService_ListSubscriptions_FullMethodName  = "/herald.approval.v1.ApprovalService/ListSubscriptions"
+	ApprovalService_DeleteSubscription_FullMethodName = "/herald.approval.v1.ApprovalService/DeleteSubscription"
 )
 
 // ApprovalServiceClient is the client API for ApprovalService service.
@@ -55,6 +58,16 @@ type ApprovalServiceClient interface {
 	// then say so and it is never published. NOT_FOUND for another department's post (PERMISSION_DENIED to
 	// tell it apart, as in GetPost), FAILED_PRECONDITION once it is no longer pending.
 	CancelPost(ctx context.Context, in *CancelPostRequest, opts ...grpc.CallOption) (*CancelPostResponse, error)
+	// CreateSubscription subscribes a department's notification URL to post events (the connector's
+	// trigger). The answer carries the whsec_ signing secret, the only time it is ever returned.
+	// INVALID_ARGUMENT for a URL Herald will not call (not https, or resolving to a private address).
+	CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*CreateSubscriptionResponse, error)
+	// ListSubscriptions lists a department's subscriptions (every department's for the admin token
+	// without department_id), without their secrets.
+	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
+	// DeleteSubscription ends a subscription and drops its undelivered deliveries. NOT_FOUND for an
+	// unknown id or another department's subscription.
+	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
 }
 
 type approvalServiceClient struct {
@@ -135,6 +148,36 @@ func (c *approvalServiceClient) CancelPost(ctx context.Context, in *CancelPostRe
 	return out, nil
 }
 
+func (c *approvalServiceClient) CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*CreateSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSubscriptionResponse)
+	err := c.cc.Invoke(ctx, ApprovalService_CreateSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *approvalServiceClient) ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSubscriptionsResponse)
+	err := c.cc.Invoke(ctx, ApprovalService_ListSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *approvalServiceClient) DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSubscriptionResponse)
+	err := c.cc.Invoke(ctx, ApprovalService_DeleteSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ApprovalServiceServer is the server API for ApprovalService service.
 // All implementations must embed UnimplementedApprovalServiceServer
 // for forward compatibility.
@@ -158,6 +201,16 @@ type ApprovalServiceServer interface {
 	// then say so and it is never published. NOT_FOUND for another department's post (PERMISSION_DENIED to
 	// tell it apart, as in GetPost), FAILED_PRECONDITION once it is no longer pending.
 	CancelPost(context.Context, *CancelPostRequest) (*CancelPostResponse, error)
+	// CreateSubscription subscribes a department's notification URL to post events (the connector's
+	// trigger). The answer carries the whsec_ signing secret, the only time it is ever returned.
+	// INVALID_ARGUMENT for a URL Herald will not call (not https, or resolving to a private address).
+	CreateSubscription(context.Context, *CreateSubscriptionRequest) (*CreateSubscriptionResponse, error)
+	// ListSubscriptions lists a department's subscriptions (every department's for the admin token
+	// without department_id), without their secrets.
+	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
+	// DeleteSubscription ends a subscription and drops its undelivered deliveries. NOT_FOUND for an
+	// unknown id or another department's subscription.
+	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
 	mustEmbedUnimplementedApprovalServiceServer()
 }
 
@@ -188,6 +241,15 @@ func (UnimplementedApprovalServiceServer) CountUndecided(context.Context, *Count
 }
 func (UnimplementedApprovalServiceServer) CancelPost(context.Context, *CancelPostRequest) (*CancelPostResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelPost not implemented")
+}
+func (UnimplementedApprovalServiceServer) CreateSubscription(context.Context, *CreateSubscriptionRequest) (*CreateSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSubscription not implemented")
+}
+func (UnimplementedApprovalServiceServer) ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSubscriptions not implemented")
+}
+func (UnimplementedApprovalServiceServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
 }
 func (UnimplementedApprovalServiceServer) mustEmbedUnimplementedApprovalServiceServer() {}
 func (UnimplementedApprovalServiceServer) testEmbeddedByValue()                         {}
@@ -336,6 +398,60 @@ func _ApprovalService_CancelPost_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ApprovalService_CreateSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApprovalServiceServer).CreateSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApprovalService_CreateSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApprovalServiceServer).CreateSubscription(ctx, req.(*CreateSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ApprovalService_ListSubscriptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSubscriptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApprovalServiceServer).ListSubscriptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApprovalService_ListSubscriptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApprovalServiceServer).ListSubscriptions(ctx, req.(*ListSubscriptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ApprovalService_DeleteSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApprovalServiceServer).DeleteSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApprovalService_DeleteSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApprovalServiceServer).DeleteSubscription(ctx, req.(*DeleteSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ApprovalService_ServiceDesc is the grpc.ServiceDesc for ApprovalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -371,27 +487,40 @@ var ApprovalService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CancelPost",
 			Handler:    _ApprovalService_CancelPost_Handler,
 		},
+		{
+			MethodName: "CreateSubscription",
+			Handler:    _ApprovalService_CreateSubscription_Handler,
+		},
+		{
+			MethodName: "ListSubscriptions",
+			Handler:    _ApprovalService_ListSubscriptions_Handler,
+		},
+		{
+			MethodName: "DeleteSubscription",
+			Handler:    _ApprovalService_DeleteSubscription_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "herald/approval/v1/approval.proto",
 }
 
 const (
-	AdminService_CreateDepartment_FullMethodName    = "/herald.approval.v1.AdminService/CreateDepartment"
-	AdminService_ListDepartments_FullMethodName     = "/herald.approval.v1.AdminService/ListDepartments"
-	AdminService_CreateAPIKey_FullMethodName        = "/herald.approval.v1.AdminService/CreateAPIKey"
-	AdminService_ListAPIKeys_FullMethodName         = "/herald.approval.v1.AdminService/ListAPIKeys"
-	AdminService_RevokeAPIKey_FullMethodName        = "/herald.approval.v1.AdminService/RevokeAPIKey"
-	AdminService_CreateApprover_FullMethodName      = "/herald.approval.v1.AdminService/CreateApprover"
-	AdminService_ListApprovers_FullMethodName       = "/herald.approval.v1.AdminService/ListApprovers"
-	AdminService_RemoveApprover_FullMethodName      = "/herald.approval.v1.AdminService/RemoveApprover"
-	AdminService_ListAuditEvents_FullMethodName     = "/herald.approval.v1.AdminService/ListAuditEvents"
-	AdminService_SetDepartmentLimits_FullMethodName = "/herald.approval.v1.AdminService/SetDepartmentLimits"
-	AdminService_GetDepartmentLimits_FullMethodName = "/herald.approval.v1.AdminService/GetDepartmentLimits"
-	AdminService_CancelPost_FullMethodName          = "/herald.approval.v1.AdminService/CancelPost"
-	AdminService_ResendApprovals_FullMethodName     = "/herald.approval.v1.AdminService/ResendApprovals"
-	AdminService_SetPolicy_FullMethodName           = "/herald.approval.v1.AdminService/SetPolicy"
-	AdminService_GetPolicy_FullMethodName           = "/herald.approval.v1.AdminService/GetPolicy"
+	AdminService_CreateDepartment_FullMethodName         = "/herald.approval.v1.AdminService/CreateDepartment"
+	AdminService_ListDepartments_FullMethodName          = "/herald.approval.v1.AdminService/ListDepartments"
+	AdminService_CreateAPIKey_FullMethodName             = "/herald.approval.v1.AdminService/CreateAPIKey"
+	AdminService_ListAPIKeys_FullMethodName              = "/herald.approval.v1.AdminService/ListAPIKeys"
+	AdminService_RevokeAPIKey_FullMethodName             = "/herald.approval.v1.AdminService/RevokeAPIKey"
+	AdminService_CreateApprover_FullMethodName           = "/herald.approval.v1.AdminService/CreateApprover"
+	AdminService_ListApprovers_FullMethodName            = "/herald.approval.v1.AdminService/ListApprovers"
+	AdminService_RemoveApprover_FullMethodName           = "/herald.approval.v1.AdminService/RemoveApprover"
+	AdminService_ListAuditEvents_FullMethodName          = "/herald.approval.v1.AdminService/ListAuditEvents"
+	AdminService_SetDepartmentLimits_FullMethodName      = "/herald.approval.v1.AdminService/SetDepartmentLimits"
+	AdminService_GetDepartmentLimits_FullMethodName      = "/herald.approval.v1.AdminService/GetDepartmentLimits"
+	AdminService_CancelPost_FullMethodName               = "/herald.approval.v1.AdminService/CancelPost"
+	AdminService_ResendApprovals_FullMethodName          = "/herald.approval.v1.AdminService/ResendApprovals"
+	AdminService_SetPolicy_FullMethodName                = "/herald.approval.v1.AdminService/SetPolicy"
+	AdminService_GetPolicy_FullMethodName                = "/herald.approval.v1.AdminService/GetPolicy"
+	AdminService_ListWebhookSubscriptions_FullMethodName = "/herald.approval.v1.AdminService/ListWebhookSubscriptions"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -427,6 +556,9 @@ type AdminServiceClient interface {
 	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
 	// GetPolicy returns a department's policy, the default if none was set.
 	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
+	// ListWebhookSubscriptions lists every department's webhook subscriptions (or one department's, or
+	// only the failing ones), with when they started failing and the last error.
+	ListWebhookSubscriptions(ctx context.Context, in *ListWebhookSubscriptionsRequest, opts ...grpc.CallOption) (*ListWebhookSubscriptionsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -587,6 +719,16 @@ func (c *adminServiceClient) GetPolicy(ctx context.Context, in *GetPolicyRequest
 	return out, nil
 }
 
+func (c *adminServiceClient) ListWebhookSubscriptions(ctx context.Context, in *ListWebhookSubscriptionsRequest, opts ...grpc.CallOption) (*ListWebhookSubscriptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookSubscriptionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListWebhookSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -620,6 +762,9 @@ type AdminServiceServer interface {
 	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
 	// GetPolicy returns a department's policy, the default if none was set.
 	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
+	// ListWebhookSubscriptions lists every department's webhook subscriptions (or one department's, or
+	// only the failing ones), with when they started failing and the last error.
+	ListWebhookSubscriptions(context.Context, *ListWebhookSubscriptionsRequest) (*ListWebhookSubscriptionsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -674,6 +819,9 @@ func (UnimplementedAdminServiceServer) SetPolicy(context.Context, *SetPolicyRequ
 }
 func (UnimplementedAdminServiceServer) GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPolicy not implemented")
+}
+func (UnimplementedAdminServiceServer) ListWebhookSubscriptions(context.Context, *ListWebhookSubscriptionsRequest) (*ListWebhookSubscriptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookSubscriptions not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -966,6 +1114,24 @@ func _AdminService_GetPolicy_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListWebhookSubscriptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookSubscriptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListWebhookSubscriptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListWebhookSubscriptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListWebhookSubscriptions(ctx, req.(*ListWebhookSubscriptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1032,6 +1198,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPolicy",
 			Handler:    _AdminService_GetPolicy_Handler,
+		},
+		{
+			MethodName: "ListWebhookSubscriptions",
+			Handler:    _AdminService_ListWebhookSubscriptions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

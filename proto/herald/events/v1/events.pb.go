@@ -44,7 +44,10 @@ type PostRequested struct {
 	// The id of the API key that authenticated the request. The approval service records it in the post's
 	// audit trail and refuses the request when the key is unknown, belongs to another department, or was
 	// revoked before the stream stored the request. Empty only in requests queued before gateways set it.
-	ApiKeyId      string `protobuf:"bytes,7,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	ApiKeyId string `protobuf:"bytes,7,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	// The pictures to post with the text, in order (at most 4). The bytes are in the media object store
+	// bucket, never in the event; the gateway checked their type and size before it stored them.
+	Media         []*MediaRef `protobuf:"bytes,8,rep,name=media,proto3" json:"media,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,6 +131,88 @@ func (x *PostRequested) GetApiKeyId() string {
 	return ""
 }
 
+func (x *PostRequested) GetMedia() []*MediaRef {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+// MediaRef names one picture in the media object store bucket (see package
+// github.com/heraldhq/herald/services/heraldshared/media) and pins its content by hash: whoever reads the
+// object refuses bytes whose SHA-256 differs, so an object replaced in the bucket is never shown or posted.
+type MediaRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The object's name in the bucket: "<post id>/<index>".
+	ObjectName string `protobuf:"bytes,1,opt,name=object_name,json=objectName,proto3" json:"object_name,omitempty"`
+	// SHA-256 of the object's bytes (32 bytes).
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// The MIME type the gateway sniffed from the bytes: image/jpeg, image/png, image/gif or image/webp.
+	ContentType string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// The object's size in bytes.
+	Size          int64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MediaRef) Reset() {
+	*x = MediaRef{}
+	mi := &file_herald_events_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MediaRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MediaRef) ProtoMessage() {}
+
+func (x *MediaRef) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_events_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MediaRef.ProtoReflect.Descriptor instead.
+func (*MediaRef) Descriptor() ([]byte, []int) {
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MediaRef) GetObjectName() string {
+	if x != nil {
+		return x.ObjectName
+	}
+	return ""
+}
+
+func (x *MediaRef) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *MediaRef) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *MediaRef) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // PostApproved is published by the approval service on herald.posts.approved when an approver approved the
 // post; the first decision settles it.
 type PostApproved struct {
@@ -145,18 +230,21 @@ type PostApproved struct {
 	// when the two differ, so the text posted is the text that was signed.
 	TextSha256 []byte `protobuf:"bytes,7,opt,name=text_sha256,json=textSha256,proto3" json:"text_sha256,omitempty"`
 	// The approval service's signature over the seal.Approval statement made of post_id, department_id,
-	// text_sha256, the media hashes (none yet), approved_by and approved_at (to the microsecond); see package
+	// text_sha256, the media hashes (media's sha256, in order), approved_by and approved_at (to the microsecond); see package
 	// github.com/heraldhq/herald/services/heraldshared/seal for the exact bytes. The publisher refuses an
 	// event without a seal, with a seal from a key not in its keyring, or with a seal that does not verify:
 	// anyone able to publish on NATS could otherwise have a post of their own published.
-	Seal          *Seal `protobuf:"bytes,8,opt,name=seal,proto3" json:"seal,omitempty"`
+	Seal *Seal `protobuf:"bytes,8,opt,name=seal,proto3" json:"seal,omitempty"`
+	// The pictures to post with the text, in order. Their hashes are signed (see seal); the publisher
+	// refuses an object whose bytes do not hash to the signed value.
+	Media         []*MediaRef `protobuf:"bytes,9,rep,name=media,proto3" json:"media,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PostApproved) Reset() {
 	*x = PostApproved{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[1]
+	mi := &file_herald_events_v1_events_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -168,7 +256,7 @@ func (x *PostApproved) String() string {
 func (*PostApproved) ProtoMessage() {}
 
 func (x *PostApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[1]
+	mi := &file_herald_events_v1_events_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -181,7 +269,7 @@ func (x *PostApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostApproved.ProtoReflect.Descriptor instead.
 func (*PostApproved) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PostApproved) GetPostId() string {
@@ -240,6 +328,13 @@ func (x *PostApproved) GetSeal() *Seal {
 	return nil
 }
 
+func (x *PostApproved) GetMedia() []*MediaRef {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
 // PostRejected is published by the approval service on herald.posts.rejected.
 type PostRejected struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -254,7 +349,7 @@ type PostRejected struct {
 
 func (x *PostRejected) Reset() {
 	*x = PostRejected{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[2]
+	mi := &file_herald_events_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +361,7 @@ func (x *PostRejected) String() string {
 func (*PostRejected) ProtoMessage() {}
 
 func (x *PostRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[2]
+	mi := &file_herald_events_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +374,7 @@ func (x *PostRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostRejected.ProtoReflect.Descriptor instead.
 func (*PostRejected) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PostRejected) GetPostId() string {
@@ -331,7 +426,7 @@ type PostExpired struct {
 
 func (x *PostExpired) Reset() {
 	*x = PostExpired{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[3]
+	mi := &file_herald_events_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +438,7 @@ func (x *PostExpired) String() string {
 func (*PostExpired) ProtoMessage() {}
 
 func (x *PostExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[3]
+	mi := &file_herald_events_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +451,7 @@ func (x *PostExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostExpired.ProtoReflect.Descriptor instead.
 func (*PostExpired) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PostExpired) GetPostId() string {
@@ -393,7 +488,7 @@ type PostCancelled struct {
 
 func (x *PostCancelled) Reset() {
 	*x = PostCancelled{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[4]
+	mi := &file_herald_events_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +500,7 @@ func (x *PostCancelled) String() string {
 func (*PostCancelled) ProtoMessage() {}
 
 func (x *PostCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[4]
+	mi := &file_herald_events_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +513,7 @@ func (x *PostCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostCancelled.ProtoReflect.Descriptor instead.
 func (*PostCancelled) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PostCancelled) GetPostId() string {
@@ -463,7 +558,7 @@ type PostPublished struct {
 
 func (x *PostPublished) Reset() {
 	*x = PostPublished{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[5]
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +570,7 @@ func (x *PostPublished) String() string {
 func (*PostPublished) ProtoMessage() {}
 
 func (x *PostPublished) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[5]
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +583,7 @@ func (x *PostPublished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostPublished.ProtoReflect.Descriptor instead.
 func (*PostPublished) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PostPublished) GetPostId() string {
@@ -551,7 +646,7 @@ type PostFailed struct {
 
 func (x *PostFailed) Reset() {
 	*x = PostFailed{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	mi := &file_herald_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +658,7 @@ func (x *PostFailed) String() string {
 func (*PostFailed) ProtoMessage() {}
 
 func (x *PostFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	mi := &file_herald_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +671,7 @@ func (x *PostFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostFailed.ProtoReflect.Descriptor instead.
 func (*PostFailed) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PostFailed) GetPostId() string {
@@ -632,7 +727,7 @@ type PostUnknown struct {
 
 func (x *PostUnknown) Reset() {
 	*x = PostUnknown{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[7]
+	mi := &file_herald_events_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +739,7 @@ func (x *PostUnknown) String() string {
 func (*PostUnknown) ProtoMessage() {}
 
 func (x *PostUnknown) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[7]
+	mi := &file_herald_events_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +752,7 @@ func (x *PostUnknown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostUnknown.ProtoReflect.Descriptor instead.
 func (*PostUnknown) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PostUnknown) GetPostId() string {
@@ -712,7 +807,7 @@ type KeyRevoked struct {
 
 func (x *KeyRevoked) Reset() {
 	*x = KeyRevoked{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[8]
+	mi := &file_herald_events_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +819,7 @@ func (x *KeyRevoked) String() string {
 func (*KeyRevoked) ProtoMessage() {}
 
 func (x *KeyRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[8]
+	mi := &file_herald_events_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +832,7 @@ func (x *KeyRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRevoked.ProtoReflect.Descriptor instead.
 func (*KeyRevoked) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeyRevoked) GetKeyId() string {
@@ -777,7 +872,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_herald_events_v1_events_proto_msgTypes[9]
+	mi := &file_herald_events_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +884,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_herald_events_v1_events_proto_msgTypes[9]
+	mi := &file_herald_events_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +897,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Seal) GetKeyId() string {
@@ -823,7 +918,7 @@ var File_herald_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1dherald/events/v1/events.proto\x12\x10herald.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x02\n" +
+	"\x1dherald/events/v1/events.proto\x12\x10herald.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n" +
 	"\rPostRequested\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -832,7 +927,14 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12'\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x1c\n" +
 	"\n" +
-	"api_key_id\x18\a \x01(\tR\bapiKeyId\"\xa5\x02\n" +
+	"api_key_id\x18\a \x01(\tR\bapiKeyId\x120\n" +
+	"\x05media\x18\b \x03(\v2\x1a.herald.events.v1.MediaRefR\x05media\"z\n" +
+	"\bMediaRef\x12\x1f\n" +
+	"\vobject_name\x18\x01 \x01(\tR\n" +
+	"objectName\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\xd7\x02\n" +
 	"\fPostApproved\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x12\n" +
@@ -844,7 +946,8 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\acomment\x18\x06 \x01(\tR\acomment\x12\x1f\n" +
 	"\vtext_sha256\x18\a \x01(\fR\n" +
 	"textSha256\x12*\n" +
-	"\x04seal\x18\b \x01(\v2\x16.herald.events.v1.SealR\x04seal\"\xc4\x01\n" +
+	"\x04seal\x18\b \x01(\v2\x16.herald.events.v1.SealR\x04seal\x120\n" +
+	"\x05media\x18\t \x03(\v2\x1a.herald.events.v1.MediaRefR\x05media\"\xc4\x01\n" +
 	"\fPostRejected\x12\x17\n" +
 	"\apost_id\x18\x01 \x01(\tR\x06postId\x12#\n" +
 	"\rdepartment_id\x18\x02 \x01(\tR\fdepartmentId\x12\x1f\n" +
@@ -904,39 +1007,42 @@ func file_herald_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_herald_events_v1_events_proto_rawDescData
 }
 
-var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_herald_events_v1_events_proto_goTypes = []any{
 	(*PostRequested)(nil),         // 0: herald.events.v1.PostRequested
-	(*PostApproved)(nil),          // 1: herald.events.v1.PostApproved
-	(*PostRejected)(nil),          // 2: herald.events.v1.PostRejected
-	(*PostExpired)(nil),           // 3: herald.events.v1.PostExpired
-	(*PostCancelled)(nil),         // 4: herald.events.v1.PostCancelled
-	(*PostPublished)(nil),         // 5: herald.events.v1.PostPublished
-	(*PostFailed)(nil),            // 6: herald.events.v1.PostFailed
-	(*PostUnknown)(nil),           // 7: herald.events.v1.PostUnknown
-	(*KeyRevoked)(nil),            // 8: herald.events.v1.KeyRevoked
-	(*Seal)(nil),                  // 9: herald.events.v1.Seal
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*MediaRef)(nil),              // 1: herald.events.v1.MediaRef
+	(*PostApproved)(nil),          // 2: herald.events.v1.PostApproved
+	(*PostRejected)(nil),          // 3: herald.events.v1.PostRejected
+	(*PostExpired)(nil),           // 4: herald.events.v1.PostExpired
+	(*PostCancelled)(nil),         // 5: herald.events.v1.PostCancelled
+	(*PostPublished)(nil),         // 6: herald.events.v1.PostPublished
+	(*PostFailed)(nil),            // 7: herald.events.v1.PostFailed
+	(*PostUnknown)(nil),           // 8: herald.events.v1.PostUnknown
+	(*KeyRevoked)(nil),            // 9: herald.events.v1.KeyRevoked
+	(*Seal)(nil),                  // 10: herald.events.v1.Seal
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_herald_events_v1_events_proto_depIdxs = []int32{
-	10, // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
-	10, // 1: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
-	9,  // 2: herald.events.v1.PostApproved.seal:type_name -> herald.events.v1.Seal
-	10, // 3: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
-	10, // 4: herald.events.v1.PostExpired.expired_at:type_name -> google.protobuf.Timestamp
-	10, // 5: herald.events.v1.PostCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	10, // 6: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
-	9,  // 7: herald.events.v1.PostPublished.seal:type_name -> herald.events.v1.Seal
-	10, // 8: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
-	9,  // 9: herald.events.v1.PostFailed.seal:type_name -> herald.events.v1.Seal
-	10, // 10: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
-	9,  // 11: herald.events.v1.PostUnknown.seal:type_name -> herald.events.v1.Seal
-	10, // 12: herald.events.v1.KeyRevoked.revoked_at:type_name -> google.protobuf.Timestamp
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	11, // 0: herald.events.v1.PostRequested.requested_at:type_name -> google.protobuf.Timestamp
+	1,  // 1: herald.events.v1.PostRequested.media:type_name -> herald.events.v1.MediaRef
+	11, // 2: herald.events.v1.PostApproved.approved_at:type_name -> google.protobuf.Timestamp
+	10, // 3: herald.events.v1.PostApproved.seal:type_name -> herald.events.v1.Seal
+	1,  // 4: herald.events.v1.PostApproved.media:type_name -> herald.events.v1.MediaRef
+	11, // 5: herald.events.v1.PostRejected.rejected_at:type_name -> google.protobuf.Timestamp
+	11, // 6: herald.events.v1.PostExpired.expired_at:type_name -> google.protobuf.Timestamp
+	11, // 7: herald.events.v1.PostCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	11, // 8: herald.events.v1.PostPublished.published_at:type_name -> google.protobuf.Timestamp
+	10, // 9: herald.events.v1.PostPublished.seal:type_name -> herald.events.v1.Seal
+	11, // 10: herald.events.v1.PostFailed.failed_at:type_name -> google.protobuf.Timestamp
+	10, // 11: herald.events.v1.PostFailed.seal:type_name -> herald.events.v1.Seal
+	11, // 12: herald.events.v1.PostUnknown.at:type_name -> google.protobuf.Timestamp
+	10, // 13: herald.events.v1.PostUnknown.seal:type_name -> herald.events.v1.Seal
+	11, // 14: herald.events.v1.KeyRevoked.revoked_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_herald_events_v1_events_proto_init() }
@@ -950,7 +1056,7 @@ func file_herald_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_events_v1_events_proto_rawDesc), len(file_herald_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

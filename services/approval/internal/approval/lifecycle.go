@@ -42,7 +42,7 @@ func (s *Service) ExpireOverdue(ctx context.Context) (int, error) {
 				PostID: id, Status: StatusExpired, At: now,
 				Audit:        AuditEntry{PostID: id, At: now, Actor: "herald", Origin: "deadline", Action: "expired", FromStatus: StatusPending, ToStatus: StatusExpired},
 				Announcement: OutboxItem{Kind: OutboxPostExpired, PostID: id, CreatedAt: now, NextAttemptAt: now},
-				Extra:        s.teamsOutcome(id, now),
+				Extra:        append(s.teamsOutcome(id, now), s.webhookItems(StatusExpired, id, now)...),
 			})
 			if errors.Is(err, ErrClosed) {
 				continue // another replica, or a last-minute decision, came first

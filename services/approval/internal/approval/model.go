@@ -78,7 +78,24 @@ type Request struct {
 	// published the event, so a forged request cannot date itself before a key's revocation. Zero if
 	// unknown; RequestedAt stands in then.
 	StoredAt time.Time
+	// Media are the pictures to post with the text, in order.
+	Media []Media
 }
+
+// Media is one picture of a post: an object in the media bucket, pinned by its hash. The approval seal
+// covers the hashes, so the publisher posts exactly the pictures the approver saw.
+type Media struct {
+	// Name is the object's name in the bucket.
+	Name string
+	// SHA256 is the hash of the picture's bytes.
+	SHA256 [32]byte
+	// ContentType is image/jpeg, image/png, image/gif or image/webp.
+	ContentType string
+	Size        int64
+}
+
+// MaxMedia is the most pictures a post may carry (X's limit).
+const MaxMedia = 4
 
 // PublisherReport is what the publisher reported about an approved post.
 type PublisherReport struct {
@@ -127,6 +144,8 @@ type Post struct {
 	FinalText string
 	// Decisions are every approver's answers so far, oldest first (filled by Service.GetPost).
 	Decisions []Decision
+	// Media are the pictures posted with the text, in order.
+	Media []Media
 }
 
 // Published returns the text that is (or would be) published: the approver's edit, or the request's.
@@ -191,6 +210,8 @@ const (
 	OutboxTeamsRequest OutboxKind = "teams_request"
 	// OutboxTeamsOutcome posts what became of the post PostID to its department's Teams webhook.
 	OutboxTeamsOutcome OutboxKind = "teams_outcome"
+	// Kinds starting with "webhook_" (webhook_published, webhook_rejected, webhook_failed,
+	// webhook_expired) fan that event of the post PostID out to its department's webhook subscribers.
 )
 
 // OutboxItem is work to do after a transaction committed: written in the same transaction, so a crash
@@ -241,6 +262,9 @@ var (
 	// or was revoked before the request was stored. It always comes wrapped with ErrInvalid too: redelivery
 	// cannot fix it.
 	ErrKeyRefused = errors.New("the request's API key is not valid for it")
+	// ErrWebhooksOff means this Herald was started without webhook deliveries, so it takes no
+	// subscriptions.
+	ErrWebhooksOff = errors.New("webhook triggers are not enabled on this Herald")
 )
 
 // closedError is an ErrClosed with its own message.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +33,9 @@ type ApprovalEmail struct {
 	ExpiresAt      time.Time
 	// Reminder is set on a reminder: the approver was asked before and has not answered yet.
 	Reminder bool
+	// PostID names the post; Media are its pictures, which the mailer attaches.
+	PostID string
+	Media  []Media
 }
 
 // Announcer tells the rest of Herald about decisions. Each method returns once the announcement is stored
@@ -66,6 +70,9 @@ type Config struct {
 	// may take it over (when the first died mid-delivery). It must exceed the longest delivery (an SMTP
 	// exchange with its timeouts); zero means five minutes.
 	OutboxLease time.Duration
+	// OutboxConcurrency is how many outbox items (emails, announcements, cards) are delivered at once;
+	// zero means DefaultOutboxConcurrency. The mailer bounds its own connections besides.
+	OutboxConcurrency int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// KeyRevocations announces revoked keys; nil leaves gateways to notice when their cache expires.
@@ -75,7 +82,12 @@ type Config struct {
 	DefaultLimits Limits
 	// Teams posts cards to the webhooks policies name; nil posts none.
 	Teams Teams
+	// Webhooks delivers the departments' webhook subscriptions; nil takes no subscriptions.
+	Webhooks *WebhookConfig
 }
+
+// DefaultOutboxConcurrency is Config.OutboxConcurrency when unset.
+const DefaultOutboxConcurrency = 8
 
 // Service carries out the approval service's use cases over a Store.
 type Service struct {
@@ -85,6 +97,7 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	wake      chan struct{}
+	wakeHooks chan struct{}
 }
 
 // NewService returns a Service. Every dependency is required.
@@ -100,6 +113,8 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		return nil, errors.New("approval: nil logger")
 	case cfg.PublicURL == "":
 		return nil, errors.New("approval: public URL is required for approval links")
+	case cfg.Webhooks != nil && (cfg.Webhooks.Sender == nil || cfg.Webhooks.Payload == nil):
+		return nil, errors.New("approval: webhooks need a sender and a payload")
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 72 * time.Hour
@@ -111,11 +126,14 @@ func NewService(store Store, mailer Mailer, announcer Announcer, cfg Config, log
 		return nil, errors.New("approval: default limits must not be negative")
 	}
 	cfg.DefaultLimits = cfg.DefaultLimits.withDefaults(Limits{PostsPerMinute: DefaultPostsPerMinute, MaxUndecided: DefaultMaxUndecided})
+	if cfg.OutboxConcurrency <= 0 {
+		cfg.OutboxConcurrency = DefaultOutboxConcurrency
+	}
 	if cfg.OutboxLease <= 0 {
 		cfg.OutboxLease = 5 * time.Minute
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
+	return &Service{store: store, mailer: mailer, announcer: announcer, cfg: cfg, log: log, wake: make(chan struct{}, 1), wakeHooks: make(chan struct{}, 1)}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
@@ -241,36 +259,157 @@ func (s *Service) RemoveApprover(ctx context.Context, id string) error {
 // Submit records a requested post and queues an approval email to every approver. A redelivered request
 // changes nothing. A request for an unknown department is invalid and never will be valid.
 func (s *Service) Submit(ctx context.Context, r Request) error {
+	return s.SubmitBatch(ctx, []Request{r})[0]
+}
+
+// SubmitBatch does what Submit does for each request, storing them all in one transaction: one commit (one
+// fsync) for the lot instead of one each. It returns an error for each request, in order. A request that
+// is refused does not hold up the others; if the batch's transaction fails, each request is stored in a
+// transaction of its own, so a request the database refuses fails alone.
+func (s *Service) SubmitBatch(ctx context.Context, rs []Request) []error {
+	errs := make([]error, len(rs))
+	c := newSubmitCache(s)
+	var batch []NewPost
+	var idx []int // batch[i] is rs[idx[i]]
+	var askers []int
+	for i, r := range rs {
+		np, asked, err := s.prepareSubmit(ctx, r, c)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		batch = append(batch, np)
+		idx = append(idx, i)
+		askers = append(askers, asked)
+	}
+	if len(batch) == 0 {
+		return errs
+	}
+	created, err := s.store.CreatePosts(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		s.log.WarnContext(ctx, "storing a batch of post requests failed; storing them one by one", "posts", len(batch), "err", err)
+		created = make([]bool, len(batch))
+		for j, np := range batch {
+			one, err := s.store.CreatePosts(ctx, []NewPost{np})
+			if err != nil {
+				errs[idx[j]] = fmt.Errorf("submit %s: %w", np.Post.ID, err)
+				continue
+			}
+			created[j] = one[0]
+		}
+	} else if err != nil {
+		errs[idx[0]] = fmt.Errorf("submit %s: %w", batch[0].Post.ID, err)
+		return errs
+	}
+	woken := false
+	for j, np := range batch {
+		if errs[idx[j]] != nil {
+			continue
+		}
+		p := np.Post
+		if !created[j] {
+			s.log.InfoContext(ctx, "post request redelivered; nothing to do", "post_id", p.ID)
+			continue
+		}
+		if askers[j] == 0 {
+			s.log.WarnContext(ctx, "post requested but its department's policy has no approver to ask; it is mailed once one is added", "post_id", p.ID)
+		}
+		s.log.InfoContext(ctx, "post requested", "post_id", p.ID, "department_id", p.DepartmentID, "approvers", askers[j])
+		woken = true
+	}
+	if woken {
+		s.Wake()
+	}
+	return errs
+}
+
+// submitCache keeps what one batch of requests reads about their departments, so a batch of a hundred
+// requests from one department reads its policy and approvers once. It lives for one batch only: a policy
+// changed meanwhile applies to the next.
+type submitCache struct {
+	s         *Service
+	depts     map[string]error
+	keys      map[string][]APIKey
+	policies  map[string]Policy
+	approvers map[string][]Approver
+}
+
+func newSubmitCache(s *Service) *submitCache {
+	return &submitCache{s: s, depts: map[string]error{}, keys: map[string][]APIKey{}, policies: map[string]Policy{}, approvers: map[string][]Approver{}}
+}
+
+// department returns nil if the department exists, ErrNotFound if it does not, or the store's error.
+func (c *submitCache) department(ctx context.Context, id string) error {
+	if err, ok := c.depts[id]; ok {
+		return err
+	}
+	_, err := c.s.store.GetDepartment(ctx, id)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		c.depts[id] = err // a store failure is not remembered: the next request tries again
+	}
+	return err
+}
+
+func (c *submitCache) apiKeys(ctx context.Context, departmentID string) ([]APIKey, error) {
+	if ks, ok := c.keys[departmentID]; ok {
+		return ks, nil
+	}
+	ks, err := c.s.store.ListAPIKeys(ctx, departmentID)
+	if err != nil {
+		return nil, err
+	}
+	c.keys[departmentID] = ks
+	return ks, nil
+}
+
+// policy returns a department's policy and the approvers it asks now.
+func (c *submitCache) policy(ctx context.Context, departmentID string) (Policy, []Approver, error) {
+	if p, ok := c.policies[departmentID]; ok {
+		return p, c.approvers[departmentID], nil
+	}
+	p, err := c.s.policyFor(ctx, departmentID)
+	if err != nil {
+		return Policy{}, nil, err
+	}
+	as, err := c.s.approversFor(ctx, p)
+	if err != nil {
+		return Policy{}, nil, err
+	}
+	c.policies[departmentID], c.approvers[departmentID] = p, as
+	return p, as, nil
+}
+
+// prepareSubmit checks a request and returns what storing it writes, and how many approvers it asks.
+func (s *Service) prepareSubmit(ctx context.Context, r Request, c *submitCache) (NewPost, int, error) {
 	if _, err := uuid.Parse(r.PostID); err != nil {
-		return invalid("post id %q is not a UUID", r.PostID)
+		return NewPost{}, 0, invalid("post id %q is not a UUID", r.PostID)
 	}
 	if strings.TrimSpace(r.Text) == "" {
-		return invalid("post %s has no text", r.PostID)
+		return NewPost{}, 0, invalid("post %s has no text", r.PostID)
 	}
 	// The gateway checks both already; a request that reached the bus some other way is held to the same
 	// rules, before anything is stored or mailed.
 	if err := humantext.CheckMultiline(r.Text); err != nil {
-		return invalid("the text %v", err)
+		return NewPost{}, 0, invalid("the text %v", err)
 	}
 	if err := humantext.CheckLine(r.RequestedBy); err != nil {
-		return invalid("requested_by %v", err)
+		return NewPost{}, 0, invalid("requested_by %v", err)
 	}
-	if _, err := s.store.GetDepartment(ctx, r.DepartmentID); err != nil {
+	if err := checkMedia(r.PostID, r.Media); err != nil {
+		return NewPost{}, 0, err
+	}
+	if err := c.department(ctx, r.DepartmentID); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return invalid("post %s names unknown department %q", r.PostID, r.DepartmentID)
+			return NewPost{}, 0, invalid("post %s names unknown department %q", r.PostID, r.DepartmentID)
 		}
-		return fmt.Errorf("submit %s: %w", r.PostID, err)
+		return NewPost{}, 0, fmt.Errorf("submit %s: %w", r.PostID, err)
 	}
-	if err := s.checkRequestKey(ctx, r); err != nil {
-		return err
+	if err := s.checkRequestKey(ctx, r, c); err != nil {
+		return NewPost{}, 0, err
 	}
-	pol, err := s.policyFor(ctx, r.DepartmentID)
+	pol, approvers, err := c.policy(ctx, r.DepartmentID)
 	if err != nil {
-		return fmt.Errorf("submit %s: %w", r.PostID, err)
-	}
-	approvers, err := s.approversFor(ctx, pol)
-	if err != nil {
-		return fmt.Errorf("submit %s: %w", r.PostID, err)
+		return NewPost{}, 0, fmt.Errorf("submit %s: %w", r.PostID, err)
 	}
 	now := s.now()
 	created := r.createdAt(now)
@@ -283,6 +422,7 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		Status:         StatusPending,
 		CreatedAt:      created,
 		UpdatedAt:      now,
+		Media:          r.Media,
 	}
 	// The deadline counts from when the department asked, as the reminders do.
 	p.ExpiresAt = created.Add(pol.TTL)
@@ -297,26 +437,13 @@ func (s *Service) Submit(ctx context.Context, r Request) error {
 		outbox = append(outbox, s.teamsItems(pol, OutboxTeamsRequest, p.ID, now)...)
 	}
 	audit := AuditEntry{PostID: p.ID, At: now, Actor: p.RequestedBy, Origin: "department:" + p.DepartmentID, Action: "requested", ToStatus: StatusPending, APIKeyID: r.APIKeyID}
-	isNew, err := s.store.CreatePost(ctx, p, audit, outbox)
-	if err != nil {
-		return fmt.Errorf("submit %s: %w", p.ID, err)
-	}
-	if !isNew {
-		s.log.InfoContext(ctx, "post request redelivered; nothing to do", "post_id", p.ID)
-		return nil
-	}
-	if len(approvers) == 0 {
-		s.log.WarnContext(ctx, "post requested but its department's policy has no approver to ask; it is mailed once one is added", "post_id", p.ID)
-	}
-	s.log.InfoContext(ctx, "post requested", "post_id", p.ID, "department_id", p.DepartmentID, "approvers", len(approvers))
-	s.Wake()
-	return nil
+	return NewPost{Post: p, Audit: audit, Outbox: outbox}, len(approvers), nil
 }
 
 // checkRequestKey refuses a request whose API key is unknown, another department's, or was revoked before
 // the request was stored: anyone able to publish post requests could otherwise have approvers mailed in
 // the name of a revoked key. A request without a key id was queued before gateways sent one and passes.
-func (s *Service) checkRequestKey(ctx context.Context, r Request) error {
+func (s *Service) checkRequestKey(ctx context.Context, r Request, c *submitCache) error {
 	if r.APIKeyID == "" {
 		return nil
 	}
@@ -327,7 +454,7 @@ func (s *Service) checkRequestKey(ctx context.Context, r Request) error {
 	if at.IsZero() {
 		at = s.now()
 	}
-	keys, err := s.store.ListAPIKeys(ctx, r.DepartmentID)
+	keys, err := c.apiKeys(ctx, r.DepartmentID)
 	if err != nil {
 		return fmt.Errorf("submit %s: keys of department %s: %w", r.PostID, r.DepartmentID, err)
 	}
@@ -560,6 +687,10 @@ func (s *Service) DecideEdited(ctx context.Context, token string, outcome Outcom
 		params.Audit.Action = "approve_with_edits"
 	}
 	params.Extra = s.teamsItems(pol, OutboxTeamsOutcome, p.ID, now)
+	if outcome == OutcomeReject {
+		// Written only if the post settles; the fan-out does nothing if it settled otherwise.
+		params.Extra = append(params.Extra, s.webhookItems(StatusRejected, p.ID, now)...)
+	}
 	if p.Mode != ModeFirst && p.Mode != "" {
 		mode, req := p.Mode, p.Required
 		params.Resolve = func(ds []Decision) Resolution { return resolve(mode, req, asked, ds) }
@@ -624,12 +755,16 @@ func (s *Service) recordOutcome(ctx context.Context, p OutcomeParams) error {
 		p.PublishedAt = p.PublishedAt.UTC().Truncate(time.Microsecond)
 	}
 	p.Audit = AuditEntry{PostID: p.PostID, At: now, Actor: "publisher", Origin: "channel:" + p.Channel, Action: string(p.Status), ToStatus: p.Status, Comment: p.FailureReason}
+	p.Extra = s.webhookItems(p.Status, p.PostID, now)
 	changed, err := s.store.RecordOutcome(ctx, p)
 	if err != nil {
 		return fmt.Errorf("record %s of %s: %w", p.Status, p.PostID, err)
 	}
 	if changed {
 		s.log.InfoContext(ctx, "post outcome recorded", "post_id", p.PostID, "status", p.Status, "remote_id", p.RemoteID)
+		if len(p.Extra) > 0 {
+			s.Wake()
+		}
 	}
 	return nil
 }
@@ -641,4 +776,27 @@ func (r Request) createdAt(now time.Time) time.Time {
 		return now
 	}
 	return r.RequestedAt.UTC().Truncate(time.Microsecond)
+}
+
+// checkMedia holds a request's pictures to what the gateway lets through: at most MaxMedia, each named
+// for this post (so that the retention sweep knows whose it is, and a request cannot claim another post's
+// pictures), with a type X takes and a size.
+func checkMedia(postID string, media []Media) error {
+	if len(media) > MaxMedia {
+		return invalid("post %s has %d pictures; at most %d", postID, len(media), MaxMedia)
+	}
+	for i, m := range media {
+		if m.Name != postID+"/"+strconv.Itoa(i) {
+			return invalid("post %s: picture %d is named %q, not after the post", postID, i, m.Name)
+		}
+		switch m.ContentType {
+		case "image/jpeg", "image/png", "image/gif", "image/webp":
+		default:
+			return invalid("post %s: picture %d has type %q", postID, i, m.ContentType)
+		}
+		if m.Size <= 0 || m.SHA256 == [32]byte{} {
+			return invalid("post %s: picture %d has no size or hash", postID, i)
+		}
+	}
+	return nil
 }

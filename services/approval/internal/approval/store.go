@@ -63,6 +63,23 @@ type OutcomeParams struct {
 	FailureReason string
 	At            time.Time
 	Audit         AuditEntry
+	// Extra are outbox items written with the outcome (only when it changes the post).
+	Extra []OutboxItem
+}
+
+// NewPost is one post for CreatePosts: the post with its audit entry and outbox items, as CreatePost takes them.
+type NewPost struct {
+	Post   Post
+	Audit  AuditEntry
+	Outbox []OutboxItem
+}
+
+// OutboxResult is what became of one claimed outbox item, for FinishOutbox: done (Err empty) or to be
+// tried again at Next.
+type OutboxResult struct {
+	ID   int64
+	Err  string
+	Next time.Time
 }
 
 // Store is the approval service's persistence. Every method is atomic; methods that write several rows
@@ -100,11 +117,18 @@ type Store interface {
 	// outbox items. If a post with that id exists it writes nothing and returns false: a redelivered request
 	// is a no-op.
 	CreatePost(ctx context.Context, p Post, audit AuditEntry, outbox []OutboxItem) (bool, error)
+	// CreatePosts stores several new posts as CreatePost does, all in one transaction, and reports for each
+	// whether it was created (false: a post with its id existed, or an earlier entry had the same id). If any
+	// write fails, nothing is written and the error is returned: the caller cannot tell which post failed
+	// and stores them one by one to find out.
+	CreatePosts(ctx context.Context, ps []NewPost) ([]bool, error)
 	GetPost(ctx context.Context, id string) (Post, error)
 	ListPosts(ctx context.Context, f PostFilter) ([]Post, error)
 	ListAudit(ctx context.Context, postID string) ([]AuditEntry, error)
 
 	CreateToken(ctx context.Context, t Token) error
+	// CreateTokens stores several tokens in one transaction.
+	CreateTokens(ctx context.Context, ts []Token) error
 	GetToken(ctx context.Context, hash string) (Token, error)
 	// Decide settles a pending post through an unused token. ErrTokenUsed if the token was used meanwhile,
 	// ErrClosed if the post is no longer pending; nothing is written then.
@@ -150,6 +174,37 @@ type Store interface {
 	// so each item is worked on once; an item whose worker died is claimable again once its lease ends.
 	ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]OutboxItem, error)
 	DeleteOutbox(ctx context.Context, id int64) error
+	// FinishOutbox settles claimed items in one transaction: an item without Err is deleted, one with Err is
+	// deferred as DeferOutbox does.
+	FinishOutbox(ctx context.Context, rs []OutboxResult) error
 	// DeferOutbox records a failed attempt and when to try again, and ends the item's lease.
 	DeferOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error
+
+	// CreateSubscription stores a webhook subscription, its secret included.
+	CreateSubscription(ctx context.Context, s Subscription) error
+	// GetSubscription returns a subscription with its secret, ErrNotFound if there is none.
+	GetSubscription(ctx context.Context, id string) (Subscription, error)
+	// ListSubscriptions returns a department's subscriptions (every one with departmentID empty), oldest
+	// first.
+	ListSubscriptions(ctx context.Context, departmentID string) ([]Subscription, error)
+	CountSubscriptions(ctx context.Context, departmentID string) (int, error)
+	// DeleteSubscription deletes a subscription and its undelivered deliveries. With departmentID set,
+	// only that department's: another's is ErrNotFound, like an unknown id.
+	DeleteSubscription(ctx context.Context, id, departmentID string) error
+	// FanOutWebhook queues a delivery of ev with body to each of the department's subscribers that want
+	// it, due at at, and returns how many it queued. It is keyed by the outbox item outboxID: repeated,
+	// it queues nothing new.
+	FanOutWebhook(ctx context.Context, outboxID int64, departmentID, postID string, ev WebhookEvent, body []byte, at time.Time) (int, error)
+	// ClaimWebhookDeliveries leases up to limit deliveries due at now until until, as ClaimOutbox does.
+	ClaimWebhookDeliveries(ctx context.Context, now, until time.Time, limit int) ([]WebhookDelivery, error)
+	// DeleteWebhookDelivery deletes a delivered delivery and, with subscriptionID set, clears that
+	// subscription's failing mark, in one transaction.
+	DeleteWebhookDelivery(ctx context.Context, id int64, subscriptionID string) error
+	// DeferWebhookDelivery records a failed attempt and when to try again, and ends the lease.
+	DeferWebhookDelivery(ctx context.Context, id int64, next time.Time, lastErr string) error
+	// GiveUpWebhookDelivery deletes a delivery that used up its attempts and marks its subscription
+	// failing (since at, unless it already was), in one transaction.
+	GiveUpWebhookDelivery(ctx context.Context, id int64, subscriptionID string, at time.Time, lastErr string) error
+	// CountWebhookDeliveries counts the deliveries not yet delivered or given up.
+	CountWebhookDeliveries(ctx context.Context) (int, error)
 }

@@ -5,6 +5,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -171,11 +172,20 @@ func decode(data []byte, m proto.Message) error {
 }
 
 func toRequest(ev *eventsv1.PostRequested) approval.Request {
-	return approval.Request{
+	r := approval.Request{
 		PostID: ev.GetPostId(), DepartmentID: ev.GetDepartmentId(), Text: ev.GetText(),
 		RequestedBy: ev.GetRequestedBy(), IdempotencyKey: ev.GetIdempotencyKey(), RequestedAt: asTime(ev.GetRequestedAt()),
 		APIKeyID: ev.GetApiKeyId(),
 	}
+	for _, m := range ev.GetMedia() {
+		am := approval.Media{Name: m.GetObjectName(), ContentType: m.GetContentType(), Size: m.GetSize()}
+		// A hash of another length stays all zeros, which the domain refuses.
+		if len(m.GetSha256()) == len(am.SHA256) {
+			copy(am.SHA256[:], m.GetSha256())
+		}
+		r.Media = append(r.Media, am)
+	}
+	return r
 }
 
 // asTime returns ts as a time, or the zero time when the event left it out.
@@ -238,11 +248,19 @@ func approvedEvent(p approval.Post, signer *seal.Signer) *eventsv1.PostApproved 
 	// what the seal covers.
 	text := p.Published()
 	sum := seal.TextHash(text)
-	s := signer.Sign(seal.Approval{PostID: p.ID, DepartmentID: p.DepartmentID, TextSHA256: sum, Approver: p.DecidedBy, ApprovedAt: p.DecidedAt})
+	// The pictures' hashes are signed with the text: the publisher refuses any object that does not hash
+	// to them, so what is posted is exactly what the approver saw.
+	var hashes [][32]byte
+	var refs []*eventsv1.MediaRef
+	for _, m := range p.Media {
+		hashes = append(hashes, m.SHA256)
+		refs = append(refs, &eventsv1.MediaRef{ObjectName: m.Name, Sha256: bytes.Clone(m.SHA256[:]), ContentType: m.ContentType, Size: m.Size})
+	}
+	s := signer.Sign(seal.Approval{PostID: p.ID, DepartmentID: p.DepartmentID, TextSHA256: sum, MediaSHA256: hashes, Approver: p.DecidedBy, ApprovedAt: p.DecidedAt})
 	return &eventsv1.PostApproved{
 		PostId: p.ID, DepartmentId: p.DepartmentID, Text: text,
 		ApprovedBy: p.DecidedBy, ApprovedAt: timestamppb.New(p.DecidedAt), Comment: p.Comment,
-		TextSha256: sum[:], Seal: &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature},
+		TextSha256: sum[:], Seal: &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature}, Media: refs,
 	}
 }
 

@@ -419,3 +419,50 @@ func TestRevocationsAnnounceTheKeyOnTheCoreSubject(t *testing.T) {
 		t.Error("NewRevocations(nil) succeeded")
 	}
 }
+
+// TestApprovedEventSealsThePictures: the PostApproved of a post with pictures names them in order and its
+// seal covers their hashes, so a publisher checking the seal against other pictures refuses it.
+func TestApprovedEventSealsThePictures(t *testing.T) {
+	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
+	pics := []approval.Media{
+		{Name: "p1/0", SHA256: seal.TextHash("first"), ContentType: "image/png", Size: 5},
+		{Name: "p1/1", SHA256: seal.TextHash("second"), ContentType: "image/jpeg", Size: 6},
+	}
+	p := approval.Post{ID: "p1", DepartmentID: "d1", Text: "Hello", Status: approval.StatusApproved, Decision: approval.OutcomeApprove,
+		DecidedBy: "comms@example.com", DecidedAt: at, Media: pics}
+	rec := &recorder{}
+	a, err := NewAnnouncer(rec, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PostApproved(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	ev := rec.event.(*eventsv1.PostApproved)
+	want := []*eventsv1.MediaRef{
+		{ObjectName: "p1/0", Sha256: pics[0].SHA256[:], ContentType: "image/png", Size: 5},
+		{ObjectName: "p1/1", Sha256: pics[1].SHA256[:], ContentType: "image/jpeg", Size: 6},
+	}
+	if diff := cmp.Diff(want, ev.GetMedia(), protocmp.Transform()); diff != "" {
+		t.Errorf("media (-want +got):\n%s", diff)
+	}
+	s := seal.Seal{KeyID: ev.GetSeal().GetKeyId(), Signature: ev.GetSeal().GetSignature()}
+	stmt := seal.Approval{PostID: "p1", DepartmentID: "d1", TextSHA256: seal.TextHash("Hello"), Approver: "comms@example.com", ApprovedAt: at,
+		MediaSHA256: [][32]byte{pics[0].SHA256, pics[1].SHA256}}
+	if err := keys.Verify(stmt, s); err != nil {
+		t.Fatalf("the seal does not cover the pictures: %v", err)
+	}
+	for name, other := range map[string][][32]byte{
+		"no pictures":       nil,
+		"swapped order":     {pics[1].SHA256, pics[0].SHA256},
+		"another picture":   {pics[0].SHA256, seal.TextHash("forged")},
+		"one picture fewer": {pics[0].SHA256},
+	} {
+		forged := stmt
+		forged.MediaSHA256 = other
+		if err := keys.Verify(forged, s); err == nil {
+			t.Errorf("the seal verifies with %s", name)
+		}
+	}
+}

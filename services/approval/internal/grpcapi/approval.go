@@ -204,6 +204,9 @@ func toProtoPost(p approval.Post) *approvalv1.Post {
 	if p.RemoteID != "" {
 		out.Publication = &approvalv1.Publication{Channel: p.Channel, RemoteId: p.RemoteID, Url: p.RemoteURL, PublishedAt: ts(p.PublishedAt)}
 	}
+	for _, m := range p.Media {
+		out.Media = append(out.Media, &approvalv1.PostMedia{ObjectName: m.Name, Sha256: m.SHA256[:], ContentType: m.ContentType, Size: m.Size})
+	}
 	return out
 }
 

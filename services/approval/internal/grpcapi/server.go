@@ -110,6 +110,8 @@ func toStatus(err error) error {
 		errors.Is(err, approval.ErrLinkRevoked), errors.Is(err, approval.ErrLinkReplaced), errors.Is(err, approval.ErrAlreadyAnswered),
 		errors.Is(err, approval.ErrSelfApproval):
 		code = codes.FailedPrecondition
+	case errors.Is(err, approval.ErrWebhooksOff):
+		code = codes.Unimplemented
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):

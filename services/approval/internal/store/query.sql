@@ -46,10 +46,10 @@ UPDATE approvers SET removed_at = sqlc.arg(removed_at) WHERE id = sqlc.arg(id) A
 
 -- name: InsertPost :execrows
 INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at,
-                   mode, required, waiting_for)
+                   mode, required, waiting_for, media)
 VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(text), sqlc.arg(requested_by), sqlc.arg(idempotency_key),
         sqlc.arg(status), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(failure_reason), sqlc.arg(expires_at),
-        sqlc.arg(mode), sqlc.arg(required), sqlc.arg(waiting_for))
+        sqlc.arg(mode), sqlc.arg(required), sqlc.arg(waiting_for), sqlc.arg(media))
 ON CONFLICT (id) DO NOTHING;
 
 -- name: GetPost :one
@@ -189,3 +189,57 @@ ON CONFLICT (department_id) DO UPDATE SET posts_per_minute = excluded.posts_per_
 
 -- name: CountUndecided :one
 SELECT count(*) FROM posts WHERE department_id = sqlc.arg(department_id) AND status = 'pending';
+
+-- name: CreateSubscription :exec
+INSERT INTO webhook_subscriptions (id, department_id, url, events, secret, created_at)
+VALUES (sqlc.arg(id), sqlc.arg(department_id), sqlc.arg(url), sqlc.arg(events), sqlc.arg(secret), sqlc.arg(created_at));
+
+-- An empty department_id lists every department's (ops).
+-- name: ListSubscriptions :many
+SELECT * FROM webhook_subscriptions
+WHERE CAST(sqlc.arg(department_id) AS TEXT) = '' OR department_id = sqlc.arg(department_id)
+ORDER BY created_at, id;
+
+-- name: GetSubscription :one
+SELECT * FROM webhook_subscriptions WHERE id = sqlc.arg(id);
+
+-- name: CountSubscriptions :one
+SELECT count(*) FROM webhook_subscriptions WHERE department_id = sqlc.arg(department_id);
+
+-- An empty department_id deletes in any department (ops); otherwise only the department's own.
+-- name: DeleteSubscription :execrows
+DELETE FROM webhook_subscriptions
+WHERE id = sqlc.arg(id) AND (CAST(sqlc.arg(department_id) AS TEXT) = '' OR department_id = sqlc.arg(department_id));
+
+-- name: DeleteSubscriptionDeliveries :exec
+DELETE FROM webhook_deliveries WHERE subscription_id = sqlc.arg(subscription_id);
+
+-- FanOutWebhook queues one delivery of an event to every subscriber of the department that wants it.
+-- Repeating it for the same outbox item adds nothing (the unique key), so a fan-out cut short by a crash
+-- is simply done again.
+-- name: FanOutWebhook :execrows
+INSERT INTO webhook_deliveries (subscription_id, outbox_id, post_id, event, body, created_at, next_attempt_at)
+SELECT s.id, sqlc.arg(outbox_id), sqlc.arg(post_id), sqlc.arg(event), sqlc.arg(body), sqlc.arg(created_at), sqlc.arg(created_at)
+FROM webhook_subscriptions s
+WHERE s.department_id = sqlc.arg(department_id) AND s.events LIKE sqlc.arg(event_pattern)
+ON CONFLICT (subscription_id, outbox_id) DO NOTHING;
+
+-- name: DeleteWebhookDelivery :exec
+DELETE FROM webhook_deliveries WHERE id = sqlc.arg(id);
+
+-- A failed attempt gives up the lease: the delivery is due again at next_attempt_at, for any replica.
+-- name: DeferWebhookDelivery :exec
+UPDATE webhook_deliveries
+SET attempts = attempts + 1, lease_until = 0, next_attempt_at = sqlc.arg(next_attempt_at), last_error = sqlc.arg(last_error)
+WHERE id = sqlc.arg(id);
+
+-- name: MarkSubscriptionFailing :exec
+UPDATE webhook_subscriptions
+SET failing_since = CASE WHEN failing_since = 0 THEN sqlc.arg(failing_since) ELSE failing_since END, last_error = sqlc.arg(last_error)
+WHERE id = sqlc.arg(id);
+
+-- name: ClearSubscriptionFailing :exec
+UPDATE webhook_subscriptions SET failing_since = 0, last_error = '' WHERE id = sqlc.arg(id) AND failing_since <> 0;
+
+-- name: CountWebhookDeliveries :one
+SELECT count(*) FROM webhook_deliveries;

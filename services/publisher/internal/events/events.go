@@ -92,6 +92,16 @@ func verify(keys *seal.Keyring, ev *eventsv1.PostApproved) error {
 		}
 	}
 	stmt := seal.Approval{PostID: ev.GetPostId(), DepartmentID: ev.GetDepartmentId(), TextSHA256: seal.TextHash(ev.GetText()), Approver: ev.GetApprovedBy()}
+	// The pictures' hashes as the event names them: the seal must cover exactly these, and the ledger
+	// refuses any object whose bytes do not hash to them.
+	for _, m := range ev.GetMedia() {
+		var h [32]byte
+		if len(m.GetSha256()) != len(h) {
+			return seal.ErrBadSignature
+		}
+		copy(h[:], m.GetSha256())
+		stmt.MediaSHA256 = append(stmt.MediaSHA256, h)
+	}
 	if ev.GetApprovedAt().IsValid() {
 		stmt.ApprovedAt = ev.GetApprovedAt().AsTime()
 	}
@@ -115,6 +125,11 @@ func classify(err error) error {
 
 func toApproval(ev *eventsv1.PostApproved) ledger.Approval {
 	a := ledger.Approval{PostID: ev.GetPostId(), DepartmentID: ev.GetDepartmentId(), Text: ev.GetText(), ApprovedBy: ev.GetApprovedBy()}
+	for _, m := range ev.GetMedia() {
+		lm := ledger.Media{Name: m.GetObjectName(), ContentType: m.GetContentType(), Size: m.GetSize()}
+		copy(lm.SHA256[:], m.GetSha256()) // 32 bytes: verify refused anything else
+		a.Media = append(a.Media, lm)
+	}
 	if ev.GetApprovedAt().IsValid() {
 		a.ApprovedAt = ev.GetApprovedAt().AsTime()
 	}

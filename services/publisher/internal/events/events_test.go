@@ -272,3 +272,46 @@ func TestAnnouncerRefusesAnAttempt(t *testing.T) {
 		t.Errorf("Announce(attempting) = %v, published %v; want an error and nothing published", err, rec.event)
 	}
 }
+
+// TestHandlerChecksThePicturesSealed: the seal covers the pictures' hashes in order; an approval with a
+// picture added, removed, swapped or re-hashed is refused, and a genuine one reaches the ledger with them.
+func TestHandlerChecksThePicturesSealed(t *testing.T) {
+	t.Parallel()
+	signer, keys := sealtest.NewKey(t)
+	h1, h2 := seal.TextHash("picture one"), seal.TextHash("picture two")
+	genuine := func() *eventsv1.PostApproved {
+		ev := &eventsv1.PostApproved{PostId: "p1", DepartmentId: "d1", Text: "With pictures", ApprovedBy: "comms@example.com", ApprovedAt: timestamppb.New(at),
+			Media: []*eventsv1.MediaRef{{ObjectName: "p1/0", Sha256: h1[:], ContentType: "image/png", Size: 3}, {ObjectName: "p1/1", Sha256: h2[:], ContentType: "image/gif", Size: 4}}}
+		sum := seal.TextHash(ev.Text)
+		ev.TextSha256 = sum[:]
+		s := signer.Sign(seal.Approval{PostID: "p1", DepartmentID: "d1", TextSHA256: sum, MediaSHA256: [][32]byte{h1, h2}, Approver: ev.ApprovedBy, ApprovedAt: at})
+		ev.Seal = &eventsv1.Seal{KeyId: s.KeyID, Signature: s.Signature}
+		return ev
+	}
+	l := &fakeLedger{}
+	h, _ := handler(t, l, keys)
+	if err := h(context.Background(), msg{subject: eventbus.SubjectApproved, data: encode(t, genuine())}); err != nil {
+		t.Fatal(err)
+	}
+	want := []ledger.Media{{Name: "p1/0", SHA256: h1, ContentType: "image/png", Size: 3}, {Name: "p1/1", SHA256: h2, ContentType: "image/gif", Size: 4}}
+	if len(l.got) != 1 || !cmp.Equal(l.got[0].Media, want) {
+		t.Fatalf("the ledger got %v, want the pictures %v", l.got, want)
+	}
+	forged := seal.TextHash("forged")
+	for name, spoil := range map[string]func(ev *eventsv1.PostApproved){
+		"a picture removed":    func(ev *eventsv1.PostApproved) { ev.Media = ev.Media[:1] },
+		"a picture added":      func(ev *eventsv1.PostApproved) { ev.Media = append(ev.Media, ev.Media[0]) },
+		"pictures swapped":     func(ev *eventsv1.PostApproved) { ev.Media[0], ev.Media[1] = ev.Media[1], ev.Media[0] },
+		"another hash":         func(ev *eventsv1.PostApproved) { ev.Media[1].Sha256 = forged[:] },
+		"a hash cut short":     func(ev *eventsv1.PostApproved) { ev.Media[1].Sha256 = h2[:31] },
+		"all pictures dropped": func(ev *eventsv1.PostApproved) { ev.Media = nil },
+	} {
+		ev := genuine()
+		spoil(ev)
+		l := &fakeLedger{}
+		h, _ := handler(t, l, keys)
+		if err := h(context.Background(), msg{subject: eventbus.SubjectApproved, data: encode(t, ev)}); err == nil || !eventbus.IsPermanent(err) || len(l.got) != 0 {
+			t.Errorf("%s: %v, ledger got %v; want a permanent refusal", name, err, l.got)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func TestListChannels(t *testing.T) {
 	if diff := cmp.Diff(want, before, protocmp.Transform()); diff != "" {
 		t.Errorf("before any post (-want +got):\n%s", diff)
 	}
-	if _, err := e.x.Post(context.Background(), "one"); err != nil {
+	if _, err := e.x.Post(context.Background(), "one", nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := client.ListChannels(as(adminToken), &publisherv1.ListChannelsRequest{})
@@ -78,7 +78,7 @@ func TestOpsActions(t *testing.T) {
 	e.unknown(t, "u-on-x", "Already on X")
 	e.attempting(t, "a-stale", "Cut short", t0)
 	e.attempting(t, "a-fresh", "Being posted", time.Now())
-	onX, err := e.x.Post(context.Background(), "Already on X")
+	onX, err := e.x.Post(context.Background(), "Already on X", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,33 @@ type Publication struct {
 	// CreatedAt is when the first attempt began; UpdatedAt, while attempting, when the latest one began.
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Media are the approved pictures, posted with the text, in order.
+	Media []Media
 }
+
+// Media is an approved picture: an object in the media bucket and the hash the approval sealed. Nothing
+// else is ever posted under its name.
+type Media struct {
+	Name        string
+	SHA256      [32]byte
+	ContentType string
+	Size        int64
+}
+
+// Attachment is a picture's bytes, read and checked, as a channel uploads them.
+type Attachment struct {
+	ContentType string
+	Data        []byte
+}
+
+// MediaSource reads approved pictures. It returns an error wrapping ErrMediaUnusable for a picture that
+// is gone or whose bytes do not match the approved hash: nothing may be posted then.
+type MediaSource interface {
+	Get(ctx context.Context, m Media) ([]byte, error)
+}
+
+// ErrMediaUnusable means an approved picture cannot be posted: deleted, or replaced by other bytes.
+var ErrMediaUnusable = errors.New("approved picture unusable")
 
 // AuditEntry records one ops action on a publication.
 type AuditEntry struct {
@@ -98,8 +124,9 @@ type Result struct {
 type Channel interface {
 	// Name identifies the channel in the ledger and in events ("x").
 	Name() string
-	// Post publishes text. Errors that say what became of the post are *ChannelError.
-	Post(ctx context.Context, text string) (Result, error)
+	// Post publishes text with the pictures, in order (none for a text-only post). Errors that say what
+	// became of the post are *ChannelError.
+	Post(ctx context.Context, text string, media []Attachment) (Result, error)
 	// URL is the public address of the post with remoteID.
 	URL(remoteID string) string
 	Timeline

@@ -35,3 +35,9 @@ func normalise(s string) string {
 	})
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// mediaLink is the link X appends to the text of a post with pictures.
+var mediaLink = regexp.MustCompile(`\s*https://t\.co/[A-Za-z0-9_-]+\s*$`)
+
+// trimMediaLink removes the link X appends to a post with pictures.
+func trimMediaLink(stored string) string { return mediaLink.ReplaceAllString(stored, "") }

@@ -18,6 +18,8 @@ type Approval struct {
 	Text         string
 	ApprovedBy   string
 	ApprovedAt   time.Time
+	// Media are the approved pictures (their hashes were sealed with the text).
+	Media []Media
 }
 
 // Announcer tells the rest of Herald what became of an approved post. It returns once the announcement is
@@ -118,6 +120,11 @@ func WithHook(hook func(point string)) Option {
 	return func(s *Service) { s.hook = hook }
 }
 
+// WithMedia reads the pictures of approved posts from src. Without it, a post with pictures fails.
+func WithMedia(src MediaSource) Option {
+	return func(s *Service) { s.media = src }
+}
+
 // WithClock replaces the clock and the wait between timeline reads, for tests.
 func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) Option {
 	return func(s *Service) { s.now, s.sleep = now, sleep }
@@ -135,6 +142,7 @@ type Service struct {
 	now       func() time.Time
 	sleep     func(ctx context.Context, d time.Duration) error
 	hook      func(point string)
+	media     MediaSource
 }
 
 // NewService returns a Service. Every dependency is required.
@@ -176,7 +184,7 @@ func (s *Service) HandleApproved(ctx context.Context, a Approval) error {
 		return fmt.Errorf("latest remote id: %w", err)
 	}
 	now := s.timestamp()
-	entry := Publication{PostID: a.PostID, Channel: s.channel.Name(), State: StateAttempting, Text: a.Text, Attempts: 1, SinceID: since, CreatedAt: now, UpdatedAt: now}
+	entry := Publication{PostID: a.PostID, Channel: s.channel.Name(), State: StateAttempting, Text: a.Text, Attempts: 1, SinceID: since, CreatedAt: now, UpdatedAt: now, Media: a.Media}
 	existing, created, err := s.store.Begin(ctx, entry)
 	if err != nil {
 		return fmt.Errorf("begin %s: %w", entry.PostID, err)
@@ -230,7 +238,26 @@ func (s *Service) drive(ctx context.Context, e Publication, d drive, log *slog.L
 	wait := e.UpdatedAt.Add(s.policy.VisibilityDelay).Sub(s.now())
 	for {
 		if d.post {
-			res, err := s.channel.Post(ctx, e.Text)
+			pics, err := s.pictures(ctx, e)
+			if err != nil {
+				if !errors.Is(err, ErrMediaUnusable) {
+					if d.first {
+						if rerr := s.store.Release(ctx, e.PostID); rerr != nil {
+							return fmt.Errorf("release %s: %w", e.PostID, rerr)
+						}
+					}
+					// Later attempts stay attempting: the redelivery looks for the earlier ones first.
+					return &RetryLaterError{After: s.policy.VisibilityDelay, Err: fmt.Errorf("post %s: %w", e.PostID, err)}
+				}
+				if d.first {
+					log.ErrorContext(ctx, "an approved picture is unusable; nothing posted", "err", err)
+					return s.finish(ctx, e, StateFailed, "", "", err.Error(), log)
+				}
+				// An earlier attempt may have gone out with the pictures: say so rather than fail it.
+				log.ErrorContext(ctx, "an approved picture is unusable on a later attempt; ops must resolve the post", "err", err)
+				return s.finish(ctx, e, StateUnknown, "", "", err.Error()+"; an earlier attempt may have gone out, check the account", log)
+			}
+			res, err := s.channel.Post(ctx, e.Text, pics)
 			if d.first {
 				s.hook(PointAfterCall)
 			}
@@ -313,6 +340,25 @@ func (s *Service) drive(ctx context.Context, e Publication, d drive, log *slog.L
 	}
 }
 
+// pictures reads e's approved pictures, checked against their hashes.
+func (s *Service) pictures(ctx context.Context, e Publication) ([]Attachment, error) {
+	if len(e.Media) == 0 {
+		return nil, nil
+	}
+	if s.media == nil {
+		return nil, fmt.Errorf("%w: the publisher cannot read the media bucket", ErrMediaUnusable)
+	}
+	out := make([]Attachment, len(e.Media))
+	for i, m := range e.Media {
+		data, err := s.media.Get(ctx, m)
+		if err != nil {
+			return nil, fmt.Errorf("picture %d: %w", i+1, err)
+		}
+		out[i] = Attachment{ContentType: m.ContentType, Data: data}
+	}
+	return out, nil
+}
+
 // pause waits d unless the delivery's deadline comes first: then the caller leaves the entry attempting.
 func (s *Service) pause(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
@@ -336,7 +382,8 @@ func (s *Service) find(ctx context.Context, e Publication) (*RemotePost, int, er
 	var found *RemotePost
 	n := 0
 	for i := range posts {
-		if SameText(posts[i].Text, e.Text) {
+		// With pictures X adds a link to them at the end of the text it shows.
+		if SameText(posts[i].Text, e.Text) || len(e.Media) > 0 && SameText(trimMediaLink(posts[i].Text), e.Text) {
 			found, n = &posts[i], n+1
 		}
 	}

@@ -33,6 +33,8 @@ type fixture struct {
 	client  ledger.Channel
 	clock   *clock
 	js      jetstream.JetStream
+	// pics is the media bucket the ledger reads approved pictures from.
+	pics *fakePictures
 }
 
 // clock is the one fake clock of a test, shared by the ledger, the client's rate gate and the sandbox:
@@ -106,12 +108,13 @@ func setupWith(t *testing.T, visibility time.Duration, channel string) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := ledger.NewService(store, client, announcer, slog.New(slog.DiscardHandler),
+	pics := &fakePictures{objects: map[string][]byte{}}
+	svc, err := ledger.NewService(store, client, announcer, slog.New(slog.DiscardHandler), ledger.WithMedia(pics),
 		ledger.WithClock(clk.Now, clk.Sleep), ledger.WithPolicy(ledger.Policy{VisibilityDelay: 5 * time.Second, MaxAttempts: 3, MaxChecks: 5}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{svc: svc, store: store, sandbox: sb, client: client, clock: clk, js: js}
+	return fixture{svc: svc, store: store, sandbox: sb, client: client, clock: clk, js: js, pics: pics}
 }
 
 func approved(text string) ledger.Approval {
@@ -305,7 +308,7 @@ func TestRedeliveryFindingAttemptingReconciles(t *testing.T) {
 					t.Fatal(err)
 				}
 				if tt.sent {
-					if _, err := f.client.Post(ctx, ev.Text); err != nil {
+					if _, err := f.client.Post(ctx, ev.Text, nil); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -71,7 +71,7 @@ func TestTwoReplicasNeverOvershootTheWindow(t *testing.T) {
 	a, b := replica(t, srv.URL, kv), replica(t, srv.URL, kv)
 
 	// One post makes the window known (until X has answered once, nobody knows its size).
-	if _, err := a.Post(context.Background(), "first"); err != nil {
+	if _, err := a.Post(context.Background(), "first", nil); err != nil {
 		t.Fatal(err)
 	}
 	var posted, waited atomic.Int32
@@ -82,7 +82,7 @@ func TestTwoReplicasNeverOvershootTheWindow(t *testing.T) {
 			cl = b
 		}
 		wg.Go(func() {
-			_, err := cl.Post(context.Background(), fmt.Sprintf("post %d", i))
+			_, err := cl.Post(context.Background(), fmt.Sprintf("post %d", i), nil)
 			var ce *ledger.ChannelError
 			switch {
 			case err == nil:

@@ -1,8 +1,8 @@
 -- Queries shared by the SQLite and PostgreSQL ledgers (sqlc generates a package for each engine).
 
 -- name: InsertPublication :execrows
-INSERT INTO publications (post_id, channel, state, text, attempts, since_id, created_at, updated_at)
-VALUES (sqlc.arg(post_id), sqlc.arg(channel), sqlc.arg(state), sqlc.arg(text), sqlc.arg(attempts), sqlc.arg(since_id), sqlc.arg(created_at), sqlc.arg(updated_at))
+INSERT INTO publications (post_id, channel, state, text, attempts, since_id, created_at, updated_at, media)
+VALUES (sqlc.arg(post_id), sqlc.arg(channel), sqlc.arg(state), sqlc.arg(text), sqlc.arg(attempts), sqlc.arg(since_id), sqlc.arg(created_at), sqlc.arg(updated_at), sqlc.arg(media))
 ON CONFLICT (post_id) DO NOTHING;
 
 -- name: GetPublication :one

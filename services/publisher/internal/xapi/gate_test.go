@@ -61,7 +61,7 @@ func TestGateWaitsForTheResetAcrossPosts(t *testing.T) {
 	sb, cl, clk := gateSetup(t, 2, xapi.WithMaxRateWait(time.Hour))
 	ctx := context.Background()
 	for _, text := range []string{"one", "two"} {
-		if _, err := cl.Post(ctx, text); err != nil {
+		if _, err := cl.Post(ctx, text, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -71,7 +71,7 @@ func TestGateWaitsForTheResetAcrossPosts(t *testing.T) {
 	start := clk.Now()
 	// The window is spent: the third post waits for the reset without calling X (a call would get 429),
 	// then goes out.
-	if _, err := cl.Post(ctx, "three"); err != nil {
+	if _, err := cl.Post(ctx, "three", nil); err != nil {
 		t.Fatalf("the post after the reset: %v", err)
 	}
 	if calls := sb.PostCalls(); calls != 3 {
@@ -93,13 +93,13 @@ func TestGateAnswersRetryableWhenTheResetIsFar(t *testing.T) {
 		want    time.Duration // about how long until the reset
 	}{
 		{name: "window spent by earlier posts", want: 15 * time.Minute, prepare: func(t *testing.T, _ *xsandbox.Sandbox, cl *xapi.Client) {
-			if _, err := cl.Post(context.Background(), "only one"); err != nil {
+			if _, err := cl.Post(context.Background(), "only one", nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{name: "a 429 with a reset time", want: 90 * time.Second, prepare: func(t *testing.T, sb *xsandbox.Sandbox, cl *xapi.Client) {
 			sb.InjectFault(xsandbox.Fault{Status: 429, RetryAfterSeconds: 90})
-			_, err := cl.Post(context.Background(), "refused")
+			_, err := cl.Post(context.Background(), "refused", nil)
 			if ce := channelError(t, err); ce.Kind != ledger.Retryable || ce.RetryAfter != 90*time.Second {
 				t.Fatalf("429: %+v", ce)
 			}
@@ -111,7 +111,7 @@ func TestGateAnswersRetryableWhenTheResetIsFar(t *testing.T) {
 			sb, cl, clk := gateSetup(t, 1, xapi.WithMaxRateWait(0))
 			tt.prepare(t, sb, cl)
 			calls := sb.PostCalls()
-			_, err := cl.Post(context.Background(), "waits")
+			_, err := cl.Post(context.Background(), "waits", nil)
 			ce := channelError(t, err)
 			if ce.Kind != ledger.Retryable || ce.RetryAfter < tt.want-time.Second || ce.RetryAfter > tt.want {
 				t.Errorf("error %+v; want Retryable after about %s", ce, tt.want)
@@ -120,7 +120,7 @@ func TestGateAnswersRetryableWhenTheResetIsFar(t *testing.T) {
 				t.Errorf("the gate called X %d times before the reset", sb.PostCalls()-calls)
 			}
 			_ = clk.Sleep(context.Background(), ce.RetryAfter)
-			if _, err := cl.Post(context.Background(), "waits"); err != nil {
+			if _, err := cl.Post(context.Background(), "waits", nil); err != nil {
 				t.Errorf("after the reset: %v", err)
 			}
 		})
@@ -154,7 +154,7 @@ func TestGateBoundsConcurrency(t *testing.T) {
 	errs := make(chan error, 5)
 	for i := range 5 {
 		wg.Go(func() {
-			_, err := cl.Post(context.Background(), "parallel "+string(rune('a'+i)))
+			_, err := cl.Post(context.Background(), "parallel "+string(rune('a'+i)), nil)
 			errs <- err
 		})
 	}

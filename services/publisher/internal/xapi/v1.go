@@ -93,8 +93,13 @@ func (c *V1Client) URL(remoteID string) string { return statusURL(remoteID) }
 // RateState is what X last said about the account's posting window.
 func (c *V1Client) RateState() RateState { return c.gate.state() }
 
-// Post implements ledger.Channel with POST statuses/update.
-func (c *V1Client) Post(ctx context.Context, text string) (ledger.Result, error) {
+// Post implements ledger.Channel with POST statuses/update. Pictures are not uploaded through v1.1 yet
+// (upload.twitter.com's INIT/APPEND/FINALIZE): a post with pictures is refused, before anything is sent,
+// rather than published without them.
+func (c *V1Client) Post(ctx context.Context, text string, pics []ledger.Attachment) (ledger.Result, error) {
+	if len(pics) > 0 {
+		return ledger.Result{}, &ledger.ChannelError{Kind: ledger.Rejected, Message: "the X v1.1 channel does not post pictures; use the v2 channel"}
+	}
 	done, err := c.gate.acquire(ctx)
 	if err != nil {
 		return ledger.Result{}, err

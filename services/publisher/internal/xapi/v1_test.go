@@ -41,7 +41,7 @@ func TestV1PostsThroughGoTwitterToTheSandbox(t *testing.T) {
 		t.Fatalf("Me = %+v, %v", me, err)
 	}
 	sent := "Hello from v1.1 & friends https://example.com/a"
-	res, err := cl.Post(ctx, sent)
+	res, err := cl.Post(ctx, sent, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestV1Errors(t *testing.T) {
 	}{
 		{name: "self-serve account: error 453 said plainly", cfg: xsandbox.Config{SelfServe: true},
 			wantKind: ledger.Rejected, wantMsg: "X does not let this account post through API v1.1 (error 453"},
-		{name: "duplicate: code 187", prepare: func(_ *xsandbox.Sandbox, cl *xapi.V1Client) { _, _ = cl.Post(context.Background(), "same") },
+		{name: "duplicate: code 187", prepare: func(_ *xsandbox.Sandbox, cl *xapi.V1Client) { _, _ = cl.Post(context.Background(), "same", nil) },
 			wantKind: ledger.Duplicate, wantMsg: "X API v1.1 403: Status is a duplicate. (code 187)"},
 		{name: "wrong secret: code 32", creds: xapi.Credentials{ConsumerKey: creds.ConsumerKey, ConsumerSecret: "wrong", AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
 			wantKind: ledger.Rejected, wantMsg: "X API v1.1 401: Could not authenticate you. (code 32)"},
@@ -97,9 +97,9 @@ func TestV1Errors(t *testing.T) {
 			if tt.prepare != nil {
 				tt.prepare(sb, cl)
 			}
-			_, err := cl.Post(context.Background(), "a")
+			_, err := cl.Post(context.Background(), "a", nil)
 			if tt.name == "duplicate: code 187" {
-				_, err = cl.Post(context.Background(), "same")
+				_, err = cl.Post(context.Background(), "same", nil)
 			}
 			ce := channelError(t, err)
 			if ce.Kind != tt.wantKind || !strings.HasPrefix(ce.Message, tt.wantMsg) {

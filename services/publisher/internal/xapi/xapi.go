@@ -55,10 +55,19 @@ type settings struct {
 	concurrency int
 	maxWait     time.Duration
 	window      WindowStore
+	// chunk is the size of a media upload's APPEND segments; maxProcessing bounds the wait while X
+	// processes an upload.
+	chunk         int
+	maxProcessing time.Duration
+}
+
+// WithChunkSize sets the size of media upload segments (default 1 MiB; X takes up to 5 MB), for tests.
+func WithChunkSize(n int) Option {
+	return func(s *settings) { s.chunk = max(n, 1) }
 }
 
 func newSettings(opts []Option) settings {
-	s := settings{now: time.Now, sleep: sleep, concurrency: 2, maxWait: 30 * time.Second}
+	s := settings{now: time.Now, sleep: sleep, concurrency: 2, maxWait: 30 * time.Second, chunk: 1 << 20, maxProcessing: 2 * time.Minute}
 	for _, o := range opts {
 		o(&s)
 	}
@@ -128,13 +137,27 @@ func statusURL(remoteID string) string { return "https://x.com/i/web/status/" + 
 // RateState is what X last said about the account's posting window.
 func (c *Client) RateState() RateState { return c.gate.state() }
 
-// Post implements ledger.Channel with POST /2/tweets, once the rate gate lets it through.
-func (c *Client) Post(ctx context.Context, text string) (ledger.Result, error) {
+// Post implements ledger.Channel with POST /2/tweets, once the rate gate lets it through. The pictures
+// are uploaded first (see upload), each time: a media id from an attempt that may have failed is never
+// reused, and uploading again posts nothing.
+func (c *Client) Post(ctx context.Context, text string, pics []ledger.Attachment) (ledger.Result, error) {
+	var ids []string
+	for i, a := range pics {
+		id, err := c.upload(ctx, a)
+		if err != nil {
+			return ledger.Result{}, uploadError(i, err)
+		}
+		ids = append(ids, id)
+	}
 	done, err := c.gate.acquire(ctx)
 	if err != nil {
 		return ledger.Result{}, err
 	}
-	body, _ := json.Marshal(map[string]string{"text": text})
+	req := map[string]any{"text": text}
+	if len(ids) > 0 {
+		req["media"] = map[string][]string{"media_ids": ids}
+	}
+	body, _ := json.Marshal(req)
 	var out struct {
 		Data struct {
 			ID string `json:"id"`
@@ -233,6 +256,12 @@ func (c *Client) Me(ctx context.Context) (User, error) {
 // do sends one request and decodes a 2xx answer into out. It returns the response (its body closed) when
 // there was one, so that the rate gate can read its headers.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte, out any) (*http.Response, error) {
+	return c.send(ctx, method, path, query, "application/json", body, out)
+}
+
+// send is do with a body of any content type (the media upload's multipart chunks). A nil out ignores the
+// body of a 2xx answer (APPEND's, which says nothing Herald uses).
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -246,7 +275,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return nil, &ledger.ChannelError{Kind: ledger.Rejected, Message: "x: " + err.Error()}
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if err := ctx.Err(); err != nil {
 		// Nothing was sent.
@@ -262,6 +291,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return resp, &ledger.ChannelError{Kind: ledger.Ambiguous, Message: fmt.Sprintf("X answered %d but the body was cut off: %v", resp.StatusCode, err)}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if out == nil {
+			return resp, nil
+		}
 		if err := json.Unmarshal(data, out); err != nil {
 			return resp, &ledger.ChannelError{Kind: ledger.Ambiguous, Message: fmt.Sprintf("X answered %d with an unreadable body", resp.StatusCode)}
 		}

@@ -53,7 +53,7 @@ func channelError(t *testing.T, err error) *ledger.ChannelError {
 func TestPostSignsWithOAuth1AndReturnsTheTweet(t *testing.T) {
 	sb, srv := setup(t)
 	cl := client(t, srv.URL, creds)
-	res, err := cl.Post(context.Background(), "Hello from HR 👋 https://example.com")
+	res, err := cl.Post(context.Background(), "Hello from HR 👋 https://example.com", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestPostErrors(t *testing.T) {
 		wantMsg  string
 		created  bool // the fault created the tweet before failing
 	}{
-		{name: "duplicate text", text: "same", prepare: func(_ *xsandbox.Sandbox, cl *xapi.Client) { _, _ = cl.Post(context.Background(), "same") },
+		{name: "duplicate text", text: "same", prepare: func(_ *xsandbox.Sandbox, cl *xapi.Client) { _, _ = cl.Post(context.Background(), "same", nil) },
 			wantKind: ledger.Duplicate, wantMsg: "X API 403: You are not allowed to create a Tweet with duplicate content."},
 		{name: "wrong consumer secret", text: "a", creds: xapi.Credentials{ConsumerKey: creds.ConsumerKey, ConsumerSecret: "wrong", AccessToken: creds.AccessToken, AccessTokenSecret: creds.AccessTokenSecret},
 			wantKind: ledger.Rejected, wantMsg: "X API 401: Unauthorized"},
@@ -97,7 +97,7 @@ func TestPostErrors(t *testing.T) {
 		}, wantKind: ledger.Ambiguous, wantMsg: "no answer from X", created: true},
 		{name: "rate limited", text: "c", prepare: func(_ *xsandbox.Sandbox, cl *xapi.Client) {
 			for _, s := range []string{"1", "2", "3"} {
-				_, _ = cl.Post(context.Background(), s)
+				_, _ = cl.Post(context.Background(), s, nil)
 			}
 		}, wantKind: ledger.Retryable, wantMsg: "X API 429: Too Many Requests"},
 	}
@@ -112,7 +112,7 @@ func TestPostErrors(t *testing.T) {
 				tt.prepare(sb, client(t, srv.URL, creds))
 			}
 			before := len(sb.Tweets())
-			_, err := client(t, srv.URL, c).Post(context.Background(), tt.text)
+			_, err := client(t, srv.URL, c).Post(context.Background(), tt.text, nil)
 			ce := channelError(t, err)
 			if ce.Kind != tt.wantKind || !strings.HasPrefix(ce.Message, tt.wantMsg) {
 				t.Errorf("error = kind %d %q; want kind %d %q", ce.Kind, ce.Message, tt.wantKind, tt.wantMsg)
@@ -127,7 +127,7 @@ func TestPostErrors(t *testing.T) {
 func TestRateLimitCarriesTheReset(t *testing.T) {
 	sb, srv := setup(t)
 	sb.InjectFault(xsandbox.Fault{Status: 429, RetryAfterSeconds: 90})
-	_, err := client(t, srv.URL, creds).Post(context.Background(), "x")
+	_, err := client(t, srv.URL, creds).Post(context.Background(), "x", nil)
 	ce := channelError(t, err)
 	if ce.RetryAfter < 80*time.Second || ce.RetryAfter > 91*time.Second {
 		t.Errorf("RetryAfter = %v, want about 90s from x-rate-limit-reset", ce.RetryAfter)
@@ -142,7 +142,7 @@ func TestTransportFailures(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, err = client(t, "http://"+addr, creds).Post(context.Background(), "x")
+	_, err = client(t, "http://"+addr, creds).Post(context.Background(), "x", nil)
 	if ce := channelError(t, err); ce.Kind != ledger.Retryable {
 		t.Errorf("connection refused: kind %d (%s), want Retryable", ce.Kind, ce.Message)
 	}
@@ -157,7 +157,7 @@ func TestTransportFailures(t *testing.T) {
 	}))
 	defer hang.Close()
 	defer close(release)
-	_, err = client(t, hang.URL, creds).Post(context.Background(), "x")
+	_, err = client(t, hang.URL, creds).Post(context.Background(), "x", nil)
 	if ce := channelError(t, err); ce.Kind != ledger.Ambiguous {
 		t.Errorf("timeout: kind %d (%s), want Ambiguous", ce.Kind, ce.Message)
 	}
@@ -167,12 +167,12 @@ func TestRecentReadsTheTimelineAsXStoresIt(t *testing.T) {
 	sb, srv := setup(t)
 	cl := client(t, srv.URL, creds)
 	ctx := context.Background()
-	first, err := cl.Post(ctx, "Before")
+	first, err := cl.Post(ctx, "Before", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sent := "Jobs & more at https://example.com/jobs <3"
-	res, err := cl.Post(ctx, sent)
+	res, err := cl.Post(ctx, sent, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,25 @@
 package postgres
 
 import (
+	"fmt"
+
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/store/mediajson"
 	"github.com/heraldhq/herald/services/approval/internal/store/postgres/pgdb"
 )
+
+func convertErr[R, D any](rows []R, err error, f func(R) (D, error)) ([]D, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]D, len(rows))
+	for i, r := range rows {
+		if out[i], err = f(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
 
 func convert[R, D any](rows []R, err error, f func(R) D) ([]D, error) {
 	if err != nil {
@@ -31,14 +47,19 @@ func toApprover(r pgdb.Approver) approval.Approver {
 	return approval.Approver{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: fromMicros(r.CreatedAt)}
 }
 
-func toPost(r pgdb.Post) approval.Post {
+func toPost(r pgdb.Post) (approval.Post, error) {
+	media, err := mediajson.Decode(r.Media)
+	if err != nil {
+		return approval.Post{}, fmt.Errorf("post %s: %w", r.ID, err)
+	}
 	return approval.Post{
 		ID: r.ID, DepartmentID: r.DepartmentID, Text: r.Text, RequestedBy: r.RequestedBy, IdempotencyKey: r.IdempotencyKey,
 		Status: approval.Status(r.Status), CreatedAt: fromMicros(r.CreatedAt), UpdatedAt: fromMicros(r.UpdatedAt),
 		Decision: approval.Outcome(r.Decision), DecidedBy: r.DecidedBy, DecidedAt: fromMicros(r.DecidedAt), Comment: r.DecisionComment,
 		Channel: r.Channel, RemoteID: r.RemoteID, RemoteURL: r.RemoteUrl, PublishedAt: fromMicros(r.PublishedAt), FailureReason: r.FailureReason,
 		ExpiresAt: fromMicros(r.ExpiresAt), Mode: approval.Mode(r.Mode), Required: int(r.Required), WaitingFor: r.WaitingFor, FinalText: r.FinalText,
-	}
+		Media: media,
+	}, nil
 }
 
 func toToken(r pgdb.ApprovalToken) approval.Token {

@@ -11,3 +11,14 @@ WHERE id IN (
     LIMIT sqlc.arg(max_rows)
 )
 RETURNING *;
+
+-- ClaimWebhookDeliveries leases due webhook deliveries the way ClaimOutbox leases outbox items.
+-- name: ClaimWebhookDeliveries :many
+UPDATE webhook_deliveries SET lease_until = sqlc.arg(lease_until)
+WHERE id IN (
+    SELECT d.id FROM webhook_deliveries d
+    WHERE d.next_attempt_at <= sqlc.arg(now) AND d.lease_until <= sqlc.arg(now)
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT sqlc.arg(max_rows)
+)
+RETURNING *;

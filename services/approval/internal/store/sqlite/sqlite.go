@@ -18,6 +18,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/store/mediajson"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite/sqlitedb"
 	"github.com/heraldhq/herald/services/heraldshared/sqlitefile"
 )
@@ -257,28 +258,47 @@ func (s *Store) RemoveApprover(ctx context.Context, id string, at time.Time) err
 
 // CreatePost implements approval.Store.
 func (s *Store) CreatePost(ctx context.Context, p approval.Post, audit approval.AuditEntry, outbox []approval.OutboxItem) (bool, error) {
-	created := false
+	created, err := s.CreatePosts(ctx, []approval.NewPost{{Post: p, Audit: audit, Outbox: outbox}})
+	if err != nil {
+		return false, err
+	}
+	return created[0], nil
+}
+
+// CreatePosts implements approval.Store.
+func (s *Store) CreatePosts(ctx context.Context, ps []approval.NewPost) ([]bool, error) {
+	created := make([]bool, len(ps))
 	err := s.inTx(ctx, func(q *sqlitedb.Queries) error {
-		n, err := q.InsertPost(ctx, sqlitedb.InsertPostParams{
-			ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
-			Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
-			ExpiresAt: micros(p.ExpiresAt), Mode: string(p.Mode), Required: int64(p.Required), WaitingFor: p.WaitingFor,
-		})
-		if err != nil || n == 0 {
-			return err
-		}
-		created = true
-		if err := insertAudit(ctx, q, audit); err != nil {
-			return err
-		}
-		for _, it := range outbox {
-			if err := insertOutbox(ctx, q, it); err != nil {
-				return err
+		for i, np := range ps {
+			p := np.Post
+			n, err := q.InsertPost(ctx, sqlitedb.InsertPostParams{
+				ID: p.ID, DepartmentID: p.DepartmentID, Text: p.Text, RequestedBy: p.RequestedBy, IdempotencyKey: p.IdempotencyKey,
+				Status: string(p.Status), CreatedAt: micros(p.CreatedAt), UpdatedAt: micros(p.UpdatedAt), FailureReason: p.FailureReason,
+				ExpiresAt: micros(p.ExpiresAt), Mode: string(p.Mode), Required: int64(p.Required), WaitingFor: p.WaitingFor,
+				Media: mediajson.Encode(p.Media),
+			})
+			if err != nil {
+				return fmt.Errorf("post %s: %w", p.ID, err)
+			}
+			if n == 0 {
+				continue
+			}
+			created[i] = true
+			if err := insertAudit(ctx, q, np.Audit); err != nil {
+				return fmt.Errorf("post %s: %w", p.ID, err)
+			}
+			for _, it := range np.Outbox {
+				if err := insertOutbox(ctx, q, it); err != nil {
+					return fmt.Errorf("post %s: %w", p.ID, err)
+				}
 			}
 		}
 		return nil
 	})
-	return created, err
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
 }
 
 // GetPost implements approval.Store.
@@ -287,13 +307,13 @@ func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
 	if err != nil {
 		return approval.Post{}, notFound(err)
 	}
-	return toPost(r), nil
+	return toPost(r)
 }
 
 // ListPosts implements approval.Store.
 func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approval.Post, error) {
 	rows, err := s.q.ListPosts(ctx, sqlitedb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int64(f.Limit)})
-	return convert(rows, err, toPost)
+	return convertErr(rows, err, toPost)
 }
 
 // ListAudit implements approval.Store.
@@ -306,6 +326,21 @@ func (s *Store) ListAudit(ctx context.Context, postID string) ([]approval.AuditE
 func (s *Store) CreateToken(ctx context.Context, t approval.Token) error {
 	return s.q.CreateToken(ctx, sqlitedb.CreateTokenParams{
 		Hash: t.Hash, PostID: t.PostID, ApproverID: t.ApproverID, CreatedAt: micros(t.CreatedAt), ExpiresAt: micros(t.ExpiresAt),
+	})
+}
+
+// CreateTokens implements approval.Store.
+func (s *Store) CreateTokens(ctx context.Context, ts []approval.Token) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		for _, t := range ts {
+			err := q.CreateToken(ctx, sqlitedb.CreateTokenParams{
+				Hash: t.Hash, PostID: t.PostID, ApproverID: t.ApproverID, CreatedAt: micros(t.CreatedAt), ExpiresAt: micros(t.ExpiresAt),
+			})
+			if err != nil {
+				return fmt.Errorf("token for post %s: %w", t.PostID, err)
+			}
+		}
+		return nil
 	})
 }
 
@@ -460,7 +495,7 @@ func (s *Store) CountWaiting(ctx context.Context) (int, error) {
 // WaitingPosts implements approval.Store.
 func (s *Store) WaitingPosts(ctx context.Context, limit int) ([]approval.Post, error) {
 	rows, err := s.q.WaitingPosts(ctx, int64(limit))
-	return convert(rows, err, toPost)
+	return convertErr(rows, err, toPost)
 }
 
 // AskApprovers implements approval.Store.
@@ -568,7 +603,15 @@ func (s *Store) RecordOutcome(ctx context.Context, p approval.OutcomeParams) (bo
 		changed = true
 		audit := p.Audit
 		audit.FromStatus = approval.Status(prev.Status)
-		return insertAudit(ctx, q, audit)
+		if err := insertAudit(ctx, q, audit); err != nil {
+			return err
+		}
+		for _, it := range p.Extra {
+			if err := insertOutbox(ctx, q, it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return changed, err
 }
@@ -596,6 +639,24 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, until time.Time, limit int
 // DeleteOutbox implements approval.Store.
 func (s *Store) DeleteOutbox(ctx context.Context, id int64) error {
 	return s.q.DeleteOutbox(ctx, id)
+}
+
+// FinishOutbox implements approval.Store.
+func (s *Store) FinishOutbox(ctx context.Context, rs []approval.OutboxResult) error {
+	return s.inTx(ctx, func(q *sqlitedb.Queries) error {
+		for _, r := range rs {
+			var err error
+			if r.Err == "" {
+				err = q.DeleteOutbox(ctx, r.ID)
+			} else {
+				err = q.DeferOutbox(ctx, sqlitedb.DeferOutboxParams{ID: r.ID, NextAttemptAt: micros(r.Next), LastError: r.Err})
+			}
+			if err != nil {
+				return fmt.Errorf("outbox %d: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
 }
 
 // DeferOutbox implements approval.Store.

@@ -38,6 +38,10 @@ func Run(t *testing.T, open func(t *testing.T) approval.Store) {
 		"AuditNamesTheAPIKey": testAuditNamesTheAPIKey,
 		"DepartmentLimits":    testDepartmentLimits,
 		"CountUndecided":      testCountUndecided,
+		"Subscriptions":       testSubscriptions,
+		"WebhookDeliveries":   testWebhookDeliveries,
+		"CreatePosts":         testCreatePosts,
+		"TokensAndResults":    testTokensAndOutboxResults,
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+	"github.com/heraldhq/herald/services/publisher/internal/store/mediacol"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres/pgdb"
 )
 
@@ -78,7 +79,7 @@ func (s *Store) Close() error {
 func (s *Store) Begin(ctx context.Context, p ledger.Publication) (ledger.Publication, bool, error) {
 	n, err := s.q.InsertPublication(ctx, pgdb.InsertPublicationParams{
 		PostID: p.PostID, Channel: p.Channel, State: string(p.State), Text: p.Text, Attempts: int64(p.Attempts), SinceID: p.SinceID,
-		CreatedAt: p.CreatedAt.UnixMicro(), UpdatedAt: p.UpdatedAt.UnixMicro(),
+		CreatedAt: p.CreatedAt.UnixMicro(), UpdatedAt: p.UpdatedAt.UnixMicro(), Media: mediacol.Encode(p.Media),
 	})
 	if err != nil {
 		return ledger.Publication{}, false, err
@@ -125,7 +126,7 @@ func (s *Store) Get(ctx context.Context, postID string) (ledger.Publication, err
 	if err != nil {
 		return ledger.Publication{}, err
 	}
-	return toPublication(r), nil
+	return toPublication(r)
 }
 
 // List implements ledger.Store.
@@ -136,16 +137,23 @@ func (s *Store) List(ctx context.Context, limit int) ([]ledger.Publication, erro
 	}
 	out := make([]ledger.Publication, len(rows))
 	for i, r := range rows {
-		out[i] = toPublication(r)
+		if out[i], err = toPublication(r); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
-func toPublication(r pgdb.Publication) ledger.Publication {
+func toPublication(r pgdb.Publication) (ledger.Publication, error) {
+	media, err := mediacol.Decode(r.Media)
+	if err != nil {
+		return ledger.Publication{}, fmt.Errorf("publication %s: %w", r.PostID, err)
+	}
 	return ledger.Publication{
+		Media:  media,
 		PostID: r.PostID, Channel: r.Channel, State: ledger.State(r.State), Text: r.Text, RemoteID: r.RemoteID, URL: r.Url,
 		Error: r.Error, Attempts: int(r.Attempts), SinceID: r.SinceID, CreatedAt: time.UnixMicro(r.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(r.UpdatedAt).UTC(),
-	}
+	}, nil
 }
 
 // Update implements ledger.Store: a compare-and-set on the state and attempt read, with the audit entry in

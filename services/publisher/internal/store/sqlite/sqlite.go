@@ -15,6 +15,7 @@ import (
 
 	"github.com/heraldhq/herald/services/heraldshared/sqlitefile"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+	"github.com/heraldhq/herald/services/publisher/internal/store/mediacol"
 	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite/sqlitedb"
 )
 
@@ -77,7 +78,7 @@ func (s *Store) Close() error { return errors.Join(s.db.Close(), s.lock.Release(
 func (s *Store) Begin(ctx context.Context, p ledger.Publication) (ledger.Publication, bool, error) {
 	n, err := s.q.InsertPublication(ctx, sqlitedb.InsertPublicationParams{
 		PostID: p.PostID, Channel: p.Channel, State: string(p.State), Text: p.Text, Attempts: int64(p.Attempts), SinceID: p.SinceID,
-		CreatedAt: p.CreatedAt.UnixMicro(), UpdatedAt: p.UpdatedAt.UnixMicro(),
+		CreatedAt: p.CreatedAt.UnixMicro(), UpdatedAt: p.UpdatedAt.UnixMicro(), Media: mediacol.Encode(p.Media),
 	})
 	if err != nil {
 		return ledger.Publication{}, false, err
@@ -124,7 +125,7 @@ func (s *Store) Get(ctx context.Context, postID string) (ledger.Publication, err
 	if err != nil {
 		return ledger.Publication{}, err
 	}
-	return toPublication(r), nil
+	return toPublication(r)
 }
 
 // List implements ledger.Store.
@@ -135,16 +136,23 @@ func (s *Store) List(ctx context.Context, limit int) ([]ledger.Publication, erro
 	}
 	out := make([]ledger.Publication, len(rows))
 	for i, r := range rows {
-		out[i] = toPublication(r)
+		if out[i], err = toPublication(r); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
-func toPublication(r sqlitedb.Publication) ledger.Publication {
+func toPublication(r sqlitedb.Publication) (ledger.Publication, error) {
+	media, err := mediacol.Decode(r.Media)
+	if err != nil {
+		return ledger.Publication{}, fmt.Errorf("publication %s: %w", r.PostID, err)
+	}
 	return ledger.Publication{
+		Media:  media,
 		PostID: r.PostID, Channel: r.Channel, State: ledger.State(r.State), Text: r.Text, RemoteID: r.RemoteID, URL: r.Url,
 		Error: r.Error, Attempts: int(r.Attempts), SinceID: r.SinceID, CreatedAt: time.UnixMicro(r.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(r.UpdatedAt).UTC(),
-	}
+	}, nil
 }
 
 // Update implements ledger.Store: a compare-and-set on the state and attempt read, with the audit entry in

@@ -61,3 +61,54 @@ func (q *Queries) ClaimOutbox(ctx context.Context, arg ClaimOutboxParams) ([]Out
 	}
 	return items, nil
 }
+
+const claimWebhookDeliveries = `-- name: ClaimWebhookDeliveries :many
+UPDATE webhook_deliveries SET lease_until = $1
+WHERE id IN (
+    SELECT d.id FROM webhook_deliveries d
+    WHERE d.next_attempt_at <= $2 AND d.lease_until <= $2
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, subscription_id, outbox_id, post_id, event, body, created_at, attempts, next_attempt_at, lease_until, last_error
+`
+
+type ClaimWebhookDeliveriesParams struct {
+	LeaseUntil int64
+	Now        int64
+	MaxRows    int32
+}
+
+// ClaimWebhookDeliveries leases due webhook deliveries the way ClaimOutbox leases outbox items.
+func (q *Queries) ClaimWebhookDeliveries(ctx context.Context, arg ClaimWebhookDeliveriesParams) ([]WebhookDelivery, error) {
+	rows, err := q.db.Query(ctx, claimWebhookDeliveries, arg.LeaseUntil, arg.Now, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []WebhookDelivery
+	for rows.Next() {
+		var i WebhookDelivery
+		if err := rows.Scan(
+			&i.ID,
+			&i.SubscriptionID,
+			&i.OutboxID,
+			&i.PostID,
+			&i.Event,
+			&i.Body,
+			&i.CreatedAt,
+			&i.Attempts,
+			&i.NextAttemptAt,
+			&i.LeaseUntil,
+			&i.LastError,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

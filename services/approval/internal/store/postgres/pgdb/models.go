@@ -118,4 +118,30 @@ type Post struct {
 	Required        int64
 	WaitingFor      string
 	FinalText       string
+	Media           string
+}
+
+type WebhookDelivery struct {
+	ID             int64
+	SubscriptionID string
+	OutboxID       int64
+	PostID         string
+	Event          string
+	Body           string
+	CreatedAt      int64
+	Attempts       int64
+	NextAttemptAt  int64
+	LeaseUntil     int64
+	LastError      string
+}
+
+type WebhookSubscription struct {
+	ID           string
+	DepartmentID string
+	Url          string
+	Events       string
+	Secret       string
+	CreatedAt    int64
+	FailingSince int64
+	LastError    string
 }

@@ -35,6 +35,15 @@ func (q *Queries) AskPost(ctx context.Context, arg AskPostParams) (int64, error)
 	return result.RowsAffected(), nil
 }
 
+const clearSubscriptionFailing = `-- name: ClearSubscriptionFailing :exec
+UPDATE webhook_subscriptions SET failing_since = 0, last_error = '' WHERE id = $1 AND failing_since <> 0
+`
+
+func (q *Queries) ClearSubscriptionFailing(ctx context.Context, id string) error {
+	_, err := q.db.Exec(ctx, clearSubscriptionFailing, id)
+	return err
+}
+
 const closePost = `-- name: ClosePost :execrows
 UPDATE posts SET status = $1, updated_at = $2
 WHERE id = $3 AND status = 'pending'
@@ -67,12 +76,34 @@ func (q *Queries) CountPostsWaiting(ctx context.Context) (int64, error) {
 	return count, err
 }
 
+const countSubscriptions = `-- name: CountSubscriptions :one
+SELECT count(*) FROM webhook_subscriptions WHERE department_id = $1
+`
+
+func (q *Queries) CountSubscriptions(ctx context.Context, departmentID string) (int64, error) {
+	row := q.db.QueryRow(ctx, countSubscriptions, departmentID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countUndecided = `-- name: CountUndecided :one
 SELECT count(*) FROM posts WHERE department_id = $1 AND status = 'pending'
 `
 
 func (q *Queries) CountUndecided(ctx context.Context, departmentID string) (int64, error) {
 	row := q.db.QueryRow(ctx, countUndecided, departmentID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const countWebhookDeliveries = `-- name: CountWebhookDeliveries :one
+SELECT count(*) FROM webhook_deliveries
+`
+
+func (q *Queries) CountWebhookDeliveries(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countWebhookDeliveries)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
@@ -119,6 +150,32 @@ type CreateDepartmentParams struct {
 // one file, so it sticks to SQL both engines speak.
 func (q *Queries) CreateDepartment(ctx context.Context, arg CreateDepartmentParams) error {
 	_, err := q.db.Exec(ctx, createDepartment, arg.ID, arg.Name, arg.CreatedAt)
+	return err
+}
+
+const createSubscription = `-- name: CreateSubscription :exec
+INSERT INTO webhook_subscriptions (id, department_id, url, events, secret, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+`
+
+type CreateSubscriptionParams struct {
+	ID           string
+	DepartmentID string
+	Url          string
+	Events       string
+	Secret       string
+	CreatedAt    int64
+}
+
+func (q *Queries) CreateSubscription(ctx context.Context, arg CreateSubscriptionParams) error {
+	_, err := q.db.Exec(ctx, createSubscription,
+		arg.ID,
+		arg.DepartmentID,
+		arg.Url,
+		arg.Events,
+		arg.Secret,
+		arg.CreatedAt,
+	)
 	return err
 }
 
@@ -197,6 +254,24 @@ func (q *Queries) DeferOutbox(ctx context.Context, arg DeferOutboxParams) error 
 	return err
 }
 
+const deferWebhookDelivery = `-- name: DeferWebhookDelivery :exec
+UPDATE webhook_deliveries
+SET attempts = attempts + 1, lease_until = 0, next_attempt_at = $1, last_error = $2
+WHERE id = $3
+`
+
+type DeferWebhookDeliveryParams struct {
+	NextAttemptAt int64
+	LastError     string
+	ID            int64
+}
+
+// A failed attempt gives up the lease: the delivery is due again at next_attempt_at, for any replica.
+func (q *Queries) DeferWebhookDelivery(ctx context.Context, arg DeferWebhookDeliveryParams) error {
+	_, err := q.db.Exec(ctx, deferWebhookDelivery, arg.NextAttemptAt, arg.LastError, arg.ID)
+	return err
+}
+
 const deleteOutbox = `-- name: DeleteOutbox :exec
 DELETE FROM outbox WHERE id = $1
 `
@@ -212,6 +287,43 @@ DELETE FROM policy_approvers WHERE department_id = $1
 
 func (q *Queries) DeletePolicyApprovers(ctx context.Context, departmentID string) error {
 	_, err := q.db.Exec(ctx, deletePolicyApprovers, departmentID)
+	return err
+}
+
+const deleteSubscription = `-- name: DeleteSubscription :execrows
+DELETE FROM webhook_subscriptions
+WHERE id = $1 AND (CAST($2 AS TEXT) = '' OR department_id = $2)
+`
+
+type DeleteSubscriptionParams struct {
+	ID           string
+	DepartmentID string
+}
+
+// An empty department_id deletes in any department (ops); otherwise only the department's own.
+func (q *Queries) DeleteSubscription(ctx context.Context, arg DeleteSubscriptionParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteSubscription, arg.ID, arg.DepartmentID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const deleteSubscriptionDeliveries = `-- name: DeleteSubscriptionDeliveries :exec
+DELETE FROM webhook_deliveries WHERE subscription_id = $1
+`
+
+func (q *Queries) DeleteSubscriptionDeliveries(ctx context.Context, subscriptionID string) error {
+	_, err := q.db.Exec(ctx, deleteSubscriptionDeliveries, subscriptionID)
+	return err
+}
+
+const deleteWebhookDelivery = `-- name: DeleteWebhookDelivery :exec
+DELETE FROM webhook_deliveries WHERE id = $1
+`
+
+func (q *Queries) DeleteWebhookDelivery(ctx context.Context, id int64) error {
+	_, err := q.db.Exec(ctx, deleteWebhookDelivery, id)
 	return err
 }
 
@@ -252,6 +364,43 @@ func (q *Queries) DueOutbox(ctx context.Context, arg DueOutboxParams) ([]Outbox,
 		return nil, err
 	}
 	return items, nil
+}
+
+const fanOutWebhook = `-- name: FanOutWebhook :execrows
+INSERT INTO webhook_deliveries (subscription_id, outbox_id, post_id, event, body, created_at, next_attempt_at)
+SELECT s.id, $1, $2, $3, $4, $5, $5
+FROM webhook_subscriptions s
+WHERE s.department_id = $6 AND s.events LIKE $7
+ON CONFLICT (subscription_id, outbox_id) DO NOTHING
+`
+
+type FanOutWebhookParams struct {
+	OutboxID     int64
+	PostID       string
+	Event        string
+	Body         string
+	CreatedAt    int64
+	DepartmentID string
+	EventPattern string
+}
+
+// FanOutWebhook queues one delivery of an event to every subscriber of the department that wants it.
+// Repeating it for the same outbox item adds nothing (the unique key), so a fan-out cut short by a crash
+// is simply done again.
+func (q *Queries) FanOutWebhook(ctx context.Context, arg FanOutWebhookParams) (int64, error) {
+	result, err := q.db.Exec(ctx, fanOutWebhook,
+		arg.OutboxID,
+		arg.PostID,
+		arg.Event,
+		arg.Body,
+		arg.CreatedAt,
+		arg.DepartmentID,
+		arg.EventPattern,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const getAPIKey = `-- name: GetAPIKey :one
@@ -371,7 +520,7 @@ func (q *Queries) GetPolicy(ctx context.Context, departmentID string) (Policy, e
 }
 
 const getPost = `-- name: GetPost :one
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts WHERE id = $1
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text, media FROM posts WHERE id = $1
 `
 
 func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
@@ -400,6 +549,27 @@ func (q *Queries) GetPost(ctx context.Context, id string) (Post, error) {
 		&i.Required,
 		&i.WaitingFor,
 		&i.FinalText,
+		&i.Media,
+	)
+	return i, err
+}
+
+const getSubscription = `-- name: GetSubscription :one
+SELECT id, department_id, url, events, secret, created_at, failing_since, last_error FROM webhook_subscriptions WHERE id = $1
+`
+
+func (q *Queries) GetSubscription(ctx context.Context, id string) (WebhookSubscription, error) {
+	row := q.db.QueryRow(ctx, getSubscription, id)
+	var i WebhookSubscription
+	err := row.Scan(
+		&i.ID,
+		&i.DepartmentID,
+		&i.Url,
+		&i.Events,
+		&i.Secret,
+		&i.CreatedAt,
+		&i.FailingSince,
+		&i.LastError,
 	)
 	return i, err
 }
@@ -531,10 +701,10 @@ func (q *Queries) InsertPolicyApprover(ctx context.Context, arg InsertPolicyAppr
 
 const insertPost = `-- name: InsertPost :execrows
 INSERT INTO posts (id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, failure_reason, expires_at,
-                   mode, required, waiting_for)
+                   mode, required, waiting_for, media)
 VALUES ($1, $2, $3, $4, $5,
         $6, $7, $8, $9, $10,
-        $11, $12, $13)
+        $11, $12, $13, $14)
 ON CONFLICT (id) DO NOTHING
 `
 
@@ -552,6 +722,7 @@ type InsertPostParams struct {
 	Mode           string
 	Required       int64
 	WaitingFor     string
+	Media          string
 }
 
 func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, error) {
@@ -569,6 +740,7 @@ func (q *Queries) InsertPost(ctx context.Context, arg InsertPostParams) (int64, 
 		arg.Mode,
 		arg.Required,
 		arg.WaitingFor,
+		arg.Media,
 	)
 	if err != nil {
 		return 0, err
@@ -763,7 +935,7 @@ func (q *Queries) ListPolicyApprovers(ctx context.Context, departmentID string) 
 }
 
 const listPosts = `-- name: ListPosts :many
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text, media FROM posts
 WHERE (CAST($1 AS TEXT) = '' OR department_id = $1)
   AND (CAST($2 AS TEXT) = '' OR status = $2)
   AND (CAST($3 AS BIGINT) = 0 OR (status = 'pending' AND waiting_for <> ''))
@@ -815,6 +987,7 @@ func (q *Queries) ListPosts(ctx context.Context, arg ListPostsParams) ([]Post, e
 			&i.Required,
 			&i.WaitingFor,
 			&i.FinalText,
+			&i.Media,
 		); err != nil {
 			return nil, err
 		}
@@ -824,6 +997,59 @@ func (q *Queries) ListPosts(ctx context.Context, arg ListPostsParams) ([]Post, e
 		return nil, err
 	}
 	return items, nil
+}
+
+const listSubscriptions = `-- name: ListSubscriptions :many
+SELECT id, department_id, url, events, secret, created_at, failing_since, last_error FROM webhook_subscriptions
+WHERE CAST($1 AS TEXT) = '' OR department_id = $1
+ORDER BY created_at, id
+`
+
+// An empty department_id lists every department's (ops).
+func (q *Queries) ListSubscriptions(ctx context.Context, departmentID string) ([]WebhookSubscription, error) {
+	rows, err := q.db.Query(ctx, listSubscriptions, departmentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []WebhookSubscription
+	for rows.Next() {
+		var i WebhookSubscription
+		if err := rows.Scan(
+			&i.ID,
+			&i.DepartmentID,
+			&i.Url,
+			&i.Events,
+			&i.Secret,
+			&i.CreatedAt,
+			&i.FailingSince,
+			&i.LastError,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const markSubscriptionFailing = `-- name: MarkSubscriptionFailing :exec
+UPDATE webhook_subscriptions
+SET failing_since = CASE WHEN failing_since = 0 THEN $1 ELSE failing_since END, last_error = $2
+WHERE id = $3
+`
+
+type MarkSubscriptionFailingParams struct {
+	FailingSince int64
+	LastError    string
+	ID           string
+}
+
+func (q *Queries) MarkSubscriptionFailing(ctx context.Context, arg MarkSubscriptionFailingParams) error {
+	_, err := q.db.Exec(ctx, markSubscriptionFailing, arg.FailingSince, arg.LastError, arg.ID)
+	return err
 }
 
 const overduePosts = `-- name: OverduePosts :many
@@ -1064,7 +1290,7 @@ func (q *Queries) UseToken(ctx context.Context, arg UseTokenParams) (int64, erro
 }
 
 const waitingPosts = `-- name: WaitingPosts :many
-SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text FROM posts WHERE status = 'pending' AND waiting_for <> '' ORDER BY created_at, id LIMIT $1
+SELECT id, department_id, text, requested_by, idempotency_key, status, created_at, updated_at, decision, decided_by, decided_at, decision_comment, channel, remote_id, remote_url, published_at, failure_reason, expires_at, mode, required, waiting_for, final_text, media FROM posts WHERE status = 'pending' AND waiting_for <> '' ORDER BY created_at, id LIMIT $1
 `
 
 func (q *Queries) WaitingPosts(ctx context.Context, maxRows int32) ([]Post, error) {
@@ -1099,6 +1325,7 @@ func (q *Queries) WaitingPosts(ctx context.Context, maxRows int32) ([]Post, erro
 			&i.Required,
 			&i.WaitingFor,
 			&i.FinalText,
+			&i.Media,
 		); err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ type Publication struct {
 	CreatedAt int64
 	UpdatedAt int64
 	SinceID   string
+	Media     string
 }
 
 type PublicationAudit struct {

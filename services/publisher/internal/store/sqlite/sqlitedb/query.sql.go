@@ -40,7 +40,7 @@ func (q *Queries) FinishPublication(ctx context.Context, arg FinishPublicationPa
 }
 
 const getPublication = `-- name: GetPublication :one
-SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at, since_id FROM publications WHERE post_id = ?1
+SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at, since_id, media FROM publications WHERE post_id = ?1
 `
 
 func (q *Queries) GetPublication(ctx context.Context, postID string) (Publication, error) {
@@ -58,6 +58,7 @@ func (q *Queries) GetPublication(ctx context.Context, postID string) (Publicatio
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.SinceID,
+		&i.Media,
 	)
 	return i, err
 }
@@ -95,8 +96,8 @@ func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error 
 
 const insertPublication = `-- name: InsertPublication :execrows
 
-INSERT INTO publications (post_id, channel, state, text, attempts, since_id, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+INSERT INTO publications (post_id, channel, state, text, attempts, since_id, created_at, updated_at, media)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
 ON CONFLICT (post_id) DO NOTHING
 `
 
@@ -109,6 +110,7 @@ type InsertPublicationParams struct {
 	SinceID   string
 	CreatedAt int64
 	UpdatedAt int64
+	Media     string
 }
 
 // Queries shared by the SQLite and PostgreSQL ledgers (sqlc generates a package for each engine).
@@ -122,6 +124,7 @@ func (q *Queries) InsertPublication(ctx context.Context, arg InsertPublicationPa
 		arg.SinceID,
 		arg.CreatedAt,
 		arg.UpdatedAt,
+		arg.Media,
 	)
 	if err != nil {
 		return 0, err
@@ -195,7 +198,7 @@ func (q *Queries) ListAudit(ctx context.Context, postID string) ([]PublicationAu
 }
 
 const listPublications = `-- name: ListPublications :many
-SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at, since_id FROM publications ORDER BY created_at DESC, post_id DESC LIMIT ?1
+SELECT post_id, channel, state, text, remote_id, url, error, attempts, created_at, updated_at, since_id, media FROM publications ORDER BY created_at DESC, post_id DESC LIMIT ?1
 `
 
 func (q *Queries) ListPublications(ctx context.Context, maxRows int64) ([]Publication, error) {
@@ -219,6 +222,7 @@ func (q *Queries) ListPublications(ctx context.Context, maxRows int64) ([]Public
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.SinceID,
+			&i.Media,
 		); err != nil {
 			return nil, err
 		}
