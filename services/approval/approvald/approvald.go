@@ -148,7 +148,7 @@ type Service struct {
 	opsLis net.Listener
 	// drain turns /readyz false when a stop begins.
 	drain ops.Drain
-	media  mediaBucket
+	media mediaBucket
 }
 
 // mediaBucket adapts the media store to the domain's MediaBucket.
