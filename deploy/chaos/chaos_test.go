@@ -79,7 +79,7 @@ func TestCrashRun(t *testing.T) {
 	pg := postgres(t)
 	bins := binaries(t)
 	rep, err := Run(context.Background(), Config{
-		Requests: 500, Rate: 40, Concurrency: 8, Duration: 150 * time.Second, Kills: 6, KillEvery: 2 * time.Second,
+		Requests: 500, Rate: 40, Concurrency: 8, Duration: 120 * time.Second, Kills: 6, KillEvery: 2 * time.Second,
 		NATSNodes: 1, Replicas: 1, Approvers: 2, PostgresURL: pg, Bins: bins, Dir: t.TempDir(), Progress: testWriter{t},
 	})
 	if err != nil {
@@ -94,6 +94,37 @@ func TestCrashRun(t *testing.T) {
 	}
 	for _, e := range rep.Events {
 		if e.Err != "" || e.Ready == 0 {
+			t.Errorf("%s: not ready again (%s)", e.What, e.Err)
+		}
+	}
+	if rep.Published != rep.Accepted || rep.Posted != rep.Accepted {
+		t.Errorf("accepted %d, published %d, posted %d: every accepted post is approved, so each must be posted", rep.Accepted, rep.Published, rep.Posted)
+	}
+}
+
+// TestClusterRun is the short cluster run: three NATS nodes with R3 streams, two replicas of each
+// service behind readiness-aware balancers, a few hundred requests; meanwhile the gateways are restarted
+// one by one with SIGTERM, one NATS node and one replica of each service are killed with SIGKILL and
+// brought back. Everything but accepted, decided and posted must be zero.
+func TestClusterRun(t *testing.T) {
+	pg := postgres(t)
+	bins := binaries(t)
+	rep, err := Run(context.Background(), Config{
+		Requests: 400, Rate: 20, Concurrency: 8, Duration: 120 * time.Second, KillEvery: 2 * time.Second, Cluster: true,
+		NATSNodes: 3, Replicas: 2, Approvers: 2, PostgresURL: pg, Bins: bins, Dir: t.TempDir(), Progress: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := rep.Failed(); why != "" {
+		t.Errorf("cluster run: %s", why)
+	}
+	// A rolling restart of both gateways, a NATS node, and a replica of each service.
+	if len(rep.Events) != 6 {
+		t.Errorf("%d events, want 6 (2 gateway restarts, 1 NATS node, 3 replicas)", len(rep.Events))
+	}
+	for _, e := range rep.Events {
+		if e.Ready == 0 {
 			t.Errorf("%s: not ready again (%s)", e.What, e.Err)
 		}
 	}

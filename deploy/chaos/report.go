@@ -53,6 +53,9 @@ type Report struct {
 	// OutboxLeft are the approval service's outbox rows left at the end, by kind, with how many of them
 	// are under a lease (claimed by a replica that has not finished them: one that was killed).
 	OutboxLeft []string
+	// StreamReplicas are the streams' replica counts at the end (R3 wanted in a cluster run).
+	StreamReplicas map[string]int
+	WantReplicas   int
 	// Clues are the processes' log lines that name a lost post, to start the search from.
 	Clues []string
 }
@@ -77,6 +80,11 @@ func (rep *Report) Failed() string {
 	if rep.Cluster {
 		check(rep.Unknown, "unknown")
 		check(rep.RollingFailures, "failed requests during the rolling restart")
+		for name, n := range rep.StreamReplicas {
+			if n != rep.WantReplicas {
+				why = append(why, fmt.Sprintf("stream %s has %d replicas, want %d", name, n, rep.WantReplicas))
+			}
+		}
 		for _, e := range rep.Events {
 			if e.Err != "" {
 				why = append(why, e.What+": "+e.Err)
@@ -171,6 +179,10 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		}
 	}
 	rep.OutboxLeft = r.t.outboxLeft(ctx)
+	rep.WantReplicas = r.cfg.NATSNodes
+	if rep.StreamReplicas, err = r.t.streamReplicas(ctx); err != nil {
+		rep.StreamReplicas = map[string]int{err.Error(): 0}
+	}
 	rep.Clues = clues(r.t.logs.Name(), lostIDs, 40)
 	var accepts []time.Time
 	for _, at := range r.acceptedAt {
@@ -272,6 +284,7 @@ func (rep *Report) Print(w io.Writer) {
 	if rep.Cluster {
 		row("requests failed during the rolling restart", rep.RollingFailures)
 	}
+	row("stream replicas", fmt.Sprint(rep.StreamReplicas))
 	if rep.PGConnectionsTerminated > 0 {
 		row("PostgreSQL connections terminated", rep.PGConnectionsTerminated)
 	}

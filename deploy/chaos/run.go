@@ -143,8 +143,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.push(ctx)
 	r.pushed.Store(true)
 	fmt.Fprintf(cfg.Progress, "chaos: %.1fs: pushed %d requests, %d accepted\n", time.Since(r.start).Seconds(), cfg.Requests, r.acceptedCount())
-	// Chaos goes on while approvals are being made, then everything is brought back up.
+	// Chaos goes on while approvals are being made (the cluster scenario to its end), then everything is
+	// brought back up.
 	r.waitApprovalsOrTimeout(ctx)
+	if cfg.Cluster {
+		select {
+		case <-chaosDone:
+		case <-ctx.Done():
+		}
+	}
 	stopChaos()
 	<-chaosDone
 	r.ensureUp(ctx)
@@ -200,7 +207,9 @@ func (r *run) pushOne(ctx context.Context, n int) {
 			r.mu.Unlock()
 			return
 		}
-		if o.err == nil && o.status >= 400 && o.status < 500 && o.status != 429 && o.status != 408 {
+		// 409 is the gateway saying that the same Idempotency-Key is still being processed (by a gateway
+		// that may have died meanwhile) and to retry for its answer; 408 and 429 say retry too.
+		if o.err == nil && o.status >= 400 && o.status < 500 && o.status != 429 && o.status != 408 && o.status != 409 {
 			r.mu.Lock()
 			r.refused[n] = o.status
 			r.mu.Unlock()
@@ -326,10 +335,15 @@ func (r *run) crashScenario(ctx context.Context) {
 	}
 }
 
-// clusterScenario does, with pauses between: kill one NATS node and bring it back, kill one replica of
-// each service and restart it, then restart every gateway in turn with SIGTERM.
+// clusterScenario does, with pauses between: a rolling SIGTERM restart of the gateways (first, while
+// requests are surely being pushed), then kills one NATS node with SIGKILL and brings it back, then kills
+// one replica of each service and restarts it.
 func (r *run) clusterScenario(ctx context.Context) {
 	pause := func() bool { return sleep(ctx, r.cfg.KillEvery/2+rand.N(r.cfg.KillEvery)) }
+	if !pause() {
+		return
+	}
+	r.rollingRestart(ctx)
 	if !pause() {
 		return
 	}
@@ -341,10 +355,6 @@ func (r *run) clusterScenario(ctx context.Context) {
 		rs := r.t.replicasOf(s)
 		r.killReplica(ctx, rs[rand.N(len(rs))], 2*time.Second)
 	}
-	if !pause() {
-		return
-	}
-	r.rollingRestart(ctx)
 }
 
 func (r *run) record(e *event) {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -372,6 +373,53 @@ func (t *topology) outboxLeft(ctx context.Context) []string {
 		out = append(out, fmt.Sprintf("%s: %d, %d leased", kind, n, leased))
 	}
 	return out
+}
+
+// streamReplicas asks the NATS nodes' monitoring endpoint for the replicas of every stream (the posts
+// stream and the buckets' streams), by name: the cluster run wants 3 everywhere.
+func (t *topology) streamReplicas(ctx context.Context) (map[string]int, error) {
+	// Each node reports the streams it holds a replica of: the union is every stream.
+	var lastErr error
+	out := map[string]int{}
+	for _, nd := range t.nats {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, nd.opsURL+"/jsz?accounts=true&streams=true&config=true", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var jsz struct {
+			Accounts []struct {
+				Streams []struct {
+					Name   string `json:"name"`
+					Config struct {
+						Replicas int `json:"num_replicas"`
+					} `json:"config"`
+				} `json:"stream_detail"`
+			} `json:"account_details"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&jsz)
+		resp.Body.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		for _, a := range jsz.Accounts {
+			for _, st := range a.Streams {
+				out[st.Name] = st.Config.Replicas
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no node reports a stream")
+	}
+	return nil, fmt.Errorf("stream replicas: %w", lastErr)
 }
 
 // serve serves h on a free loopback port until the topology closes and returns its URL.

@@ -149,6 +149,11 @@ func checkPod(d *appsv1.Deployment) []error {
 	}
 	for _, c := range spec.Containers {
 		cfail := func(format string, a ...any) { fail("container "+c.Name+": "+format, a...) }
+		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds < 1 {
+			cfail("no preStop sleep: it would be stopped while the Service still sends it requests")
+		} else if grace := spec.TerminationGracePeriodSeconds; grace == nil || *grace < c.Lifecycle.PreStop.Sleep.Seconds+20 {
+			cfail("terminationGracePeriodSeconds leaves less than 20 s to drain after the preStop sleep")
+		}
 		for _, p := range []struct {
 			name  string
 			probe *corev1.Probe
@@ -328,6 +333,23 @@ func checkNetwork(o *objects, d *appsv1.Deployment) []error {
 	}
 	if !slices.ContainsFunc(nps, func(np *networkingv1.NetworkPolicy) bool { return hasType(np, networkingv1.PolicyTypeEgress) }) {
 		fail("no NetworkPolicy restricts its egress")
+	}
+	if !slices.ContainsFunc(nps, func(np *networkingv1.NetworkPolicy) bool {
+		return hasType(np, networkingv1.PolicyTypeIngress) && hasType(np, networkingv1.PolicyTypeEgress) && len(np.Spec.Ingress) == 0 && len(np.Spec.Egress) == 0
+	}) {
+		fail("no NetworkPolicy denies its pods everything by default")
+	}
+	for _, need := range []struct {
+		what string
+		port int32
+	}{{"DNS", 53}, {"NATS", 4222}} {
+		if !slices.ContainsFunc(nps, func(np *networkingv1.NetworkPolicy) bool {
+			return hasType(np, networkingv1.PolicyTypeEgress) && slices.ContainsFunc(np.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+				return slices.ContainsFunc(r.Ports, func(p networkingv1.NetworkPolicyPort) bool { return p.Port != nil && p.Port.IntVal == need.port })
+			})
+		}) {
+			fail("no NetworkPolicy lets its pods reach %s (port %d)", need.what, need.port)
+		}
 	}
 	for _, np := range nps {
 		if hasType(np, networkingv1.PolicyTypeIngress) {

@@ -107,6 +107,7 @@ func TestChecksCatch(t *testing.T) {
 		{"no readiness probe", func(o *objects) { main(deployment(o, publisher)).ReadinessProbe = nil }, "no HTTP readiness probe"},
 		{"liveness on readyz", func(o *objects) { main(deployment(o, approval)).LivenessProbe.HTTPGet.Path = "/readyz" }, "want /healthz"},
 		{"probe on an undeclared port", func(o *objects) { main(deployment(o, gateway)).ReadinessProbe.HTTPGet.Port = intstr.FromInt32(9999) }, "does not declare"},
+		{"no preStop sleep", func(o *objects) { main(deployment(o, approval)).Lifecycle = nil }, "no preStop sleep"},
 		{"no memory limit", func(o *objects) { delete(main(deployment(o, gateway)).Resources.Limits, corev1.ResourceMemory) }, "no memory limit"},
 		{"init container without limits", func(o *objects) {
 			deployment(o, approval).Spec.Template.Spec.InitContainers[0].Resources = corev1.ResourceRequirements{}
@@ -166,6 +167,12 @@ func TestChecksCatch(t *testing.T) {
 		{"no default deny", func(o *objects) {
 			o.NetworkPolicies = slices.DeleteFunc(o.NetworkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "herald-default-deny" })
 		}, "denies all ingress and egress"},
+		{"pods without the label the shared policies select", func(o *objects) {
+			delete(deployment(o, gateway).Spec.Template.Labels, "app.kubernetes.io/part-of")
+		}, "herald-gateway: no NetworkPolicy denies its pods everything by default"},
+		{"no DNS", func(o *objects) {
+			o.NetworkPolicies = slices.DeleteFunc(o.NetworkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "herald-dns-and-nats" })
+		}, "reach DNS (port 53)"},
 		{"missing env ConfigMap", func(o *objects) {
 			main(deployment(o, publisher)).EnvFrom[0].ConfigMapRef.Name = "nowhere"
 		}, "ConfigMap nowhere, which is not in the rendering"},
@@ -185,11 +192,6 @@ func TestChecksCatch(t *testing.T) {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// pendingVariables are set by the production overlay for features another branch adds (the runtime
-// scale-out work). They are accepted only while the README's configuration table lacks them: once it
-// has them, this list must shrink, so that the check stays strict.
-var pendingVariables = []string{"HERALD_STREAM_REPLICAS", "HERALD_STREAM_STORAGE", "HERALD_SHUTDOWN_DELAY"}
-
 // runtimeVariables are the Go runtime's, not Herald's.
 var runtimeVariables = []string{"GOMEMLIMIT"}
 
@@ -199,11 +201,6 @@ var runtimeVariables = []string{"GOMEMLIMIT"}
 func TestEnvironmentVariables(t *testing.T) {
 	t.Parallel()
 	known := readmeVariables(t)
-	for _, v := range pendingVariables {
-		if known[v] {
-			t.Errorf("%s is in the README's configuration table now: remove it from pendingVariables", v)
-		}
-	}
 	for _, dir := range kustomizations(t) {
 		o := renderDir(t, dir)
 		for _, d := range o.Deployments {
@@ -213,7 +210,7 @@ func TestEnvironmentVariables(t *testing.T) {
 					t.Error(err)
 				}
 				for name, from := range names {
-					if !known[name] && !slices.Contains(runtimeVariables, name) && !slices.Contains(pendingVariables, name) {
+					if !known[name] && !slices.Contains(runtimeVariables, name) {
 						t.Errorf("%s: %s/%s sets %s (%s), which no service reads", dir, d.Name, c.Name, name, from)
 					}
 				}

@@ -21,7 +21,8 @@ import (
 //   - Publisher.XAPIBase: the X API sandbox, with generated credentials;
 //   - the admin and gateway tokens and Gateway.CSRFKey: generated and kept in the data directory;
 //   - Approval.PublicURL and Gateway.PublicURL: the gateway's own URL;
-//   - Gateway.ApprovalAddr: the approval service's listener.
+//   - Gateway.ApprovalAddr: the approval service's listener;
+//   - Approval.WebhookAllowLoopback and WebhookAllowHTTP: on, for webhook receivers on this machine.
 type Config struct {
 	Approval  approvald.Config
 	Publisher publisherd.Config
@@ -90,6 +91,14 @@ func ParseConfig(environ map[string]string) (Config, error) {
 	}
 	if unset("HERALD_APPROVAL_ADDR") {
 		c.Gateway.ApprovalAddr = ""
+	}
+	// The demo's webhook receivers (a script or flow on this machine, the e2e test) listen on loopback
+	// over plain http. Link-local (the metadata address) and private addresses stay refused.
+	if unset("HERALD_WEBHOOK_ALLOW_LOOPBACK") {
+		c.Approval.WebhookAllowLoopback = true
+	}
+	if unset("HERALD_WEBHOOK_ALLOW_HTTP") {
+		c.Approval.WebhookAllowHTTP = true
 	}
 
 	var errs []error

@@ -63,7 +63,7 @@ func APIProperties() ([]byte, error) {
 	return marshal(obj{
 		"properties": obj{
 			"iconBrandColor": "#1f4e79",
-			"capabilities":   []string{"actions"},
+			"capabilities":   []string{"actions", "triggers"},
 			"publisher":      "Herald",
 			"stackOwner":     "Herald",
 			"connectionParameters": obj{
@@ -124,7 +124,49 @@ func paths() obj {
 	cancel := errs("401", "404", "429", "503")
 	cancel["200"] = obj{"description": "Cancelled: the post will not be published, and its approval links say so.", "schema": ref("Post")}
 	cancel["409"] = obj{"description": "The post was already decided (or expired, or cancelled), or is still being recorded; the message says which.", "schema": ref("Error")}
+	subscribe := errs("400", "401", "429", "503")
+	subscribe["201"] = obj{
+		"description": "Subscribed. Location is where the platform sends DELETE when the flow is turned off or deleted; secret is the Standard Webhooks signing secret, shown this once.",
+		"schema":      ref("Subscription"),
+		"headers": obj{"Location": obj{
+			"type": "string", "x-ms-summary": "Subscription URL", "x-ms-visibility": "internal",
+			"description": "The absolute URL of the subscription, to delete it.",
+		}},
+	}
+	unsubscribe := errs("401", "404", "429", "503")
+	unsubscribe["204"] = obj{"description": "Unsubscribed: nothing more is delivered, not even what was still queued."}
 	return obj{
+		"/v1/subscriptions": obj{
+			// What each delivery carries: the Standard Webhooks envelope around the post's result object,
+			// the same object Get the status of a post answers with.
+			"x-ms-notification-content": obj{
+				"description": "A post was published (or, if the trigger asks for them, rejected, failed or expired).",
+				"schema":      ref("PostEvent"),
+			},
+			"post": obj{
+				"operationId":     "WhenAPostIsPublished",
+				"summary":         "When a post is published",
+				"description":     "Starts the flow when one of the department's posts is published on X (or, if chosen, rejected, failed or expired), with the same result a post's status shows. Herald signs every delivery (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) and retries for several hours until the flow accepts it.",
+				"x-ms-trigger":    "single",
+				"x-ms-visibility": "important",
+				"parameters": []obj{{
+					"name": "body", "in": "body", "required": true, "schema": ref("SubscriptionRequest"),
+					"x-ms-summary": "Subscription", "description": "Where to deliver, and which events.",
+				}},
+				"responses": subscribe,
+			},
+		},
+		"/v1/subscriptions/{id}": obj{"delete": obj{
+			"operationId":     "DeleteSubscription",
+			"summary":         "Stop a trigger",
+			"description":     "Ends a subscription; the platform calls this itself when the flow is deleted.",
+			"x-ms-visibility": "internal",
+			"parameters": []obj{{
+				"name": "id", "in": "path", "required": true, "type": "string", "format": "uuid",
+				"x-ms-summary": "Subscription ID", "description": "The subscription's ID, from its Location.",
+			}},
+			"responses": unsubscribe,
+		}},
 		"/v1/posts": obj{"post": obj{
 			"operationId": "PostToSocialMedia",
 			"summary":     "Post to social media",
@@ -174,7 +216,7 @@ func paths() obj {
 var errorDescriptions = map[string]string{
 	"400": "The request is wrong: malformed JSON, an unknown field, a missing tweet or requester, a tweet longer than X allows (the message gives the counted length), or a picture that is not valid base64, not the declared type, one too many (at most 4) or a GIF beside others (the target names the picture). Do not retry unchanged.",
 	"401": "The API key is missing, unknown or revoked.",
-	"404": "No such post, or it belongs to another department.",
+	"404": "No such post (or subscription), or it belongs to another department.",
 	"409": "A request with the same Idempotency-Key and the same tweet is still being handled; retry after Retry-After seconds (1) to get its answer.",
 	"413": "The body is larger than the gateway accepts, or a picture is larger than X takes (5 MB, 15 MB for a GIF; the target names it).",
 	"415": "The body is not JSON (send Content-Type: application/json), or a picture's type is one X does not take (the target names it).",
@@ -274,6 +316,40 @@ func definitions() obj {
 						"published_at": str("Published at", "When X accepted the post.", "format", "date-time", "x-ms-visibility", "advanced"),
 					},
 				},
+			},
+		},
+		"SubscriptionRequest": obj{
+			"type":     "object",
+			"required": []string{"url"},
+			"properties": obj{
+				"url": str("Notification URL", "Where Herald delivers the events: https, on a public address. The platform fills it in.",
+					"format", "uri", "x-ms-notification-url", true, "x-ms-visibility", "internal"),
+				"events": obj{
+					"type": "array", "x-ms-summary": "Events", "x-ms-visibility": "advanced",
+					"description": "Which events start the flow: published (the default), rejected, failed, expired.",
+					"default":     []string{"published"},
+					"items":       obj{"type": "string", "enum": []string{"published", "rejected", "failed", "expired"}},
+				},
+			},
+		},
+		"Subscription": obj{
+			"type": "object",
+			"properties": obj{
+				"id":            str("Subscription ID", "Herald's ID of the subscription."),
+				"url":           str("Notification URL", "Where events are delivered.", "x-ms-visibility", "internal"),
+				"events":        obj{"type": "array", "x-ms-summary": "Events", "description": "The events delivered.", "items": obj{"type": "string"}},
+				"created_at":    str("Created at", "When the subscription was made.", "format", "date-time", "x-ms-visibility", "advanced"),
+				"failing_since": str("Failing since", "Set when deliveries used up their retries; the next delivery that succeeds clears it.", "format", "date-time", "x-ms-visibility", "advanced"),
+				"secret":        str("Signing secret", "The whsec_ secret that signs deliveries (Standard Webhooks), returned only when the subscription is made.", "x-ms-visibility", "internal"),
+			},
+		},
+		"PostEvent": obj{
+			"type": "object",
+			"properties": obj{
+				"type": str("Event type", "post.published, post.rejected, post.failed or post.expired.",
+					"enum", []string{"post.published", "post.rejected", "post.failed", "post.expired"}),
+				"timestamp": str("Event time", "When Herald sent the event.", "format", "date-time", "x-ms-visibility", "advanced"),
+				"data":      obj{"$ref": "#/definitions/Post", "x-ms-summary": "Post", "description": "The post, exactly as Get the status of a post shows it."},
 			},
 		},
 		"Error": obj{

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -179,7 +180,7 @@ func (s *server) showMedia(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{Status: http.StatusGone, Code: "gone", Message: "this picture was deleted after the post's retention period"})
 		return
 	case errors.Is(err, media.ErrTampered):
-		s.logger(r).ErrorContext(r.Context(), "a picture in the media bucket does not match its hash; not served", "post_id", resp.GetPost().GetId(), "object", ref.Name)
+		s.logAt(r.Context(), r, slog.LevelError, "a picture in the media bucket does not match its hash; not served", "post_id", resp.GetPost().GetId(), "object", ref.Name)
 		s.fail(w, r, &apiError{Status: http.StatusConflict, Code: "media_tampered", Message: "this picture was changed after it was requested and is not shown"})
 		return
 	case err != nil:
@@ -242,7 +243,7 @@ func (s *server) decide(w http.ResponseWriter, r *http.Request) {
 	case outcome == approvalv1.Outcome_OUTCOME_APPROVE:
 		page.Message = "Approved. Herald is publishing the post now."
 	}
-	s.logger(r).InfoContext(r.Context(), "approval decided", "post_id", resp.GetPost().GetId(), "outcome", page.Outcome)
+	s.logAt(r.Context(), r, slog.LevelInfo, "approval decided", "post_id", resp.GetPost().GetId(), "outcome", page.Outcome)
 	s.render(w, http.StatusOK, "result.html", page)
 }
 
@@ -257,7 +258,7 @@ func (s *server) approvalError(w http.ResponseWriter, r *http.Request, err error
 		msg = ae.Message
 	}
 	if ae.Status >= 500 {
-		s.logger(r).ErrorContext(r.Context(), "approval page failed", "err", err)
+		s.logAt(r.Context(), r, slog.LevelError, "approval page failed", "err", err)
 	}
 	s.render(w, ae.Status, "result.html", approvalPage{Message: msg})
 }

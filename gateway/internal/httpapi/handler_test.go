@@ -97,6 +97,7 @@ type fakeApprovals struct {
 
 	mu        sync.Mutex
 	decisions []*approvalv1.DecideRequest
+	subs      map[string]*approvalv1.Subscription // see subscriptions_test.go
 }
 
 func newFakeApprovals() *fakeApprovals {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -88,7 +89,7 @@ func (s *server) createPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.undecided.accepted(dept.ID)
-	s.logger(r).InfoContext(r.Context(), "post requested", "post_id", id, "department_id", dept.ID)
+	s.logAt(r.Context(), r, slog.LevelInfo, "post requested", "post_id", id, "department_id", dept.ID)
 	s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
 }
 
@@ -128,7 +129,7 @@ func (s *server) createIdempotent(w http.ResponseWriter, r *http.Request, dept k
 		defer cancel()
 		if err := finish(ctx, claim); err != nil {
 			// Left in flight, the claim is taken over once stale; retries meanwhile get 409.
-			s.logger(r).WarnContext(ctx, "idempotency claim not settled", "post_id", id, "err", err)
+			s.logAt(ctx, r, slog.LevelWarn, "idempotency claim not settled", "post_id", id, "err", err)
 		}
 	}
 	// Past the bucket's time to live the key is forgotten there, but still names the same post, which the
@@ -156,7 +157,7 @@ func (s *server) createIdempotent(w http.ResponseWriter, r *http.Request, dept k
 	}
 	end(s.deps.Idempotency.Accept)
 	s.undecided.accepted(dept.ID)
-	s.logger(r).InfoContext(ctx, "post requested", "post_id", id, "department_id", dept.ID)
+	s.logAt(ctx, r, slog.LevelInfo, "post requested", "post_id", id, "department_id", dept.ID)
 	s.accepted(w, http.StatusAccepted, firstAnswer(id, req))
 }
 
@@ -404,7 +405,7 @@ func (s *server) justIssued(r *http.Request, id uuid.UUID, dept keyauth.Departme
 	ok, err := s.deps.Idempotency.Accepted(r.Context(), id.String(), dept.ID)
 	if err != nil {
 		// Unknown then: the 404 a poll gets is wrong only in the moment before the post is recorded.
-		s.logger(r).WarnContext(r.Context(), "idempotency bucket unavailable for a status check", "err", err)
+		s.logAt(r.Context(), r, slog.LevelWarn, "idempotency bucket unavailable for a status check", "err", err)
 	}
 	return ok
 }
@@ -435,7 +436,7 @@ func (s *server) cancelPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.undecided.forget(dept.ID)
-	s.logger(r).InfoContext(r.Context(), "post cancelled", "post_id", id, "department_id", dept.ID)
+	s.logAt(r.Context(), r, slog.LevelInfo, "post cancelled", "post_id", id, "department_id", dept.ID)
 	writeJSON(w, http.StatusOK, toView(resp.GetPost()))
 }
 

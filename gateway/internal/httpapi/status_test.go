@@ -88,3 +88,27 @@ func TestOutcomeNames(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookEventNames holds the proto → JSON mapping of webhook events to every value of the generated
+// WebhookEvent (UNSPECIFIED has no name), and names them as the connector definition's enum does.
+func TestWebhookEventNames(t *testing.T) {
+	t.Parallel()
+	want := map[approvalv1.WebhookEvent]string{
+		approvalv1.WebhookEvent_WEBHOOK_EVENT_PUBLISHED: "published",
+		approvalv1.WebhookEvent_WEBHOOK_EVENT_REJECTED:  "rejected",
+		approvalv1.WebhookEvent_WEBHOOK_EVENT_FAILED:    "failed",
+		approvalv1.WebhookEvent_WEBHOOK_EVENT_EXPIRED:   "expired",
+	}
+	for n := range approvalv1.WebhookEvent_name {
+		e := approvalv1.WebhookEvent(n)
+		if got := eventNames[e]; got != want[e] {
+			t.Errorf("%s is %q, want %q", e, got, want[e])
+		}
+		if back, ok := eventByName(want[e]); e != 0 && (!ok || back != e) {
+			t.Errorf("%q comes back as %s", want[e], back)
+		}
+	}
+	if _, ok := eventByName(""); ok {
+		t.Error("the empty name is an event")
+	}
+}

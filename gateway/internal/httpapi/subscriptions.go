@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -92,7 +93,7 @@ func (s *server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	v := toSubscriptionView(resp.GetSubscription())
 	v.Secret = resp.GetSecret()
 	// The URL is not logged: a platform's callback URL carries its own signature in the query.
-	s.logger(r).InfoContext(r.Context(), "webhook subscription created", "subscription_id", v.ID, "department_id", dept.ID, "events", v.Events)
+	s.logAt(r.Context(), r, slog.LevelInfo, "webhook subscription created", "subscription_id", v.ID, "department_id", dept.ID, "events", v.Events)
 	w.Header().Set("Location", s.cfg.PublicURL+"/v1/subscriptions/"+v.ID)
 	writeJSON(w, http.StatusCreated, v)
 }
@@ -173,7 +174,7 @@ func (s *server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.logger(r).InfoContext(r.Context(), "webhook subscription deleted", "subscription_id", id, "department_id", dept.ID)
+	s.logAt(r.Context(), r, slog.LevelInfo, "webhook subscription deleted", "subscription_id", id, "department_id", dept.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 

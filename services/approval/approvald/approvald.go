@@ -56,6 +56,10 @@ type Config struct {
 	DatabaseSchema string `env:"HERALD_APPROVAL_DB_SCHEMA" envDefault:"herald_approval"`
 	// SMTPURL is the mail server for approval emails (see notify.NewSMTP for the schemes).
 	SMTPURL string `env:"HERALD_SMTP_URL" envDefault:"smtp+plain://127.0.0.1:1025"`
+	// SMTPConnections is how many connections to the mail server are kept open and used at once.
+	SMTPConnections int `env:"HERALD_SMTP_CONNECTIONS" envDefault:"4"`
+	// OutboxConcurrency is how many outbox items (emails, announcements, cards) are delivered at once.
+	OutboxConcurrency int `env:"HERALD_OUTBOX_CONCURRENCY" envDefault:"8"`
 	// MailFrom is the sender of approval emails.
 	MailFrom string `env:"HERALD_MAIL_FROM" envDefault:"Herald <herald@localhost>"`
 	// PublicURL is the gateway's public base URL, for the links in approval emails.
@@ -140,15 +144,18 @@ type Service struct {
 	js     jetstream.JetStream
 	domain *approval.Service
 	events eventbus.Handler
-	giveUp func(ctx context.Context, msg jetstream.Msg, cause error) error
-	grpc   *grpc.Server
-	health *health.Server
-	lis    net.Listener
-	ops    *http.Server
-	opsLis net.Listener
+	// requests stores post requests in batches.
+	requests eventbus.BatchHandler
+	mailer   *notify.SMTP
+	giveUp   func(ctx context.Context, msg jetstream.Msg, cause error) error
+	grpc     *grpc.Server
+	health   *health.Server
+	lis      net.Listener
+	ops      *http.Server
+	opsLis   net.Listener
+	media    mediaBucket
 	// drain turns /readyz false when a stop begins.
 	drain ops.Drain
-	media mediaBucket
 }
 
 // mediaBucket adapts the media store to the domain's MediaBucket.
@@ -198,11 +205,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	if s.store, err = svcconfig.OpenStore(ctx, cfg.Database,
+		// A failed Open's nil *Store must not become a non-nil closableStore: close() would call its
+		// Close and panic, hiding the error (seen when two replicas first started on one schema).
 		func(ctx context.Context, url string) (closableStore, error) {
-			return postgres.Open(ctx, url, cfg.DatabaseSchema)
+			st, err := postgres.Open(ctx, url, cfg.DatabaseSchema)
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
 		},
 		func(ctx context.Context, dir string) (closableStore, error) {
-			return sqlite.Open(ctx, filepath.Join(dir, "approval.db"))
+			st, err := sqlite.Open(ctx, filepath.Join(dir, "approval.db"))
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
 		}); err != nil {
 		return nil, err
 	}
@@ -219,11 +236,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	s.media = mediaBucket{pictures}
-	mailer, err := notify.NewSMTP(cfg.SMTPURL, cfg.MailFrom)
+	mailer, err := notify.NewSMTPPool(cfg.SMTPURL, cfg.MailFrom, cfg.SMTPConnections)
 	if err != nil {
 		return nil, err
 	}
 	mailer.WithMedia(pictures)
+	s.mailer = mailer
 	signer, err := seal.LoadSigner(cfg.SealKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("HERALD_APPROVAL_SEAL_KEY_FILE: %w", err)
@@ -259,7 +277,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.domain, err = approval.NewService(s.store, mailer, announcer, approval.Config{
 		Webhooks:  webhooks,
 		PublicURL: cfg.PublicURL, TokenTTL: cfg.ApprovalTTL, KeyRevocations: revocations, Teams: notify.NewTeamsWebhook(nil),
-		DefaultLimits: approval.Limits{PostsPerMinute: cfg.PostsPerMinute, MaxUndecided: cfg.MaxUndecided},
+		OutboxConcurrency: cfg.OutboxConcurrency,
+		DefaultLimits:     approval.Limits{PostsPerMinute: cfg.PostsPerMinute, MaxUndecided: cfg.MaxUndecided},
 	}, log); err != nil {
 		return nil, err
 	}
@@ -299,6 +318,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return float64(n)
 	}))
 	if s.events, err = events.Handler(s.domain, publisherKeys, func(subject, reason string) { refused.WithLabelValues(subject, reason).Inc() }); err != nil {
+		return nil, err
+	}
+	if s.requests, err = events.RequestBatchHandler(s.domain); err != nil {
 		return nil, err
 	}
 	givenUp := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -347,8 +369,22 @@ func (s *Service) Run(ctx context.Context) error {
 			Drain: &s.drain, Delay: s.cfg.ShutdownDelay}
 		return servers.Serve(gctx, 10*time.Second)
 	})
+	// Post requests come in bursts and are stored in batches (one transaction each); the publisher's
+	// outcomes trickle in and are applied one at a time.
+	var requests, outcomes []string
+	for _, subject := range events.Subjects() {
+		if subject == eventbus.SubjectRequested {
+			requests = append(requests, subject)
+		} else {
+			outcomes = append(outcomes, subject)
+		}
+	}
 	g.Go(func() error {
-		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: events.Subjects(), Stream: s.cfg.Stream, MaxDeliveries: s.cfg.MaxDeliveries, GiveUp: s.giveUp}
+		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: requests, Stream: s.cfg.Stream, MaxDeliveries: s.cfg.MaxDeliveries, GiveUp: s.giveUp}
+		return eventbus.ConsumeBatches(gctx, s.js, cfg, requestBatch, s.requests, s.log)
+	})
+	g.Go(func() error {
+		cfg := eventbus.ConsumerConfig{Durable: s.cfg.Consumer, Subjects: outcomes, Stream: s.cfg.Stream, MaxDeliveries: s.cfg.MaxDeliveries, GiveUp: s.giveUp}
 		return eventbus.Consume(gctx, s.js, cfg, s.events, s.log)
 	})
 	g.Go(func() error { return s.domain.RunOutbox(gctx, time.Second) })
@@ -358,7 +394,14 @@ func (s *Service) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// requestBatch is the most post requests stored in one transaction. Half the consumer's 256 unacknowledged
+// messages: the next batch queues up while one is stored.
+const requestBatch = 128
+
 func (s *Service) close() {
+	if s.mailer != nil {
+		_ = s.mailer.Close()
+	}
 	if s.nc != nil {
 		s.nc.Close()
 	}

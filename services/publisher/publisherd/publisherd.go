@@ -233,11 +233,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return []grpcapi.ChannelInfo{info}
 	}
 	if s.store, err = svcconfig.OpenStore(ctx, cfg.Database,
+		// A failed Open's nil *Store must not become a non-nil closableStore: close() would call its
+		// Close and panic, hiding the error (seen when two replicas first started on one schema).
 		func(ctx context.Context, url string) (closableStore, error) {
-			return postgres.Open(ctx, url, cfg.DatabaseSchema)
+			st, err := postgres.Open(ctx, url, cfg.DatabaseSchema)
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
 		},
 		func(ctx context.Context, dir string) (closableStore, error) {
-			return sqlite.Open(ctx, filepath.Join(dir, "publisher.db"))
+			st, err := sqlite.Open(ctx, filepath.Join(dir, "publisher.db"))
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
 		}); err != nil {
 		return nil, err
 	}

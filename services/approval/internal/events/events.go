@@ -56,6 +56,48 @@ func Handler(d Domain, publisherKeys *seal.Keyring, refused Refused) (eventbus.H
 	}, nil
 }
 
+// Batcher stores post requests in batches; *approval.Service implements it.
+type Batcher interface {
+	// SubmitBatch submits each request as Domain.Submit does and returns an error for each, in order.
+	SubmitBatch(ctx context.Context, rs []approval.Request) []error
+}
+
+// RequestBatchHandler returns the eventbus.BatchHandler for post requests: it decodes each message and
+// submits the lot to b, which stores them in one transaction. A message that does not decode, or that b
+// refuses, fails alone, classified as Handler's failures are; the rest of its batch is stored.
+func RequestBatchHandler(b Batcher) (eventbus.BatchHandler, error) {
+	if b == nil {
+		return nil, errors.New("events: nil batcher")
+	}
+	return func(ctx context.Context, msgs []jetstream.Msg) []error {
+		errs := make([]error, len(msgs))
+		rs := make([]approval.Request, 0, len(msgs))
+		idx := make([]int, 0, len(msgs)) // rs[j] came from msgs[idx[j]]
+		for i, msg := range msgs {
+			if msg.Subject() != eventbus.SubjectRequested {
+				errs[i] = eventbus.Permanent(fmt.Errorf("unexpected subject %q in a batch of post requests", msg.Subject()))
+				continue
+			}
+			var ev eventsv1.PostRequested
+			if err := decode(msg.Data(), &ev); err != nil {
+				errs[i] = err
+				continue
+			}
+			r := toRequest(&ev)
+			r.StoredAt = storedAt(msg)
+			rs = append(rs, r)
+			idx = append(idx, i)
+		}
+		if len(rs) == 0 {
+			return errs
+		}
+		for j, err := range b.SubmitBatch(ctx, rs) {
+			errs[idx[j]] = classify(err)
+		}
+		return errs
+	}, nil
+}
+
 // storedAt is when the stream stored msg, from the metadata the NATS server adds: unlike anything in the
 // payload, a publisher cannot choose it. Zero when the metadata is missing.
 func storedAt(msg jetstream.Msg) time.Time {

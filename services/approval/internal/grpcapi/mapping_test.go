@@ -134,3 +134,13 @@ func TestToStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookEventMapping(t *testing.T) {
+	t.Parallel()
+	checkMapping(t, "WebhookEvent", toProtoEvent, fromProtoEvent, approvalv1.WebhookEvent_name, map[approval.WebhookEvent]approvalv1.WebhookEvent{
+		approval.EventPublished: approvalv1.WebhookEvent_WEBHOOK_EVENT_PUBLISHED,
+		approval.EventRejected:  approvalv1.WebhookEvent_WEBHOOK_EVENT_REJECTED,
+		approval.EventFailed:    approvalv1.WebhookEvent_WEBHOOK_EVENT_FAILED,
+		approval.EventExpired:   approvalv1.WebhookEvent_WEBHOOK_EVENT_EXPIRED,
+	})
+}

@@ -51,13 +51,19 @@ func dial(t *testing.T) *grpc.ClientConn {
 // dialService is dial that also returns the domain service behind the server, to set up posts.
 func dialService(t *testing.T) (*grpc.ClientConn, *approval.Service) {
 	t.Helper()
+	return dialServiceWith(t, approval.Config{PublicURL: "http://gw"})
+}
+
+// dialServiceWith is dialService with the domain service configured by cfg.
+func dialServiceWith(t *testing.T, cfg approval.Config) (*grpc.ClientConn, *approval.Service) {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	// Mail and events are not exercised here: these tests are about who may call what.
-	svc, err := approval.NewService(store, nopMailer{}, nopEvents{}, approval.Config{PublicURL: "http://gw"}, slog.New(slog.DiscardHandler))
+	svc, err := approval.NewService(store, nopMailer{}, nopEvents{}, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,11 +55,25 @@ ON CONFLICT (id) DO NOTHING;
 -- name: GetPost :one
 SELECT * FROM posts WHERE id = sqlc.arg(id);
 
+-- ListPosts serves every filter; the two below serve the common ones with a query the planner answers
+-- from an index in the listing's order (a parameter that may be empty hides the index from it).
 -- name: ListPosts :many
 SELECT * FROM posts
 WHERE (CAST(sqlc.arg(department_id) AS TEXT) = '' OR department_id = sqlc.arg(department_id))
   AND (CAST(sqlc.arg(status) AS TEXT) = '' OR status = sqlc.arg(status))
   AND (CAST(sqlc.arg(waiting) AS BIGINT) = 0 OR (status = 'pending' AND waiting_for <> ''))
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: ListDepartmentPostsByStatus :many
+SELECT * FROM posts
+WHERE department_id = sqlc.arg(department_id) AND status = sqlc.arg(status)
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: ListDepartmentPosts :many
+SELECT * FROM posts
+WHERE department_id = sqlc.arg(department_id)
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 

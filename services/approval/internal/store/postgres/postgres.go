@@ -316,7 +316,16 @@ func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
 
 // ListPosts implements approval.Store.
 func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approval.Post, error) {
-	rows, err := s.q.ListPosts(ctx, pgdb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int32(min(f.Limit, 1<<30))})
+	var rows []pgdb.Post
+	var err error
+	switch {
+	case f.DepartmentID != "" && f.Status != "" && !f.WaitingForApprover:
+		rows, err = s.q.ListDepartmentPostsByStatus(ctx, pgdb.ListDepartmentPostsByStatusParams{DepartmentID: f.DepartmentID, Status: string(f.Status), MaxRows: int32(min(f.Limit, 1<<30))})
+	case f.DepartmentID != "" && f.Status == "" && !f.WaitingForApprover:
+		rows, err = s.q.ListDepartmentPosts(ctx, pgdb.ListDepartmentPostsParams{DepartmentID: f.DepartmentID, MaxRows: int32(min(f.Limit, 1<<30))})
+	default:
+		rows, err = s.q.ListPosts(ctx, pgdb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int32(min(f.Limit, 1<<30))})
+	}
 	return convertErr(rows, err, toPost)
 }
 

@@ -97,7 +97,9 @@ func (s *Store) inTx(ctx context.Context, fn func(q *sqlitedb.Queries) error) er
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := fn(s.q.WithTx(tx)); err != nil {
+	ptx := newPreparedTx(tx)
+	defer ptx.close() //nolint:errcheck // closing a statement of a finished transaction only frees it
+	if err := fn(sqlitedb.New(ptx)); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -312,7 +314,16 @@ func (s *Store) GetPost(ctx context.Context, id string) (approval.Post, error) {
 
 // ListPosts implements approval.Store.
 func (s *Store) ListPosts(ctx context.Context, f approval.PostFilter) ([]approval.Post, error) {
-	rows, err := s.q.ListPosts(ctx, sqlitedb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int64(f.Limit)})
+	var rows []sqlitedb.Post
+	var err error
+	switch {
+	case f.DepartmentID != "" && f.Status != "" && !f.WaitingForApprover:
+		rows, err = s.q.ListDepartmentPostsByStatus(ctx, sqlitedb.ListDepartmentPostsByStatusParams{DepartmentID: f.DepartmentID, Status: string(f.Status), MaxRows: int64(f.Limit)})
+	case f.DepartmentID != "" && f.Status == "" && !f.WaitingForApprover:
+		rows, err = s.q.ListDepartmentPosts(ctx, sqlitedb.ListDepartmentPostsParams{DepartmentID: f.DepartmentID, MaxRows: int64(f.Limit)})
+	default:
+		rows, err = s.q.ListPosts(ctx, sqlitedb.ListPostsParams{DepartmentID: f.DepartmentID, Status: string(f.Status), Waiting: boolInt(f.WaitingForApprover), MaxRows: int64(f.Limit)})
+	}
 	return convertErr(rows, err, toPost)
 }
 

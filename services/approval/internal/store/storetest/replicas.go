@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -11,18 +13,36 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
+	"github.com/heraldhq/herald/services/approval/internal/notify"
+	"github.com/heraldhq/herald/services/approval/mailbox"
 )
 
 // Replicas runs two approval services on one database, as two replicas of the approval service would,
-// and has both drain the outbox at the same time, twice each: every approver must get exactly one email
-// per post. open returns two stores on the same database.
+// and has both drain the outbox at the same time, twice each, mailing through the real SMTP client (a pool
+// of two connections each, eight deliveries at a time) to the local mailbox: every approver must get
+// exactly one email per post, and every link mailed must work. open returns two stores on the same
+// database.
 func Replicas(t *testing.T, open func(t *testing.T) (approval.Store, approval.Store)) {
 	t.Helper()
 	ctx := context.Background()
 	a, b := open(t)
-	mail := &countingMailer{sent: map[string]int{}}
+	mb, err := mailbox.New(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := mb.Serve(l)
+	t.Cleanup(func() { srv.Close() })
 	svc := func(s approval.Store) *approval.Service {
-		v, err := approval.NewService(s, mail, nopAnnouncer{}, approval.Config{PublicURL: "http://herald.test", Now: func() time.Time { return at }}, slog.New(slog.DiscardHandler))
+		mail, err := notify.NewSMTPPool("smtp+plain://"+l.Addr().String(), "", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { mail.Close() })
+		v, err := approval.NewService(s, mail, nopAnnouncer{}, approval.Config{PublicURL: "http://herald.test", Now: func() time.Time { return at }, OutboxConcurrency: 8}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +53,7 @@ func Replicas(t *testing.T, open func(t *testing.T) (approval.Store, approval.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	const approvers, posts = 4, 15
+	const approvers, posts = 4, 30
 	for i := range approvers {
 		if _, err := replicas[1].AddApprover(ctx, fmt.Sprintf("comms-%d@example.com", i), ""); err != nil {
 			t.Fatal(err)
@@ -64,12 +84,24 @@ func Replicas(t *testing.T, open func(t *testing.T) (approval.Store, approval.St
 		}
 	}
 
-	mail.mu.Lock()
-	defer mail.mu.Unlock()
-	if len(mail.sent) != approvers*posts {
-		t.Errorf("%d approver-post pairs mailed, want %d", len(mail.sent), approvers*posts)
+	sent := map[string]int{}
+	links := regexp.MustCompile(`http://herald\.test/approvals/([A-Za-z0-9_-]+)`)
+	for _, m := range mb.Messages() {
+		post := regexp.MustCompile(`Post \d+`).FindString(m.Text)
+		sent[m.To[0]+" "+post]++
+		link := links.FindStringSubmatch(m.Text)
+		if link == nil {
+			t.Errorf("email to %s has no approval link:\n%s", m.To[0], m.Text)
+			continue
+		}
+		if _, err := a.GetToken(ctx, approval.HashSecret(link[1])); err != nil {
+			t.Errorf("the link mailed to %s about %s does not work: %v", m.To[0], post, err)
+		}
 	}
-	for k, n := range mail.sent {
+	if len(sent) != approvers*posts {
+		t.Errorf("%d approver-post pairs mailed, want %d", len(sent), approvers*posts)
+	}
+	for k, n := range sent {
 		if n != 1 {
 			t.Errorf("%s got %d emails, want 1", k, n)
 		}

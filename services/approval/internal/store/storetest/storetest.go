@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,6 +284,15 @@ func testListPosts(t *testing.T, s approval.Store) {
 		hrPosts = append(hrPosts, post(t, s, hr, at.Add(time.Duration(i)*time.Minute)))
 	}
 	finPost := post(t, s, fin, at.Add(10*time.Minute))
+	failed := newPost(hr, at.Add(5*time.Minute))
+	failed.Status, failed.FailureReason = approval.StatusFailed, "refused"
+	createPost(t, s, failed)
+	// Two posts made in the same microsecond are listed by id, descending.
+	twins := []approval.Post{newPost(fin, at.Add(time.Hour)), newPost(fin, at.Add(time.Hour))}
+	for _, p := range twins {
+		createPost(t, s, p)
+	}
+	slices.SortFunc(twins, func(a, b approval.Post) int { return strings.Compare(b.ID, a.ID) })
 
 	ids := func(ps []approval.Post) []string {
 		out := []string{}
@@ -295,11 +306,15 @@ func testListPosts(t *testing.T, s approval.Store) {
 		filter approval.PostFilter
 		want   []string
 	}{
-		{"one department, newest first", approval.PostFilter{DepartmentID: hr.ID, Limit: 10}, []string{hrPosts[2].ID, hrPosts[1].ID, hrPosts[0].ID}},
-		{"limit", approval.PostFilter{DepartmentID: hr.ID, Limit: 2}, []string{hrPosts[2].ID, hrPosts[1].ID}},
-		{"all departments", approval.PostFilter{Limit: 2}, []string{finPost.ID, hrPosts[2].ID}},
+		{"one department, newest first", approval.PostFilter{DepartmentID: hr.ID, Limit: 10}, []string{failed.ID, hrPosts[2].ID, hrPosts[1].ID, hrPosts[0].ID}},
+		{"limit", approval.PostFilter{DepartmentID: hr.ID, Limit: 2}, []string{failed.ID, hrPosts[2].ID}},
+		{"all departments", approval.PostFilter{Limit: 3}, []string{twins[0].ID, twins[1].ID, finPost.ID}},
 		{"status", approval.PostFilter{Status: approval.StatusPublished, Limit: 10}, []string{}},
-		{"other department", approval.PostFilter{DepartmentID: fin.ID, Status: approval.StatusPending, Limit: 10}, []string{finPost.ID}},
+		{"status in every department", approval.PostFilter{Status: approval.StatusFailed, Limit: 10}, []string{failed.ID}},
+		{"department and status", approval.PostFilter{DepartmentID: hr.ID, Status: approval.StatusPending, Limit: 2}, []string{hrPosts[2].ID, hrPosts[1].ID}},
+		{"department and another status", approval.PostFilter{DepartmentID: hr.ID, Status: approval.StatusFailed, Limit: 10}, []string{failed.ID}},
+		{"other department", approval.PostFilter{DepartmentID: fin.ID, Status: approval.StatusPending, Limit: 10}, []string{twins[0].ID, twins[1].ID, finPost.ID}},
+		{"other department, any status", approval.PostFilter{DepartmentID: fin.ID, Limit: 2}, []string{twins[0].ID, twins[1].ID}},
 	}
 	for _, tt := range tests {
 		got, err := s.ListPosts(ctx, tt.filter)
