@@ -66,20 +66,3 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	}
 	s.Close()
 }
-
-// TestReplicasDeliverEachWebhookOnce runs two approval services on one SQLite file.
-func TestReplicasDeliverEachWebhookOnce(t *testing.T) {
-	storetest.WebhookReplicas(t, func(t *testing.T) (approval.Store, approval.Store) {
-		path := filepath.Join(t.TempDir(), "approval.db")
-		var stores [2]approval.Store
-		for i := range stores {
-			s, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			stores[i] = s
-		}
-		return stores[0], stores[1]
-	})
-}
