@@ -76,6 +76,10 @@ func ParseConfig(environ map[string]string) (Config, error) {
 	if unset("HERALD_NATS_URL") {
 		c.Approval.NATSURL, c.Publisher.NATSURL, c.Gateway.NATSURL = "", "", ""
 	}
+	if unset("HERALD_SHUTDOWN_DELAY") {
+		// One process on a laptop has no load balancer to wait for: Ctrl-C stops at once.
+		c.Approval.ShutdownDelay, c.Publisher.ShutdownDelay, c.Gateway.ShutdownDelay = 0, 0, 0
+	}
 	if unset("HERALD_SMTP_URL") {
 		c.Approval.SMTPURL = ""
 	}

@@ -37,6 +37,7 @@ import (
 // svcconfig, shared with the other services.
 type Config struct {
 	svcconfig.NATS
+	svcconfig.Shutdown
 	// ServerTLS serves HTTPS (HERALD_GATEWAY_TLS_CERT_FILE, _KEY_FILE), and requires client certificates
 	// with HERALD_GATEWAY_TLS_CLIENT_CA_FILE (for a load balancer that presents one).
 	svcconfig.ServerTLS `envPrefix:"HERALD_GATEWAY_"`
@@ -165,11 +166,14 @@ type Service struct {
 	conn *grpc.ClientConn
 	http *http.Server
 	lis  net.Listener
+	// drain turns /readyz false when a stop begins; delay is how long the gateway then keeps serving.
+	drain ops.Drain
+	delay time.Duration
 }
 
 // New builds the gateway. Nothing is served until Run.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err error) {
-	s := &Service{log: log}
+	s := &Service{log: log, delay: cfg.ShutdownDelay}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -238,7 +242,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	handler, err := httpapi.New(
 		httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, RetryAfter: cfg.RetryAfter, RetryAfterPending: cfg.RetryAfterPending,
 			Replicas: cfg.Replicas, CSRFKey: csrf, PublicURL: cfg.PublicURL, TrustedProxies: proxies, XAccount: cfg.XAccount},
-		httpapi.Deps{Intake: in, Keys: keys, Idempotency: idem, Approvals: approvals, Media: pictures, Log: log, Registry: reg, Ready: ops.Ready(nc, nil)},
+		httpapi.Deps{Intake: in, Keys: keys, Idempotency: idem, Approvals: approvals, Media: pictures, Log: log, Registry: reg, Ready: s.drain.Ready(ops.Ready(nc, nil))},
 	)
 	if err != nil {
 		return nil, err
@@ -279,6 +283,10 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("http serve: %w", err)
 	case <-ctx.Done():
 	}
+	// /readyz answers 503 from now on while requests are still served, until load balancers noticed.
+	s.log.Info("stopping: not ready; serving until the shutdown delay has passed", "delay", s.delay)
+	s.drain.Wait(s.delay)
+	// Then no new connections, and up to 15 seconds for the requests in flight to finish.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := s.http.Shutdown(shutdownCtx); err != nil {

@@ -41,6 +41,7 @@ import (
 type Config struct {
 	svcconfig.Database
 	svcconfig.NATS
+	svcconfig.Shutdown
 	svcconfig.Admin
 	// Ops serves /healthz, /readyz and /metrics on HERALD_APPROVAL_HTTP_ADDR (DefaultOpsAddr when unset).
 	svcconfig.Ops `envPrefix:"HERALD_APPROVAL_"`
@@ -153,6 +154,8 @@ type Service struct {
 	ops      *http.Server
 	opsLis   net.Listener
 	media    mediaBucket
+	// drain turns /readyz false when a stop begins.
+	drain ops.Drain
 }
 
 // mediaBucket adapts the media store to the domain's MediaBucket.
@@ -340,7 +343,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	grpcMetrics.InitializeMetrics(s.grpc)
-	s.ops = &http.Server{Handler: ops.Handler(reg, ops.Ready(s.nc, s.store.Ping)), ReadHeaderTimeout: 10 * time.Second}
+	s.ops = &http.Server{Handler: ops.Handler(reg, s.drain.Ready(ops.Ready(s.nc, s.store.Ping))), ReadHeaderTimeout: 10 * time.Second}
 	if s.lis, err = ops.Listen(cfg.Listener, cfg.GRPCAddr); err != nil {
 		return nil, err
 	}
@@ -362,7 +365,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		servers := ops.GRPCService{GRPC: s.grpc, Health: s.health, GRPCListener: s.lis, HTTP: s.ops, HTTPListener: s.opsLis}
+		servers := ops.GRPCService{GRPC: s.grpc, Health: s.health, GRPCListener: s.lis, HTTP: s.ops, HTTPListener: s.opsLis,
+			Drain: &s.drain, Delay: s.cfg.ShutdownDelay}
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	// Post requests come in bursts and are stored in batches (one transaction each); the publisher's

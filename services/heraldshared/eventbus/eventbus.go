@@ -133,6 +133,21 @@ func (d Durability) IdempotencyBucket(stream string) jetstream.KeyValueConfig {
 	})
 }
 
+// RateBucket is the name of the key-value bucket in which publisher replicas share each channel
+// account's rate-limit window, one per stream (Stream when empty).
+func RateBucket(stream string) string { return streamName(stream) + "_RATE" }
+
+// RateBucket is the configuration of the rate bucket of stream with this durability. One revision per
+// key: a window is compared and swapped, never read back in history; no TTL, since a window carries its
+// own reset time.
+func (d Durability) RateBucket(stream string) jetstream.KeyValueConfig {
+	return d.KeyValue(jetstream.KeyValueConfig{
+		Bucket:      RateBucket(stream),
+		Description: "Herald publishers' shared rate-limit windows, per channel account",
+		History:     1,
+	})
+}
+
 // MediaBucket is the name of the object store bucket that holds the pictures of post requests, one per
 // stream (Stream when empty). The gateway puts them, the publisher and the approval service read them,
 // and only the approval service deletes them (its retention sweep; see package media).
@@ -200,6 +215,9 @@ func Connect(ctx context.Context, url, name string, opts ...Option) (*nats.Conn,
 func ensureStream(ctx context.Context, js jetstream.JetStream, stream string, d Durability, log *slog.Logger) error {
 	// The bucket first: a gateway starts once it sees the stream, and then expects the bucket too.
 	if err := EnsureKeyValue(ctx, js, d.IdempotencyBucket(stream), log); err != nil {
+		return err
+	}
+	if err := EnsureKeyValue(ctx, js, d.RateBucket(stream), log); err != nil {
 		return err
 	}
 	if err := EnsureObjectStore(ctx, js, d.ObjectStore(MediaBucketConfig(stream)), log); err != nil {

@@ -89,9 +89,12 @@ func GrantsFor(s Service, stream, durable string) (Grants, error) {
 	// The idempotency bucket is a stream too (KV_<bucket>), with its keys under $KV.<bucket>.
 	bucket := IdempotencyBucket(stream)
 	kvStream := "KV_" + bucket
+	rateBucket := RateBucket(stream)
+	rateStream := "KV_" + rateBucket
 	if s.ManagesStream() {
 		g.Publish = append(g.Publish, api+"STREAM.CREATE."+stream, api+"STREAM.UPDATE."+stream,
 			api+"STREAM.INFO."+kvStream, api+"STREAM.CREATE."+kvStream, api+"STREAM.UPDATE."+kvStream,
+			api+"STREAM.INFO."+rateStream, api+"STREAM.CREATE."+rateStream, api+"STREAM.UPDATE."+rateStream,
 			// nats.go reads the account's JetStream info (read-only: limits and usage) before it creates a
 			// bucket, to pick the bucket's defaults.
 			api+"INFO")
@@ -102,6 +105,11 @@ func GrantsFor(s Service, stream, durable string) (Grants, error) {
 		// the bucket, no other bucket.
 		g.Publish = append(g.Publish, api+"STREAM.INFO."+kvStream, api+"DIRECT.GET."+kvStream+".>",
 			api+"STREAM.MSG.GET."+kvStream, "$KV."+bucket+".>")
+	}
+	if s == ServicePublisher {
+		// The same for the shared rate-limit windows of the channel accounts.
+		g.Publish = append(g.Publish, api+"STREAM.INFO."+rateStream, api+"DIRECT.GET."+rateStream+".>",
+			api+"STREAM.MSG.GET."+rateStream, "$KV."+rateBucket+".>")
 	}
 	g.Publish = append(g.Publish, mediaGrants(s, stream)...)
 	for _, subject := range s.Consumes() {

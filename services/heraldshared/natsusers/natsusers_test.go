@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +168,7 @@ func checkGrants(t *testing.T, url string) {
 
 	// Only the approval service may create the idempotency bucket; the gateway may use it and no other.
 	checkIdempotencyBucket(t, gateway, approval, publisher)
+	checkRateBucket(t, gateway, approval, publisher)
 	// Only the approval service may create the media bucket; the gateway writes, everyone reads, only the
 	// approval service deletes.
 	checkMediaBucket(t, gateway, approval, publisher)
@@ -399,5 +403,131 @@ func TestProductionConfigMatchesTheGrants(t *testing.T) {
 	}
 	if string(got) != want {
 		t.Errorf("%s differs from natsusers.Config; run the test with HERALD_UPDATE_GOLDEN=1 and commit", path)
+	}
+}
+
+// TestClusterConfiguration starts three servers from deploy/nats/cluster/nats-server.conf (with the
+// routes pointed at loopback ports instead of the StatefulSet's names), then checks what a deployment
+// relies on: fsync on every write, the generated users and their grants, and a stream of three replicas
+// created by the approval service's own user through HERALD_STREAM_REPLICAS.
+func TestClusterConfiguration(t *testing.T) {
+	for _, a := range accounts {
+		hash, err := bcrypt.GenerateFromPassword([]byte(a.Password), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("HERALD_NATS_"+strings.ToUpper(string(a.Service))+"_PASSWORD_HASH", string(hash))
+	}
+	const n = 3
+	routePorts := make([]int, n)
+	for i := range routePorts {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routePorts[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	var routes []*url.URL
+	for _, p := range routePorts {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	servers := make([]*server.Server, n)
+	for i := range n {
+		t.Setenv("NATS_SERVER_NAME", fmt.Sprintf("herald-nats-%d", i))
+		opts, err := server.ProcessConfigFile(filepath.Join(deployNATS, "cluster", "nats-server.conf"))
+		if err != nil {
+			t.Fatalf("the cluster configuration does not load: %v", err)
+		}
+		if !opts.JetStream || !opts.SyncAlways || opts.Cluster.Name != "herald" || len(opts.Routes) != n || opts.ServerName != fmt.Sprintf("herald-nats-%d", i) {
+			t.Fatalf("cluster configuration: JetStream %v, sync always %v, cluster %q, %d routes, name %q", opts.JetStream, opts.SyncAlways, opts.Cluster.Name, len(opts.Routes), opts.ServerName)
+		}
+		opts.Host, opts.Port, opts.HTTPPort, opts.StoreDir = "127.0.0.1", server.RANDOM_PORT, 0, t.TempDir()
+		opts.Cluster.Host, opts.Cluster.Port, opts.Routes = "127.0.0.1", routePorts[i], routes
+		opts.NoLog, opts.NoSigs = true, true
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		t.Cleanup(s.Shutdown)
+		servers[i] = s
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("a node did not start")
+		}
+	}
+	url := servers[0].ClientURL()
+	// The approval service's user creates the stream with three replicas once the cluster has a leader.
+	d := eventbus.DefaultDurability()
+	d.Replicas = 3
+	deadline := time.Now().Add(30 * time.Second)
+	var js jetstream.JetStream
+	for {
+		nc, j, err := eventbus.Connect(context.Background(), url, "cluster-test", eventbus.AsService(eventbus.ServiceApproval),
+			eventbus.WithDurability(d), eventbus.WithNATSOptions(nats.UserInfo(accounts[1].User, accounts[1].Password)))
+		if err == nil {
+			t.Cleanup(nc.Close)
+			js = j
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the approval service could not create its stream on the cluster: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	s, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := s.CachedInfo(); info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Errorf("stream: %d replicas, cluster %+v; want a leader and two replicas", info.Config.Replicas, info.Cluster)
+	}
+	// Every node serves Herald's users with the same grants.
+	for _, s := range servers {
+		gateway := connectAs(t, s.ClientURL(), accounts[0])
+		if _, err := gateway.js.Stream(short(t), stream); err != nil {
+			t.Errorf("the gateway cannot see the stream through %s: %v", s.Name(), err)
+		}
+		if _, err := gateway.js.CreateStream(short(t), eventbus.StreamConfig("OTHER")); err == nil {
+			t.Errorf("the gateway created a stream through %s", s.Name())
+		}
+	}
+}
+
+// checkRateBucket: the approval service creates the publishers' rate bucket, the publisher swaps its
+// windows there through the ratewindow package's calls, and the gateway may not touch it.
+func checkRateBucket(t *testing.T, gateway, approval, publisher client) {
+	t.Helper()
+	cfg := eventbus.DefaultDurability().RateBucket(stream)
+	if _, err := publisher.js.CreateKeyValue(short(t), cfg); err == nil {
+		t.Error("the publisher created the rate bucket")
+	}
+	if _, err := approval.js.CreateKeyValue(ctx(t), cfg); err != nil {
+		t.Fatalf("the approval service cannot create the rate bucket: %v", err)
+	}
+	kv, err := publisher.js.KeyValue(ctx(t), cfg.Bucket)
+	if err != nil {
+		t.Fatalf("the publisher cannot bind to the rate bucket: %v", err)
+	}
+	rev, err := kv.Create(ctx(t), "x.account", []byte(`{"limit":5,"remaining":4}`))
+	if err != nil {
+		t.Fatalf("the publisher cannot write a window: %v", err)
+	}
+	if _, err := kv.Update(ctx(t), "x.account", []byte(`{"limit":5,"remaining":3}`), rev); err != nil {
+		t.Fatalf("the publisher cannot swap a window: %v", err)
+	}
+	if e, err := kv.Get(ctx(t), "x.account"); err != nil || !strings.Contains(string(e.Value()), `"remaining":3`) {
+		t.Fatalf("the publisher reads its window as %v, %v", e, err)
+	}
+	if _, err := gateway.js.KeyValue(short(t), cfg.Bucket); err == nil {
+		t.Error("the gateway bound to the publishers' rate bucket")
+	}
+	if _, err := gateway.js.Publish(short(t), "$KV."+cfg.Bucket+".x.account", []byte(`{"remaining":100}`)); err == nil {
+		t.Error("the gateway wrote a rate window")
+	}
+	if err := publisher.js.DeleteKeyValue(short(t), cfg.Bucket); err == nil {
+		t.Error("the publisher deleted the rate bucket")
 	}
 }

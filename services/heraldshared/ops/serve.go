@@ -33,11 +33,17 @@ type GRPCService struct {
 	GRPCListener net.Listener
 	HTTP         *http.Server
 	HTTPListener net.Listener
+	// Drain turns the ops server's /readyz false at the start of a stop (nil: no readiness to turn); the
+	// HTTP handler's readiness check must be wrapped by Drain.Ready.
+	Drain *Drain
+	// Delay is how long the service keeps serving, unready, before it stops accepting calls
+	// (HERALD_SHUTDOWN_DELAY).
+	Delay time.Duration
 }
 
-// Serve serves both servers until ctx ends, then drains in the order load balancers need: health turns
-// NOT_SERVING, the ops server closes, and the gRPC server stops accepting calls and waits up to drain for
-// the calls in flight.
+// Serve serves both servers until ctx ends, then drains in the order load balancers need: gRPC health
+// turns NOT_SERVING and /readyz 503, both keep serving for Delay so that probes notice, then the gRPC
+// server stops accepting calls and waits up to drain for the calls in flight, and the ops server closes.
 func (s GRPCService) Serve(ctx context.Context, drain time.Duration) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -55,7 +61,11 @@ func (s GRPCService) Serve(ctx context.Context, drain time.Duration) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		s.Health.Shutdown()
-		_ = s.HTTP.Close()
+		drainer := s.Drain
+		if drainer == nil {
+			drainer = &Drain{}
+		}
+		drainer.Wait(s.Delay)
 		stopped := make(chan struct{})
 		go func() { s.GRPC.GracefulStop(); close(stopped) }()
 		select {
@@ -63,6 +73,7 @@ func (s GRPCService) Serve(ctx context.Context, drain time.Duration) error {
 		case <-time.After(drain):
 			s.GRPC.Stop()
 		}
+		_ = s.HTTP.Close()
 		return nil
 	})
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -188,6 +188,14 @@ func (o Ops) Listen(def string) (net.Listener, error) {
 	return ops.Listen(o.HTTPListener, o.Addr(def))
 }
 
+// Shutdown is how a service stops on SIGTERM: readiness turns false at once, the service keeps serving
+// for ShutdownDelay so that load balancers and Kubernetes notice and send nothing more, then it stops
+// accepting, finishes the requests in flight and drains its consumers.
+type Shutdown struct {
+	// ShutdownDelay is 5s for the standalone services; the local stack and tests use 0 unless it is set.
+	ShutdownDelay time.Duration `env:"HERALD_SHUTDOWN_DELAY" envDefault:"5s"`
+}
+
 // Admin is the bearer token that authorises ops on every gRPC method of a service.
 type Admin struct {
 	// AdminToken is required by the standalone services (see Validate); the local stack generates one.

@@ -33,6 +33,7 @@ import (
 	"github.com/heraldhq/herald/services/publisher/internal/events"
 	"github.com/heraldhq/herald/services/publisher/internal/grpcapi"
 	"github.com/heraldhq/herald/services/publisher/internal/ledger"
+	"github.com/heraldhq/herald/services/publisher/internal/ratewindow"
 	"github.com/heraldhq/herald/services/publisher/internal/store/postgres"
 	"github.com/heraldhq/herald/services/publisher/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/publisher/internal/xapi"
@@ -43,6 +44,7 @@ import (
 type Config struct {
 	svcconfig.Database
 	svcconfig.NATS
+	svcconfig.Shutdown
 	svcconfig.Admin
 	// Ops serves /healthz, /readyz and /metrics on HERALD_PUBLISHER_HTTP_ADDR (DefaultOpsAddr when unset).
 	svcconfig.Ops `envPrefix:"HERALD_PUBLISHER_"`
@@ -164,6 +166,8 @@ type Service struct {
 	lis    net.Listener
 	ops    *http.Server
 	opsLis net.Listener
+	// drain turns /readyz false when a stop begins.
+	drain ops.Drain
 }
 
 // New builds the publisher and checks the X credentials against the API. Nothing runs until Run.
@@ -190,11 +194,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, fmt.Errorf("HERALD_APPROVAL_PUBLIC_KEYS_FILE: %w", err)
 	}
 	log.Info("event seals", "signing_key", signer.KeyID(), "trusted_approval_keys", approvalKeys.KeyIDs())
+	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServicePublisher, "herald-publisher", eventbus.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	// Every replica posting for the account spends one rate-limit window, kept in JetStream.
+	rateKV, err := s.js.KeyValue(ctx, eventbus.RateBucket(cfg.Stream))
+	if err != nil {
+		return nil, fmt.Errorf("rate-limit bucket %s (the approval service creates it): %w", eventbus.RateBucket(cfg.Stream), err)
+	}
+	window, err := ratewindow.New(rateKV, ratewindow.AccountKey("x", creds.AccessToken))
+	if err != nil {
+		return nil, err
+	}
 	var client xChannel
 	if cfg.XChannel == "v1.1" {
-		client, err = xapi.NewV1(cfg.XAPIBase, creds, cfg.XTimeout)
+		client, err = xapi.NewV1(cfg.XAPIBase, creds, cfg.XTimeout, xapi.WithSharedWindow(window))
 	} else {
-		client, err = xapi.New(cfg.XAPIBase, creds, cfg.XTimeout)
+		client, err = xapi.New(cfg.XAPIBase, creds, cfg.XTimeout, xapi.WithSharedWindow(window))
 	}
 	if err != nil {
 		return nil, err
@@ -233,9 +249,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 			}
 			return st, nil
 		}); err != nil {
-		return nil, err
-	}
-	if s.nc, s.js, err = cfg.NATS.Connect(ctx, eventbus.ServicePublisher, "herald-publisher", eventbus.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	pub, err := eventbus.NewPublisher(s.js, 5*time.Second, eventbus.WithStream(cfg.Stream))
@@ -289,7 +302,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	grpcMetrics.InitializeMetrics(s.grpc)
 	// The ledger has no Ping: listing one row shows that it answers.
 	ping := func(ctx context.Context) error { _, err := s.store.List(ctx, 1); return err }
-	s.ops = &http.Server{Handler: ops.Handler(reg, ops.Ready(s.nc, ping)), ReadHeaderTimeout: 10 * time.Second}
+	s.ops = &http.Server{Handler: ops.Handler(reg, s.drain.Ready(ops.Ready(s.nc, ping))), ReadHeaderTimeout: 10 * time.Second}
 	if s.lis, err = ops.Listen(cfg.Listener, cfg.GRPCAddr); err != nil {
 		return nil, err
 	}
@@ -310,7 +323,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		servers := ops.GRPCService{GRPC: s.grpc, Health: s.health, GRPCListener: s.lis, HTTP: s.ops, HTTPListener: s.opsLis}
+		servers := ops.GRPCService{GRPC: s.grpc, Health: s.health, GRPCListener: s.lis, HTTP: s.ops, HTTPListener: s.opsLis,
+			Drain: &s.drain, Delay: s.cfg.ShutdownDelay}
 		return servers.Serve(gctx, 10*time.Second)
 	})
 	g.Go(func() error {

@@ -53,7 +53,7 @@ func NewV1(baseURL string, c Credentials, timeout time.Duration, opts ...Option)
 	ctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})
 	signer := oauth1.NewConfig(c.ConsumerKey, c.ConsumerSecret).Client(ctx, oauth1.NewToken(c.AccessToken, c.AccessTokenSecret)).Transport
 	cl := &V1Client{settings: newSettings(opts), base: base, signer: signer, timeout: timeout}
-	cl.gate = newGate(cl.concurrency, cl.maxWait, cl.now, cl.sleep)
+	cl.gate = newGate(cl.settings)
 	return cl, nil
 }
 

@@ -54,6 +54,7 @@ type settings struct {
 	sleep       func(context.Context, time.Duration) error
 	concurrency int
 	maxWait     time.Duration
+	window      WindowStore
 	// chunk is the size of a media upload's APPEND segments; maxProcessing bounds the wait while X
 	// processes an upload.
 	chunk         int
@@ -109,7 +110,7 @@ func New(baseURL string, c Credentials, timeout time.Duration, opts ...Option) (
 	hc := oauth1.NewConfig(c.ConsumerKey, c.ConsumerSecret).Client(ctx, oauth1.NewToken(c.AccessToken, c.AccessTokenSecret))
 	hc.Timeout = timeout
 	cl := &Client{settings: newSettings(opts), base: strings.TrimRight(baseURL, "/"), http: hc}
-	cl.gate = newGate(cl.concurrency, cl.maxWait, cl.now, cl.sleep)
+	cl.gate = newGate(cl.settings)
 	return cl, nil
 }
 

@@ -76,3 +76,21 @@ func TestReplicasDeliverEachWebhookOnce(t *testing.T) {
 		return stores[0], stores[1]
 	})
 }
+
+// TestReplicasExpireEachPostOnce has two approval services on one PostgreSQL schema sweep the same
+// overdue posts at once.
+func TestReplicasExpireEachPostOnce(t *testing.T) {
+	storetest.ReplicasExpire(t, func(t *testing.T) (approval.Store, approval.Store) {
+		url := pgtest.Schema(t)
+		var stores [2]approval.Store
+		for i := range stores {
+			s, err := postgres.Open(context.Background(), url, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			stores[i] = s
+		}
+		return stores[0], stores[1]
+	})
+}

@@ -28,14 +28,30 @@ var migrations embed.FS
 
 // Store is an approval.Store on a SQLite database.
 type Store struct {
-	db *sql.DB
-	q  *sqlitedb.Queries
+	db   *sql.DB
+	q    *sqlitedb.Queries
+	lock *sqlitefile.Lock
 }
 
 var _ approval.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
+	// One process only: a second one (another replica on the same data directory) is refused here.
+	lock, err := sqlitefile.Acquire(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, path)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
 	if err := sqlitefile.Prepare(path); err != nil {
 		return nil, err
 	}
@@ -69,8 +85,8 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database and lets another process open it.
+func (s *Store) Close() error { return errors.Join(s.db.Close(), s.lock.Release()) }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

@@ -2,12 +2,14 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 
 	"github.com/heraldhq/herald/services/approval/internal/approval"
 	"github.com/heraldhq/herald/services/approval/internal/store/sqlite"
 	"github.com/heraldhq/herald/services/approval/internal/store/storetest"
+	"github.com/heraldhq/herald/services/heraldshared/sqlitefile"
 )
 
 func TestConformance(t *testing.T) {
@@ -42,36 +44,25 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 }
 
-// TestReplicasMailEachApproverOnce runs two approval services on one SQLite file.
-func TestReplicasMailEachApproverOnce(t *testing.T) {
-	storetest.Replicas(t, func(t *testing.T) (approval.Store, approval.Store) {
-		path := filepath.Join(t.TempDir(), "approval.db")
-		var stores [2]approval.Store
-		for i := range stores {
-			s, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			stores[i] = s
-		}
-		return stores[0], stores[1]
-	})
-}
-
-// TestReplicasDeliverEachWebhookOnce runs two approval services on one SQLite file.
-func TestReplicasDeliverEachWebhookOnce(t *testing.T) {
-	storetest.WebhookReplicas(t, func(t *testing.T) (approval.Store, approval.Store) {
-		path := filepath.Join(t.TempDir(), "approval.db")
-		var stores [2]approval.Store
-		for i := range stores {
-			s, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			stores[i] = s
-		}
-		return stores[0], stores[1]
-	})
+// TestSecondOpenIsRefused: SQLite is the single-node store. Two approval services on one file are
+// refused rather than run (replicas need PostgreSQL, where storetest.Replicas runs); the lock is the
+// OS's, so the same holds for a second process (see sqlitefile's tests), and it is let go at Close.
+func TestSecondOpenIsRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "approval.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Open(ctx, path); !errors.Is(err, sqlitefile.ErrLocked) {
+		t.Fatalf("second Open = %v, want sqlitefile.ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s.Close()
 }

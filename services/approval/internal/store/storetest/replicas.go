@@ -130,3 +130,88 @@ func (nopAnnouncer) PostApproved(context.Context, approval.Post) error  { return
 func (nopAnnouncer) PostRejected(context.Context, approval.Post) error  { return nil }
 func (nopAnnouncer) PostExpired(context.Context, approval.Post) error   { return nil }
 func (nopAnnouncer) PostCancelled(context.Context, approval.Post) error { return nil }
+
+// ReplicasExpire has two approval services sweep the same overdue posts at the same time, several sweeps
+// each, as replicas' outbox loops do: every post must expire exactly once (one audit entry, one
+// PostExpired announcement), whichever replica moved it. open returns two stores on the same database.
+func ReplicasExpire(t *testing.T, open func(t *testing.T) (approval.Store, approval.Store)) {
+	t.Helper()
+	ctx := context.Background()
+	a, b := open(t)
+	svcAt := func(s approval.Store, now time.Time) *approval.Service {
+		v, err := approval.NewService(s, &countingMailer{sent: map[string]int{}}, nopAnnouncer{}, approval.Config{PublicURL: "http://herald.test", Now: func() time.Time { return now }}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	creator := svcAt(a, at)
+	d, err := creator.CreateDepartment(ctx, "HR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := creator.AddApprover(ctx, "comms@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	const posts = 30
+	ids := make([]string, posts)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		if err := creator.Submit(ctx, approval.Request{PostID: ids[i], DepartmentID: d.ID, Text: fmt.Sprintf("Post %d", i), RequestedBy: "hr@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A year later every post is overdue; two replicas sweep at once, three times each.
+	later := at.Add(365 * 24 * time.Hour)
+	replicas := []*approval.Service{svcAt(a, later), svcAt(b, later)}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	moved := 0
+	for i := range 6 {
+		wg.Go(func() {
+			<-start
+			n, err := replicas[i%2].ExpireOverdue(ctx)
+			if err != nil {
+				t.Errorf("ExpireOverdue: %v", err)
+			}
+			mu.Lock()
+			moved += n
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if moved != posts {
+		t.Errorf("the sweeps moved %d posts together, want each of the %d once", moved, posts)
+	}
+	expiredAnnouncements := map[string]int{}
+	due, err := a.DueOutbox(ctx, later.Add(time.Hour), 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range due {
+		if it.Kind == approval.OutboxPostExpired {
+			expiredAnnouncements[it.PostID]++
+		}
+	}
+	for _, id := range ids {
+		p, err := b.GetPost(ctx, id)
+		if err != nil || p.Status != approval.StatusExpired {
+			t.Errorf("post %s: %s, %v; want expired", id, p.Status, err)
+		}
+		entries, err := replicas[0].ListAudit(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expired := 0
+		for _, e := range entries {
+			if e.Action == "expired" {
+				expired++
+			}
+		}
+		if expired != 1 || expiredAnnouncements[id] != 1 {
+			t.Errorf("post %s: %d expiry audit entries and %d PostExpired announcements, want 1 and 1", id, expired, expiredAnnouncements[id])
+		}
+	}
+}

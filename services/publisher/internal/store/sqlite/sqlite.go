@@ -24,14 +24,30 @@ var migrations embed.FS
 
 // Store is a ledger.Store on a SQLite database.
 type Store struct {
-	db *sql.DB
-	q  *sqlitedb.Queries
+	db   *sql.DB
+	q    *sqlitedb.Queries
+	lock *sqlitefile.Lock
 }
 
 var _ ledger.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
+	// One process only: a second one (another replica on the same data directory) is refused here.
+	lock, err := sqlitefile.Acquire(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, path)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
 	if err := sqlitefile.Prepare(path); err != nil {
 		return nil, err
 	}
@@ -55,8 +71,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return &Store{db: db, q: sqlitedb.New(db)}, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database and lets another process open it.
+func (s *Store) Close() error { return errors.Join(s.db.Close(), s.lock.Release()) }
 
 // Begin implements ledger.Store.
 func (s *Store) Begin(ctx context.Context, p ledger.Publication) (ledger.Publication, bool, error) {

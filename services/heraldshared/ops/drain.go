@@ -1,0 +1,46 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+)
+
+// ErrShuttingDown is the readiness answer of a service that has begun to stop.
+var ErrShuttingDown = errors.New("shutting down")
+
+// Drain is the first step of a graceful stop: from Begin on, readiness answers 503 while the service
+// still serves, so that load balancers and Kubernetes take it out of rotation before it stops accepting
+// anything. The zero value is ready.
+type Drain struct {
+	draining atomic.Bool
+}
+
+// Begin turns readiness false for good.
+func (d *Drain) Begin() { d.draining.Store(true) }
+
+// Ready wraps a readiness check: ErrShuttingDown once Begin was called, check's answer before.
+func (d *Drain) Ready(check func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if d.draining.Load() {
+			return ErrShuttingDown
+		}
+		if check == nil {
+			return nil
+		}
+		return check(ctx)
+	}
+}
+
+// Wait begins the drain and waits delay (HERALD_SHUTDOWN_DELAY): long enough for the load balancers'
+// readiness probes to notice, during which requests that still arrive are served as usual.
+func (d *Drain) Wait(delay time.Duration) {
+	d.Begin()
+	if delay <= 0 {
+		return
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	<-t.C
+}
