@@ -177,9 +177,51 @@ func streamExists(js jetstream.JetStream, name string) func(context.Context) (je
 // EnsureStream creates the stream cfg names, or updates an existing one to cfg (see StorageMismatchError
 // for what cannot be updated).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, log *slog.Logger) error {
-	return ensure(ctx, "stream", cfg.Name, cfg, orDiscard(log), streamExists(js, cfg.Name),
+	log = orDiscard(log)
+	have, existed, err := streamExists(js, cfg.Name)(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	if err := ensure(ctx, "stream", cfg.Name, cfg, log, streamExists(js, cfg.Name),
 		func(ctx context.Context) error { _, err := js.CreateStream(ctx, cfg); return err },
-		func(ctx context.Context) error { _, err := js.UpdateStream(ctx, cfg); return err })
+		func(ctx context.Context) error { _, err := js.UpdateStream(ctx, cfg); return err }); err != nil {
+		return err
+	}
+	if existed && have.Replicas < cfg.Replicas {
+		awaitReplicas(ctx, js, cfg.Name, cfg.Replicas, 30*time.Second, log)
+	}
+	return nil
+}
+
+// awaitReplicas waits, up to limit, until the stream just scaled up has all its replicas and every one is
+// current: until its new peers have caught up, the server refuses to create consumers on it ("insufficient
+// resources"), and the services create theirs next. Only after a scale-up: at an ordinary start a node
+// may be down, which an R3 stream rides out and a start must too.
+func awaitReplicas(ctx context.Context, js jetstream.JetStream, name string, want int, limit time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		if s, err := js.Stream(ctx, name); err == nil {
+			if c := s.CachedInfo().Cluster; c != nil && c.Leader != "" && len(c.Replicas) == want-1 && allCurrent(c.Replicas) {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("stream scaled up but its replicas are not all current yet; consumers may be refused until they are", "stream", name, "replicas", want, "waited", limit)
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func allCurrent(peers []*jetstream.PeerInfo) bool {
+	for _, p := range peers {
+		if p == nil || !p.Current || p.Offline {
+			return false
+		}
+	}
+	return true
 }
 
 // EnsureKeyValue creates the key-value bucket cfg names, or updates an existing one to cfg, like
