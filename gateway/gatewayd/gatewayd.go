@@ -285,6 +285,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	// /readyz answers 503 from now on while requests are still served, until load balancers noticed.
 	s.log.Info("stopping: not ready; serving until the shutdown delay has passed", "delay", s.delay)
+	// Keep-alive connections would carry clients' next requests here until Shutdown closes them under
+	// those requests; from now on every response says "Connection: close", so clients reconnect (through
+	// a balancer that no longer sends them here) while this one still answers.
+	s.http.SetKeepAlivesEnabled(false)
 	s.drain.Wait(s.delay)
 	// Then no new connections, and up to 15 seconds for the requests in flight to finish.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

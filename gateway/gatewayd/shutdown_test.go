@@ -133,6 +133,16 @@ func TestStopFinishesRequestsInFlight(t *testing.T) {
 			t.Fatalf("/readyz after the stop: %d, %v; want 503 while the gateway still serves", code, err)
 		}
 	}
+	// Meanwhile responses tell clients to stop reusing their connections, so none is left holding one when
+	// the listener closes.
+	if resp, err := http.Get(base + "/readyz"); err != nil {
+		t.Fatalf("a request during the shutdown delay: %v", err)
+	} else {
+		resp.Body.Close()
+		if !resp.Close {
+			t.Error("a response during the shutdown delay kept the connection alive; want Connection: close")
+		}
+	}
 	// After the delay the listener closes, with the requests still in flight.
 	for {
 		c, err := net.DialTimeout("tcp", svc.Addr().String(), time.Second)
