@@ -247,7 +247,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	s.http = &http.Server{Handler: s.drain.CloseConnections(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	if s.http.TLSConfig, err = cfg.ServerTLS.TLSConfig(); err != nil {
 		return nil, fmt.Errorf("HTTPS (HERALD_GATEWAY_TLS_*): %w", err)
 	}
@@ -285,10 +285,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	// /readyz answers 503 from now on while requests are still served, until load balancers noticed.
 	s.log.Info("stopping: not ready; serving until the shutdown delay has passed", "delay", s.delay)
-	// Keep-alive connections would carry clients' next requests here until Shutdown closes them under
-	// those requests; from now on every response says "Connection: close", so clients reconnect (through
-	// a balancer that no longer sends them here) while this one still answers.
-	s.http.SetKeepAlivesEnabled(false)
+	// From now on every response says "Connection: close" (drain.CloseConnections), so clients reconnect
+	// through a balancer that no longer sends them here while this one still answers.
 	s.drain.Wait(s.delay)
 	// Then no new connections, and up to 15 seconds for the requests in flight to finish.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -43,4 +44,17 @@ func (d *Drain) Wait(delay time.Duration) {
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	<-t.C
+}
+
+// CloseConnections wraps h so that, once the drain began, every response says "Connection: close": clients
+// then open their next request's connection through a balancer that no longer sends them here, instead of
+// reusing one that Shutdown closes under it. Idle connections are left alone (closing them at once would
+// race with a client just reusing one); Shutdown closes those that stayed idle through the delay.
+func (d *Drain) CloseConnections(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
