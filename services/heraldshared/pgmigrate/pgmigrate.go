@@ -4,10 +4,12 @@
 package pgmigrate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -36,4 +38,18 @@ func LockID(service, schema string) int64 {
 func LostCreateRace(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P06")
+}
+
+// CreateSchema creates schema unless it exists, on a connection of its own made from cc; replicas starting
+// together may all try, and the loser of the race is told it exists (LostCreateRace).
+func CreateSchema(ctx context.Context, cc *pgx.ConnConfig, schema string) error {
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil && !LostCreateRace(err) {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	return nil
 }

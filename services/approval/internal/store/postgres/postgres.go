@@ -42,7 +42,7 @@ func Open(ctx context.Context, url, schema string) (*Store, error) {
 		return nil, fmt.Errorf("postgres url: %w", err)
 	}
 	if schema != "" {
-		if err := createSchema(ctx, cfg.ConnConfig, schema); err != nil {
+		if err := pgmigrate.CreateSchema(ctx, cfg.ConnConfig, schema); err != nil {
 			return nil, err
 		}
 		cfg.ConnConfig.RuntimeParams["search_path"] = schema
@@ -56,18 +56,6 @@ func Open(ctx context.Context, url, schema string) (*Store, error) {
 		return nil, err
 	}
 	return &Store{pool: pool, q: pgdb.New(pool)}, nil
-}
-
-func createSchema(ctx context.Context, cc *pgx.ConnConfig, schema string) error {
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		return fmt.Errorf("connect to postgres: %w", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil && !pgmigrate.LostCreateRace(err) {
-		return fmt.Errorf("create schema %s: %w", schema, err)
-	}
-	return nil
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {

@@ -40,14 +40,8 @@ func Open(ctx context.Context, url, schema string) (*Store, error) {
 		return nil, fmt.Errorf("postgres url: %w", err)
 	}
 	if schema != "" {
-		conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
-		if err != nil {
-			return nil, fmt.Errorf("connect to postgres: %w", err)
-		}
-		_, err = conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
-		conn.Close(ctx)
-		if err != nil && !pgmigrate.LostCreateRace(err) {
-			return nil, fmt.Errorf("create schema %s: %w", schema, err)
+		if err := pgmigrate.CreateSchema(ctx, cfg.ConnConfig, schema); err != nil {
+			return nil, err
 		}
 		cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	}
